@@ -1,0 +1,55 @@
+# edgehub — the two commands: `make run` and `make test`.
+# Everything else here is what those two need.
+
+JOBS    ?= $(shell nproc)
+BUILD   ?= build/release
+ASAN    ?= build/asan
+CONFIG  ?= config/edgehub.yaml
+CMAKE   ?= cmake
+CTEST   ?= ctest
+
+.PHONY: all deps build build-asan run test test-release test-asan bench format tidy clean
+
+all: build
+
+# Installs Debian packages when anything is missing; quiet otherwise.
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+$(ASAN)/CMakeCache.txt: | deps
+	$(CMAKE) -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DEDGEHUB_SANITIZE=ON -DEDGEHUB_BUILD_BENCH=OFF
+
+build: deps $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+build-asan: deps $(ASAN)/CMakeCache.txt
+	$(CMAKE) --build $(ASAN) -j $(JOBS)
+
+# Starts the hub in dev mode: embedded API server, dev certificates, loopback only.
+run: build
+	$(BUILD)/edgehub --dev --config $(CONFIG)
+
+test-release: build
+	$(CTEST) --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(CTEST) --test-dir $(ASAN) --output-on-failure -j $(JOBS)
+
+# The whole suite, normal build then sanitizer build; ends with ctest's summary.
+test: test-asan test-release
+
+bench: build
+	./bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+tidy: build
+	clang-tidy -p $(BUILD) $$(git ls-files 'src/*.cpp')
+
+clean:
+	rm -rf build
