@@ -1,0 +1,136 @@
+#pragma once
+// The typed configuration of edgehub: YAML file → defaults → ${ENV} → flags → validation.
+// Every key, its default and its meaning live in one table (schema.cpp), from which
+// docs/configuration.md is generated (`edgehub config-reference`).
+
+#include <edgehub/config/values.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace edgehub::config {
+
+struct TlsFiles {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file;
+};
+
+struct ProxyConfig {
+  bool enabled = false;                       // plain WebSocket behind a TLS-terminating ingress
+  std::string identity_header = "X-Client-Cert-CN";
+  std::vector<std::string> trusted_addresses;  // peers allowed to forward the identity
+};
+
+struct CertServiceConfig {
+  bool enabled = true;
+  HostPort listen{"0.0.0.0", 10002};
+  std::uint32_t edge_cert_days = 365;
+};
+
+struct HubConfig {
+  std::string id = "${POD_NAME:-edgehub-0}";   // replica identity
+  std::string namespace_ = "${POD_NAMESPACE:-edgehub}";
+  std::string advertise_address = "${POD_IP:-127.0.0.1}";
+  HostPort listen{"0.0.0.0", 10000};
+  TlsFiles tls{"/etc/edgehub/tls/server.crt", "/etc/edgehub/tls/server.key",
+               "/etc/edgehub/tls/ca.crt"};
+  ProxyConfig proxy;
+  CertServiceConfig cert_service;
+  std::uint32_t max_connections = 19000;
+  std::uint32_t io_threads = 0;  // 0: one per hardware thread
+  Duration keepalive_timeout{30'000};
+  Duration handshake_timeout{10'000};
+  std::uint64_t max_message_bytes = 8ull << 20;
+  std::uint64_t write_queue_bytes = 4ull << 20;
+  std::uint32_t max_concurrent_handshakes = 256;
+};
+
+struct DeliveryConfig {
+  std::uint32_t window = 16;          // un-ACKed messages in flight per node
+  Duration retry_interval{5'000};
+  Duration node_sync_interval{5'000}; // coalesced NodeSync writes, per node
+  std::uint32_t max_concurrent_resyncs = 64;
+};
+
+struct KubeConfig {
+  std::string kubeconfig;  // empty: in-cluster service account
+  std::string context;
+  double qps = 100;
+  std::uint32_t burst = 200;
+  Duration request_timeout{30'000};
+};
+
+struct MetricsConfig {
+  HostPort listen{"0.0.0.0", 9100};
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace, debug, info, warn, error
+  std::string format = "text";  // text, json
+};
+
+struct DrainConfig {
+  Duration deadline{60'000};
+  std::uint32_t sessions_per_second = 200;
+};
+
+struct RebalanceConfig {
+  bool enabled = true;
+  double tolerance = 0.10;  // fraction above the fleet average before shedding
+  std::uint32_t sessions_per_round = 20;
+  Duration interval{10'000};
+};
+
+struct DevConfig {
+  HostPort api_listen{"127.0.0.1", 6443};
+  std::string kubeconfig_out = "build/dev/kubeconfig";
+  std::string certs_dir = "certs/dev";
+};
+
+struct Config {
+  HubConfig hub;
+  DeliveryConfig delivery;
+  KubeConfig kube;
+  MetricsConfig metrics;
+  LogConfig log;
+  DrainConfig drain;
+  RebalanceConfig rebalance;
+  DevConfig dev;
+  bool dev_mode = false;  // --dev: embedded API server, dev certificates, loopback
+};
+
+// One problem, phrased `<file>: <key>: <reason>`.
+struct ConfigError {
+  std::string file;
+  std::string key;
+  std::string reason;
+  std::string to_string() const;
+};
+
+using Errors = std::vector<ConfigError>;
+
+// Command-line overrides; unset ones leave the file's value.
+struct Overrides {
+  bool dev = false;
+  std::optional<std::string> kubeconfig;
+  std::optional<std::string> listen;
+  std::optional<std::string> metrics_listen;
+  std::optional<std::string> hub_id;
+  std::optional<std::string> log_level;
+  std::optional<std::string> log_format;
+};
+
+// Loads `path` (or defaults only, when `path` is empty), expands ${ENV}, applies `overrides`
+// and validates. Collects every problem instead of stopping at the first.
+boost::system::result<Config, Errors> load(const std::string& path, const Overrides& overrides = {});
+// The same from YAML text, `origin` naming it in errors.
+boost::system::result<Config, Errors> load_text(const std::string& yaml, const std::string& origin,
+                                                const Overrides& overrides = {});
+
+// Every key with type, default and meaning, as Markdown (docs/configuration.md).
+std::string reference_markdown();
+// Every key's dotted path, in table order.
+std::vector<std::string> keys();
+
+}  // namespace edgehub::config

@@ -1,0 +1,17 @@
+#pragma once
+// Process-wide logging on spdlog's default logger, to standard error: `text` for people,
+// `json` (one object per line: time, level, thread, msg) for log collectors.
+
+#include <memory>
+#include <spdlog/sinks/sink.h>
+#include <string_view>
+
+namespace edgehub::logging {
+
+// Sets the default logger's level and format. `level`: trace, debug, info, warn, error;
+// `format`: text, json (the config module has validated both). `sink` replaces standard
+// error, for tests.
+void setup(std::string_view level, std::string_view format,
+           std::shared_ptr<spdlog::sinks::sink> sink = nullptr);
+
+}  // namespace edgehub::logging

@@ -1,0 +1,246 @@
+#include "schema.hpp"
+
+#include <algorithm>
+
+namespace edgehub::config::detail {
+
+namespace {
+
+template <class Ref>
+Key string_key(std::string path, Ref ref, std::string doc) {
+  return Key{std::move(path), "string", std::move(doc), false, true,
+             [ref](Config& c, const std::string& v) -> std::optional<std::string> {
+               ref(c) = v;
+               return std::nullopt;
+             },
+             nullptr, [ref](Config& c) { return ref(c); }};
+}
+
+template <class Ref>
+Key enum_key(std::string path, Ref ref, std::vector<std::string> allowed, std::string doc) {
+  std::string type;
+  for (const auto& a : allowed) type += (type.empty() ? "" : " \\| ") + a;
+  return Key{std::move(path), std::move(type), std::move(doc), false, false,
+             [ref, allowed](Config& c, const std::string& v) -> std::optional<std::string> {
+               if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+                 std::string list;
+                 for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+                 return "\"" + v + "\" is not one of " + list;
+               }
+               ref(c) = v;
+               return std::nullopt;
+             },
+             nullptr, [ref](Config& c) { return ref(c); }};
+}
+
+template <class Ref>
+Key host_port_key(std::string path, Ref ref, std::string doc) {
+  return Key{std::move(path), "host:port", std::move(doc), false, false,
+             [ref](Config& c, const std::string& v) -> std::optional<std::string> {
+               auto parsed = parse_host_port(v);
+               if (!parsed) return parsed.error().text;
+               ref(c) = *parsed;
+               return std::nullopt;
+             },
+             nullptr, [ref](Config& c) { return ref(c).to_string(); }};
+}
+
+template <class Ref>
+Key duration_key(std::string path, Ref ref, std::string doc) {
+  return Key{std::move(path), "duration", std::move(doc), false, false,
+             [ref](Config& c, const std::string& v) -> std::optional<std::string> {
+               auto parsed = parse_duration(v);
+               if (!parsed) return parsed.error().text;
+               if (parsed->count() <= 0) return "\"" + v + "\" must be longer than zero";
+               ref(c) = *parsed;
+               return std::nullopt;
+             },
+             nullptr, [ref](Config& c) { return format_duration(ref(c)); }};
+}
+
+template <class Ref>
+Key size_key(std::string path, Ref ref, std::string doc) {
+  return Key{std::move(path), "size", std::move(doc), false, false,
+             [ref](Config& c, const std::string& v) -> std::optional<std::string> {
+               auto parsed = parse_size(v);
+               if (!parsed) return parsed.error().text;
+               if (*parsed == 0) return "\"" + v + "\" must be larger than zero";
+               ref(c) = *parsed;
+               return std::nullopt;
+             },
+             nullptr, [ref](Config& c) { return format_size(ref(c)); }};
+}
+
+template <class Ref>
+Key int_key(std::string path, Ref ref, std::int64_t min, std::int64_t max, std::string doc) {
+  return Key{std::move(path), "integer " + std::to_string(min) + "…" + std::to_string(max),
+             std::move(doc), false, false,
+             [ref, min, max](Config& c, const std::string& v) -> std::optional<std::string> {
+               auto parsed = parse_int(v, min, max);
+               if (!parsed) return parsed.error().text;
+               ref(c) = static_cast<std::remove_reference_t<decltype(ref(c))>>(*parsed);
+               return std::nullopt;
+             },
+             nullptr, [ref](Config& c) { return std::to_string(ref(c)); }};
+}
+
+template <class Ref>
+Key number_key(std::string path, Ref ref, double min, double max, std::string doc) {
+  return Key{std::move(path), "number", std::move(doc), false, false,
+             [ref, min, max](Config& c, const std::string& v) -> std::optional<std::string> {
+               char* end = nullptr;
+               const double d = std::strtod(v.c_str(), &end);
+               if (v.empty() || end != v.c_str() + v.size()) return "\"" + v + "\" is not a number";
+               if (d < min || d > max) {
+                 return "\"" + v + "\" is out of range [" + std::to_string(min) + ", " +
+                        std::to_string(max) + "]";
+               }
+               ref(c) = d;
+               return std::nullopt;
+             },
+             nullptr, [ref](Config& c) {
+               std::string s = std::to_string(ref(c));
+               s.erase(s.find_last_not_of('0') + 1);
+               if (s.back() == '.') s.pop_back();
+               return s;
+             }};
+}
+
+template <class Ref>
+Key bool_key(std::string path, Ref ref, std::string doc) {
+  return Key{std::move(path), "bool", std::move(doc), false, false,
+             [ref](Config& c, const std::string& v) -> std::optional<std::string> {
+               auto parsed = parse_bool(v);
+               if (!parsed) return parsed.error().text;
+               ref(c) = *parsed;
+               return std::nullopt;
+             },
+             nullptr, [ref](Config& c) { return ref(c) ? std::string("true") : "false"; }};
+}
+
+template <class Ref>
+Key list_key(std::string path, Ref ref, std::string doc) {
+  return Key{std::move(path), "list of strings", std::move(doc), true, false, nullptr,
+             [ref](Config& c, const std::vector<std::string>& v) -> std::optional<std::string> {
+               ref(c) = v;
+               return std::nullopt;
+             },
+             [ref](Config& c) {
+               std::string s = "[";
+               for (const auto& item : ref(c)) s += (s.size() > 1 ? ", " : "") + item;
+               return s + "]";
+             }};
+}
+
+#define EDGEHUB_FIELD(member) [](Config& c) -> auto& { return c.member; }
+
+std::vector<Key> build() {
+  return {
+      string_key("hub.id", EDGEHUB_FIELD(hub.id),
+                 "Replica identity: owner name in NodeSync records and the replica's Lease. "
+                 "In a Deployment, the pod name."),
+      string_key("hub.namespace", EDGEHUB_FIELD(hub.namespace_),
+                 "Namespace of the replica's own objects (membership Leases, token Secret)."),
+      string_key("hub.advertiseAddress", EDGEHUB_FIELD(hub.advertise_address),
+                 "Address other replicas and operators see for this replica (pod IP)."),
+      host_port_key("hub.listen", EDGEHUB_FIELD(hub.listen),
+                    "Edge WebSocket port (TLS, client certificates required)."),
+      string_key("hub.tls.certFile", EDGEHUB_FIELD(hub.tls.cert_file),
+                 "Server certificate (PEM, ECDSA or RSA); its SANs must cover the address edges dial."),
+      string_key("hub.tls.keyFile", EDGEHUB_FIELD(hub.tls.key_file), "Server private key (PEM)."),
+      string_key("hub.tls.clientCAFile", EDGEHUB_FIELD(hub.tls.client_ca_file),
+                 "CA that signs edge client certificates (PEM)."),
+      bool_key("hub.proxy.enabled", EDGEHUB_FIELD(hub.proxy.enabled),
+               "Plain WebSocket behind a TLS-terminating ingress that forwards the verified "
+               "client identity."),
+      string_key("hub.proxy.identityHeader", EDGEHUB_FIELD(hub.proxy.identity_header),
+                 "Header carrying the verified client certificate CN."),
+      list_key("hub.proxy.trustedAddresses", EDGEHUB_FIELD(hub.proxy.trusted_addresses),
+               "Peer addresses (IPs or CIDRs) allowed to forward the identity header."),
+      bool_key("hub.certService.enabled", EDGEHUB_FIELD(hub.cert_service.enabled),
+               "Serve the KubeEdge certificate service (CA download, edge certificate signing)."),
+      host_port_key("hub.certService.listen", EDGEHUB_FIELD(hub.cert_service.listen),
+                    "HTTPS port of the certificate service."),
+      int_key("hub.certService.edgeCertDays", EDGEHUB_FIELD(hub.cert_service.edge_cert_days), 1,
+              36500, "Validity of signed edge certificates, in days."),
+      int_key("hub.maxConnections", EDGEHUB_FIELD(hub.max_connections), 1, 1'000'000,
+              "Edge connections accepted at most; more are refused with 503."),
+      int_key("hub.ioThreads", EDGEHUB_FIELD(hub.io_threads), 0, 256,
+              "I/O threads; 0 means one per hardware thread."),
+      duration_key("hub.keepaliveTimeout", EDGEHUB_FIELD(hub.keepalive_timeout),
+                   "A session without a keepalive for this long is closed (cloudcore: 30s)."),
+      duration_key("hub.handshakeTimeout", EDGEHUB_FIELD(hub.handshake_timeout),
+                   "TLS handshake plus WebSocket upgrade must finish within this."),
+      size_key("hub.maxMessageBytes", EDGEHUB_FIELD(hub.max_message_bytes),
+               "Largest WebSocket message accepted from an edge."),
+      size_key("hub.writeQueueBytes", EDGEHUB_FIELD(hub.write_queue_bytes),
+               "Bytes queued to one edge at most; a slower reader is disconnected."),
+      int_key("hub.maxConcurrentHandshakes", EDGEHUB_FIELD(hub.max_concurrent_handshakes), 1,
+              100'000, "TLS handshakes in progress at once; more connections wait."),
+      int_key("delivery.window", EDGEHUB_FIELD(delivery.window), 1, 64,
+              "Un-ACKed messages in flight per node (edgecore buffers 100)."),
+      duration_key("delivery.retryInterval", EDGEHUB_FIELD(delivery.retry_interval),
+                   "Re-send an un-ACKed message after this long."),
+      duration_key("delivery.nodeSyncInterval", EDGEHUB_FIELD(delivery.node_sync_interval),
+                   "At most one NodeSync write per node per interval (ACKs are coalesced)."),
+      int_key("delivery.maxConcurrentResyncs", EDGEHUB_FIELD(delivery.max_concurrent_resyncs), 1,
+              100'000, "Nodes resynced from the API at once after (re)connecting."),
+      string_key("kube.kubeconfig", EDGEHUB_FIELD(kube.kubeconfig),
+                 "Kubeconfig file; empty means the in-cluster service account."),
+      string_key("kube.context", EDGEHUB_FIELD(kube.context),
+                 "Kubeconfig context; empty means current-context."),
+      number_key("kube.qps", EDGEHUB_FIELD(kube.qps), 0.1, 100'000,
+                 "Client-side API request rate (leases are served first)."),
+      int_key("kube.burst", EDGEHUB_FIELD(kube.burst), 1, 100'000, "Client-side API burst."),
+      duration_key("kube.requestTimeout", EDGEHUB_FIELD(kube.request_timeout),
+                   "Timeout of one API request (watches excepted)."),
+      host_port_key("metrics.listen", EDGEHUB_FIELD(metrics.listen),
+                    "HTTP port of /metrics, /healthz, /readyz and /debug/nodes."),
+      enum_key("log.level", EDGEHUB_FIELD(log.level), {"trace", "debug", "info", "warn", "error"},
+               "Least severe level logged."),
+      enum_key("log.format", EDGEHUB_FIELD(log.format), {"text", "json"},
+               "text for people, json (one object per line) for collectors."),
+      duration_key("drain.deadline", EDGEHUB_FIELD(drain.deadline),
+                   "On SIGTERM, exit by this time; match terminationGracePeriodSeconds."),
+      int_key("drain.sessionsPerSecond", EDGEHUB_FIELD(drain.sessions_per_second), 1, 100'000,
+              "Sessions closed per second while draining."),
+      bool_key("rebalance.enabled", EDGEHUB_FIELD(rebalance.enabled),
+               "Shed connections when far above the fleet average."),
+      number_key("rebalance.tolerance", EDGEHUB_FIELD(rebalance.tolerance), 0, 10,
+                 "Fraction above the fleet average tolerated before shedding."),
+      int_key("rebalance.sessionsPerRound", EDGEHUB_FIELD(rebalance.sessions_per_round), 1,
+              100'000, "Sessions shed per round at most."),
+      duration_key("rebalance.interval", EDGEHUB_FIELD(rebalance.interval),
+                   "Time between rebalancing rounds."),
+      host_port_key("dev.apiListen", EDGEHUB_FIELD(dev.api_listen),
+                    "--dev: address of the embedded API server."),
+      string_key("dev.kubeconfigOut", EDGEHUB_FIELD(dev.kubeconfig_out),
+                 "--dev: where the kubeconfig for kubectl is written."),
+      string_key("dev.certsDir", EDGEHUB_FIELD(dev.certs_dir),
+                 "--dev: dev CA and server certificate, created when missing."),
+  };
+}
+
+#undef EDGEHUB_FIELD
+
+}  // namespace
+
+const std::vector<Key>& schema() {
+  static const std::vector<Key> keys = build();
+  return keys;
+}
+
+const Key* find_key(const std::string& path) {
+  for (const auto& key : schema()) {
+    if (key.path == path) return &key;
+  }
+  return nullptr;
+}
+
+bool is_section(const std::string& path) {
+  const std::string prefix = path + ".";
+  return std::any_of(schema().begin(), schema().end(),
+                     [&](const Key& key) { return key.path.starts_with(prefix); });
+}
+
+}  // namespace edgehub::config::detail

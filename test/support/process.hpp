@@ -1,0 +1,45 @@
+#pragma once
+// Runs the project's real programs from tests: a finished command with its output, or a
+// child kept running in the background and stopped with a signal.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace edgehub::test {
+
+struct Output {
+  int exit_code = -1;  // 128 + signal when killed by one
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (a path) to completion, killing it after `timeout`.
+Output run(const std::vector<std::string>& argv,
+           std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+class Child {
+ public:
+  // Starts argv with stdout and stderr appended to `log_file` (empty: inherited).
+  Child(const std::vector<std::string>& argv, const std::string& log_file = {});
+  ~Child();  // SIGKILL if still running
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  void signal(int sig);
+  // Waits for exit; nullopt on timeout. Returns the exit code (128 + signal when signalled).
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+// Path of a program built by this project.
+std::string binary(const std::string& name);
+
+}  // namespace edgehub::test
