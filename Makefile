@@ -29,7 +29,8 @@ build-asan: deps $(ASAN)/CMakeCache.txt
 	$(CMAKE) --build $(ASAN) -j $(JOBS)
 
 # Starts the hub in dev mode: embedded API server, dev certificates, loopback only.
-run: build
+run: deps $(BUILD)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD) -j $(JOBS) --target edgehub edgehub-sim
 	$(BUILD)/edgehub --dev --config $(CONFIG)
 
 test-release: build
