@@ -1,0 +1,111 @@
+#pragma once
+// Delivery: the per-node queue of cloud→edge object messages that need the edge's ACK.
+//
+// - Keyed by object UID: a newer version replaces an unsent older one, and a delete wins.
+// - At most `window` messages await an ACK at once (edgecore drops the oldest of more than
+//   100 buffered messages, so the window stays well below that).
+// - One message per object in flight: a newer version waits for the older one's ACK, so a
+//   retry can never overtake a newer version (per-object order is kept).
+// - Un-ACKed messages are re-sent after `retry_interval`, then with doubling intervals up to
+//   `max_retry_interval`; nothing is ever dropped while the session lives.
+//
+// A Delivery lives on its node's I/O thread and takes no locks. Time is injected.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <edgehub/wire/message.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+namespace edgehub::hub {
+
+using SteadyClock = std::chrono::steady_clock;
+
+enum class ObjectKind { pod, configmap, secret, node, device, devicemodel };
+// The resource type on the wire ("pod", "configmap", ...).
+std::string_view wire_type(ObjectKind kind);
+// The route source the edge expects for the kind (devices come from the devicecontroller).
+std::string_view wire_source(ObjectKind kind);
+
+// One version of one object for one node.
+struct Change {
+  ObjectKind kind = ObjectKind::pod;
+  std::string ns;  // empty for cluster-scoped objects
+  std::string name;
+  std::string uid;
+  std::uint64_t resource_version = 0;
+  std::string operation;                        // insert, update or delete
+  std::shared_ptr<const std::string> object;    // raw JSON, shared between nodes
+};
+
+struct DeliveryOptions {
+  std::size_t window = 16;
+  std::chrono::milliseconds retry_interval{5000};
+  std::chrono::milliseconds max_retry_interval{60000};
+};
+
+struct DeliveryStats {
+  std::uint64_t sent = 0;        // first sends
+  std::uint64_t retried = 0;     // re-sends after a timeout
+  std::uint64_t acked = 0;
+  std::uint64_t superseded = 0;  // unsent versions replaced by newer ones
+  std::uint64_t stale = 0;       // versions older than what is queued or ACKed, dropped
+};
+
+class Delivery {
+ public:
+  using Send = std::function<void(const std::string& frame)>;
+  // Called once the edge has ACKed a change (NodeSync folds it into the record), with the
+  // time from first send to ACK.
+  using Acked = std::function<void(const Change& change, SteadyClock::duration latency)>;
+  using Now = std::function<SteadyClock::time_point()>;
+
+  Delivery(DeliveryOptions options, Send send, Acked acked, Now now);
+
+  void enqueue(Change change);
+  // An upstream `response`; true if it completed one of our messages.
+  bool on_ack(const std::string& parent_msg_id);
+  // Re-sends what timed out; call at or after next_deadline().
+  void on_timer();
+  std::optional<SteadyClock::time_point> next_deadline() const;
+
+  std::size_t queued() const { return ready_.size(); }
+  std::size_t in_flight() const { return by_msg_id_.size(); }
+  // The last ACKed resource version of an object, 0 if none.
+  std::uint64_t acked_version(const std::string& uid) const;
+  const DeliveryStats& stats() const { return stats_; }
+
+ private:
+  struct Flight {
+    Change change;
+    std::string msg_id;
+    std::string frame;
+    SteadyClock::time_point first_sent;
+    SteadyClock::time_point deadline;
+    std::chrono::milliseconds interval;
+  };
+  struct Entry {
+    std::optional<Change> pending;  // waiting to be sent
+    std::optional<Flight> flight;   // sent, awaiting its ACK
+    std::uint64_t acked_version = 0;
+    bool in_ready = false;
+  };
+
+  void pump();
+  void send_first(Entry& entry, Change change);
+
+  DeliveryOptions options_;
+  Send send_;
+  Acked acked_;
+  Now now_;
+  std::unordered_map<std::string, Entry> entries_;          // by uid
+  std::unordered_map<std::string, std::string> by_msg_id_;  // msg_id → uid
+  std::deque<std::string> ready_;                           // uids with a sendable pending change
+  DeliveryStats stats_;
+};
+
+}  // namespace edgehub::hub

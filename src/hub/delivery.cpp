@@ -1,0 +1,136 @@
+#include <edgehub/hub/delivery.hpp>
+#include <edgehub/wire/builders.hpp>
+#include <edgehub/wire/resource.hpp>
+
+#include <algorithm>
+
+namespace edgehub::hub {
+
+std::string_view wire_type(ObjectKind kind) {
+  switch (kind) {
+    case ObjectKind::pod: return "pod";
+    case ObjectKind::configmap: return "configmap";
+    case ObjectKind::secret: return "secret";
+    case ObjectKind::node: return "node";
+    case ObjectKind::device: return "device";
+    case ObjectKind::devicemodel: return "devicemodel";
+  }
+  return "unknown";
+}
+
+std::string_view wire_source(ObjectKind kind) {
+  return kind == ObjectKind::device || kind == ObjectKind::devicemodel
+             ? wire::source::kDeviceController
+             : wire::source::kEdgeController;
+}
+
+Delivery::Delivery(DeliveryOptions options, Send send, Acked acked, Now now)
+    : options_(options), send_(std::move(send)), acked_(std::move(acked)), now_(std::move(now)) {}
+
+void Delivery::enqueue(Change change) {
+  auto& entry = entries_[change.uid];
+  const bool is_delete = change.operation == wire::operation::kDelete;
+  // Versions at or below what the edge has, or what is already on its way, are stale —
+  // except a delete, which always wins.
+  const auto newest_known = std::max(
+      {entry.acked_version, entry.flight ? entry.flight->change.resource_version : 0,
+       entry.pending ? entry.pending->resource_version : 0});
+  const bool pending_delete =
+      entry.pending && entry.pending->operation == wire::operation::kDelete;
+  if (!is_delete && (change.resource_version <= newest_known || pending_delete)) {
+    ++stats_.stale;
+    if (!entry.pending && !entry.flight && entry.acked_version == 0) entries_.erase(change.uid);
+    return;
+  }
+  if (entry.pending) ++stats_.superseded;
+  entry.pending = std::move(change);
+  if (!entry.flight && !entry.in_ready) {
+    entry.in_ready = true;
+    ready_.push_back(entry.pending->uid);
+  }
+  pump();
+}
+
+void Delivery::pump() {
+  while (by_msg_id_.size() < options_.window && !ready_.empty()) {
+    const std::string uid = std::move(ready_.front());
+    ready_.pop_front();
+    auto it = entries_.find(uid);
+    if (it == entries_.end()) continue;
+    auto& entry = it->second;
+    entry.in_ready = false;
+    if (!entry.pending || entry.flight) continue;
+    Change change = std::move(*entry.pending);
+    entry.pending.reset();
+    send_first(entry, std::move(change));
+  }
+}
+
+void Delivery::send_first(Entry& entry, Change change) {
+  wire::Message m;
+  m.header.msg_id = wire::new_message_id();
+  m.header.timestamp = wire::now_millis();
+  m.header.resource_version = std::to_string(change.resource_version);
+  m.route.source = std::string(wire_source(change.kind));
+  m.route.group = std::string(wire::group::kResource);
+  m.route.operation = change.operation;
+  m.route.resource = wire::format_resource(change.ns, wire_type(change.kind), change.name);
+  m.content = change.object ? *change.object : std::string("null");
+  const auto now = now_();
+  Flight flight{std::move(change), m.header.msg_id, wire::encode(m), now,
+                now + options_.retry_interval, options_.retry_interval};
+  by_msg_id_.emplace(flight.msg_id, flight.change.uid);
+  entry.flight = std::move(flight);
+  ++stats_.sent;
+  send_(entry.flight->frame);
+}
+
+bool Delivery::on_ack(const std::string& parent_msg_id) {
+  const auto found = by_msg_id_.find(parent_msg_id);
+  if (found == by_msg_id_.end()) return false;
+  const std::string uid = found->second;
+  by_msg_id_.erase(found);
+  auto& entry = entries_.at(uid);
+  Flight flight = std::move(*entry.flight);
+  entry.flight.reset();
+  ++stats_.acked;
+  const bool deleted = flight.change.operation == wire::operation::kDelete;
+  entry.acked_version = deleted ? 0 : flight.change.resource_version;
+  if (entry.pending) {
+    entry.in_ready = true;
+    ready_.push_back(uid);
+  } else if (deleted) {
+    entries_.erase(uid);
+  }
+  acked_(flight.change, now_() - flight.first_sent);
+  pump();
+  return true;
+}
+
+void Delivery::on_timer() {
+  const auto now = now_();
+  for (auto& [msg_id, uid] : by_msg_id_) {
+    auto& flight = *entries_.at(uid).flight;
+    if (flight.deadline > now) continue;
+    flight.interval = std::min(flight.interval * 2, options_.max_retry_interval);
+    flight.deadline = now + flight.interval;
+    ++stats_.retried;
+    send_(flight.frame);
+  }
+}
+
+std::optional<SteadyClock::time_point> Delivery::next_deadline() const {
+  std::optional<SteadyClock::time_point> next;
+  for (const auto& [msg_id, uid] : by_msg_id_) {
+    const auto deadline = entries_.at(uid).flight->deadline;
+    if (!next || deadline < *next) next = deadline;
+  }
+  return next;
+}
+
+std::uint64_t Delivery::acked_version(const std::string& uid) const {
+  const auto it = entries_.find(uid);
+  return it == entries_.end() ? 0 : it->second.acked_version;
+}
+
+}  // namespace edgehub::hub
