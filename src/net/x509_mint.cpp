@@ -1,0 +1,150 @@
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <edgehub/net/tls_context.hpp>
+#include <edgehub/net/x509_mint.hpp>
+
+namespace edgehub::net {
+namespace {
+
+struct BioDeleter {
+  void operator()(BIO* b) const noexcept { BIO_free(b); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+
+[[noreturn]] void fail(const std::string& what) {
+  const std::string detail = drain_openssl_errors();
+  throw TlsError(detail.empty() ? what : what + ": " + detail);
+}
+
+void add_ext(X509* cert, X509* issuer, int nid, const std::string& value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+  if (ext == nullptr) fail("certificate extension " + value);
+  X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+}
+
+std::string bio_text(BIO* bio) {
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio, &data);
+  return std::string(data, static_cast<std::size_t>(len));
+}
+
+}  // namespace
+
+PkeyPtr generate_p256_key() {
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  if (!key) fail("EC P-256 key generation");
+  return key;
+}
+
+X509Ptr issue_certificate(const CertRequest& request, EVP_PKEY* key, Issuer issuer) {
+  X509Ptr cert(X509_new());
+  if (!cert) fail("X509_new");
+  X509_set_version(cert.get(), 2);  // v3
+  unsigned char serial[16];
+  RAND_bytes(serial, sizeof(serial));
+  serial[0] &= 0x7F;  // positive
+  BIGNUM* bn = BN_bin2bn(serial, sizeof(serial), nullptr);
+  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
+  BN_free(bn);
+  // Backdated a little: clocks of edge and hub are rarely exact.
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()),
+                  static_cast<long>(std::chrono::seconds(request.validity).count()));
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  for (const auto& org : request.organizations) {
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(org.c_str()), -1, -1, 0);
+  }
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(request.common_name.c_str()),
+                             -1, -1, 0);
+  const bool self_signed = issuer.cert == nullptr;
+  X509_set_issuer_name(cert.get(), self_signed ? name : X509_get_subject_name(issuer.cert));
+  if (X509_set_pubkey(cert.get(), key) != 1) fail("X509_set_pubkey");
+  X509* issuer_cert = self_signed ? cert.get() : issuer.cert;
+  switch (request.usage) {
+    case CertUsage::ca:
+      add_ext(cert.get(), issuer_cert, NID_basic_constraints, "critical,CA:TRUE");
+      add_ext(cert.get(), issuer_cert, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature");
+      break;
+    case CertUsage::server:
+      add_ext(cert.get(), issuer_cert, NID_basic_constraints, "critical,CA:FALSE");
+      add_ext(cert.get(), issuer_cert, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+      add_ext(cert.get(), issuer_cert, NID_ext_key_usage, "serverAuth");
+      break;
+    case CertUsage::client:
+      add_ext(cert.get(), issuer_cert, NID_basic_constraints, "critical,CA:FALSE");
+      add_ext(cert.get(), issuer_cert, NID_key_usage, "critical,digitalSignature,keyEncipherment");
+      add_ext(cert.get(), issuer_cert, NID_ext_key_usage, "clientAuth");
+      break;
+  }
+  add_ext(cert.get(), issuer_cert, NID_subject_key_identifier, "hash");
+  if (!self_signed) add_ext(cert.get(), issuer_cert, NID_authority_key_identifier, "keyid:always");
+  std::string san;
+  for (const auto& dns : request.dns_names) san += (san.empty() ? "DNS:" : ",DNS:") + dns;
+  for (const auto& ip : request.ip_addresses) san += (san.empty() ? "IP:" : ",IP:") + ip;
+  if (!san.empty()) add_ext(cert.get(), issuer_cert, NID_subject_alt_name, san);
+  EVP_PKEY* signer = self_signed ? key : issuer.key;
+  if (X509_sign(cert.get(), signer, EVP_sha256()) == 0) fail("X509_sign");
+  return cert;
+}
+
+CertAndKey mint(const CertRequest& request, Issuer issuer) {
+  CertAndKey out;
+  out.key = generate_p256_key();
+  out.cert = issue_certificate(request, out.key.get(), issuer);
+  return out;
+}
+
+CertAndKey mint_node_client_cert(const std::string& node, Issuer ca) {
+  CertRequest request;
+  request.common_name = "system:node:" + node;
+  request.organizations = {"system:nodes"};
+  request.usage = CertUsage::client;
+  return mint(request, ca);
+}
+
+std::string to_pem(X509* cert) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (PEM_write_bio_X509(bio.get(), cert) != 1) fail("PEM_write_bio_X509");
+  return bio_text(bio.get());
+}
+
+std::string to_pem(EVP_PKEY* key) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    fail("PEM_write_bio_PrivateKey");
+  }
+  return bio_text(bio.get());
+}
+
+X509Ptr cert_from_pem(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) fail("no PEM certificate found");
+  return cert;
+}
+
+PkeyPtr key_from_pem(const std::string& pem) {
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) fail("no PEM private key found");
+  return key;
+}
+
+std::string subject_common_name(X509* cert) {
+  char buf[256] = {};
+  const int n =
+      X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof(buf));
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+}  // namespace edgehub::net
