@@ -1,7 +1,9 @@
 // The edgehub program as an operator uses it: --check, --version, config-reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -68,6 +70,33 @@ TEST(EdgehubCli, ConfigReferenceMatchesTheDocs) {
   std::stringstream doc;
   doc << in.rdbuf();
   EXPECT_EQ(r.out, doc.str());
+}
+
+TEST(EdgehubCli, CertsInitThenTokenCreate) {
+  const auto dir = ::testing::TempDir() + "cli-certs";
+  std::filesystem::remove_all(dir);
+  auto r = run({binary("edgehub"), "certs", "init", "--dir", dir, "--san", "hub.example.com"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("created " + dir + "/ca.crt"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("issued  " + dir + "/server.crt"), std::string::npos) << r.out;
+  r = run({binary("edgehub"), "certs", "init", "--dir", dir, "--san", "hub.example.com"});
+  EXPECT_NE(r.out.find("kept    " + dir + "/server.crt"), std::string::npos) << r.out;
+
+  r = run({binary("edgehub"), "token", "create", "--ca-cert", dir + "/ca.crt", "--ca-key",
+           dir + "/ca.key", "--ttl", "1h"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '.'), 3) << r.out;
+  EXPECT_EQ(r.out.find('.'), 64u) << "starts with the CA hash";
+
+  r = run({binary("edgehub"), "token", "create", "--ca-cert", dir + "/nope.crt", "--ca-key",
+           dir + "/ca.key"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("CA certificate " + dir + "/nope.crt: cannot be read"), std::string::npos)
+      << r.err;
+  r = run({binary("edgehub"), "token", "create", "--ca-cert", dir + "/ca.crt", "--ca-key",
+           dir + "/ca.key", "--ttl", "soon"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--ttl: \"soon\" is not a duration"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <edgehub/config/config.hpp>
 #include <edgehub/logging/logging.hpp>
+#include <edgehub/pki/authority.hpp>
+#include <edgehub/pki/token.hpp>
 #include <edgehub/version.hpp>
 #include <spdlog/spdlog.h>
 
@@ -52,6 +54,49 @@ int run(const Options& o) {
   return 2;
 }
 
+struct CertsInit {
+  edgehub::pki::DevPkiOptions options;
+};
+
+int certs_init(const CertsInit& c) {
+  try {
+    const auto r = edgehub::pki::init_dev_pki(c.options);
+    std::cout << (r.created_ca ? "created " : "kept    ") << r.ca_cert_file << ", " << r.ca_key_file
+              << "\n"
+              << (r.issued_server_cert ? "issued  " : "kept    ") << r.server_cert_file << ", "
+              << r.server_key_file << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "edgehub certs init: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+struct TokenCreate {
+  std::string ca_cert = "certs/dev/ca.crt";
+  std::string ca_key = "certs/dev/ca.key";
+  std::string ttl = "24h";
+};
+
+int token_create(const TokenCreate& t) {
+  const auto ttl = edgehub::config::parse_duration(t.ttl);
+  if (!ttl || ttl->count() < 1000) {
+    std::cerr << "edgehub token create: --ttl: "
+              << (ttl ? "\"" + t.ttl + "\" is shorter than a second" : ttl.error().text) << "\n";
+    return 1;
+  }
+  try {
+    const auto ca = edgehub::pki::CertificateAuthority::load(t.ca_cert, t.ca_key);
+    std::cout << edgehub::pki::create_token(
+                     ca, std::chrono::duration_cast<std::chrono::seconds>(*ttl))
+              << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "edgehub token create: " << e.what() << "\n";
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,7 +108,30 @@ int main(int argc, char** argv) {
   auto* reference = app.add_subcommand(
       "config-reference", "Print every configuration key with its default (Markdown)");
 
+  auto* certs = app.add_subcommand("certs", "Certificates for the edge port");
+  auto* init = certs->add_subcommand(
+      "init", "Create a CA (kept if present) and a server certificate signed by it");
+  CertsInit certs_options;
+  init->add_option("--dir", certs_options.options.dir, "Output folder")->capture_default_str();
+  init->add_option("--san", certs_options.options.sans,
+                   "Extra DNS name or IP address edges dial (repeatable); localhost, "
+                   "127.0.0.1 and ::1 are always included");
+  init->add_flag("--force", certs_options.options.force, "Re-issue the server certificate");
+  certs->require_subcommand(1);
+
+  auto* token = app.add_subcommand("token", "KubeEdge join tokens for `keadm join --token`");
+  auto* create = token->add_subcommand("create", "Print a join token signed with the CA key");
+  TokenCreate token_options;
+  create->add_option("--ca-cert", token_options.ca_cert, "CA certificate (PEM)")
+      ->capture_default_str();
+  create->add_option("--ca-key", token_options.ca_key, "CA private key (PEM)")
+      ->capture_default_str();
+  create->add_option("--ttl", token_options.ttl, "Validity, e.g. 24h, 30m")->capture_default_str();
+  token->require_subcommand(1);
+
   CLI11_PARSE(app, argc, argv);
+  if (init->parsed()) return certs_init(certs_options);
+  if (create->parsed()) return token_create(token_options);
   if (reference->parsed()) {
     std::cout << edgehub::config::reference_markdown();
     return 0;
