@@ -1,0 +1,78 @@
+#pragma once
+// A small HTTP/1.1 server (Boost.Beast) for the hub's side ports: /metrics, /healthz,
+// /readyz, /debug/* and the KubeEdge certificate service. Plain TCP, or TLS through
+// TlsStream. Handlers run on the server's executor and answer through `respond`, which they
+// may call later (after work done elsewhere); they must not block.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <cstdint>
+#include <edgehub/net/tls_context.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace edgehub::net {
+
+struct HttpRequest {
+  boost::beast::http::request<boost::beast::http::string_body> message;
+  std::string path;   // target without the query
+  std::string query;  // after '?', undecoded
+  std::string peer;   // "address:port"
+  std::string peer_common_name;  // TLS client certificate CN, empty if none
+  bool peer_verified = false;    // the client certificate chained to a trusted CA
+  // Header value by name (case-insensitive); empty if absent.
+  std::string header(std::string_view name) const;
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string body;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static HttpResponse text(unsigned status, std::string body);
+  static HttpResponse json(unsigned status, std::string body);
+};
+
+using Respond = std::function<void(HttpResponse)>;
+using HttpHandler = std::function<void(const HttpRequest&, Respond)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::shared_ptr<TlsContext> tls;  // null: plain HTTP
+  std::size_t max_body_bytes = 1 << 20;
+  std::chrono::milliseconds timeout{30'000};  // per request, handshake included
+  std::size_t max_connections = 1024;
+  std::string name = "http";  // for log lines
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::any_io_executor executor, HttpServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // `path` matches exactly; a path ending in '/' matches everything below it.
+  void handle(std::string path, HttpHandler handler);
+  void handle(std::string path, std::function<HttpResponse(const HttpRequest&)> handler);
+
+  // Binds and starts accepting; throws std::runtime_error naming the address on failure.
+  void start();
+  // Stops accepting and closes open connections.
+  void stop();
+  std::uint16_t port() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace edgehub::net

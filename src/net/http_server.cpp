@@ -1,0 +1,280 @@
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/version.hpp>
+#include <boost/algorithm/string/predicate.hpp>
+#include <edgehub/net/http_server.hpp>
+#include <edgehub/net/tls_stream.hpp>
+#include <openssl/x509.h>
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+namespace edgehub::net {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::string HttpRequest::header(std::string_view name) const {
+  const auto it = message.find(beast::string_view(name.data(), name.size()));
+  return it == message.end() ? std::string() : std::string(it->value());
+}
+
+HttpResponse HttpResponse::text(unsigned status, std::string body) {
+  return HttpResponse{status, std::move(body), "text/plain; charset=utf-8", {}};
+}
+
+HttpResponse HttpResponse::json(unsigned status, std::string body) {
+  return HttpResponse{status, std::move(body), "application/json", {}};
+}
+
+namespace {
+struct Closable {
+  virtual ~Closable() = default;
+  virtual void close() = 0;
+};
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::any_io_executor ex, HttpServerOptions o)
+      : executor(std::move(ex)), options(std::move(o)), acceptor(executor) {}
+
+  void accept();
+  const HttpHandler* find(const std::string& path) const;
+
+  asio::any_io_executor executor;
+  HttpServerOptions options;
+  tcp::acceptor acceptor;
+  std::map<std::string, HttpHandler> routes;
+  std::set<std::shared_ptr<Closable>> connections;  // kept to close them on stop
+  bool stopped = false;
+};
+
+namespace {
+
+tcp::socket& socket_of(beast::tcp_stream& s) { return s.socket(); }
+tcp::socket& socket_of(TlsStream& s) { return s.socket(); }
+
+template <class Stream>
+class Connection final : public Closable,
+                         public std::enable_shared_from_this<Connection<Stream>> {
+ public:
+  Connection(std::shared_ptr<HttpServer::Impl> server, Stream stream, std::string peer)
+      : server_(std::move(server)), stream_(std::move(stream)), timer_(stream_.get_executor()),
+        peer_(std::move(peer)) {}
+
+  void start() {
+    arm_timer();
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      stream_.async_handshake(HandshakeRole::server,
+                              [self = this->shared_from_this()](error_code ec, std::size_t) {
+                                if (ec) {
+                                  spdlog::debug("{}: TLS handshake with {} failed: {}",
+                                                self->server_->options.name, self->peer_,
+                                                ec.message());
+                                  return self->close();
+                                }
+                                self->read();
+                              });
+    } else {
+      read();
+    }
+  }
+
+  void close() override {
+    timer_.cancel();
+    error_code ignored;
+    socket_of(stream_).shutdown(tcp::socket::shutdown_both, ignored);
+    socket_of(stream_).close(ignored);
+    server_->connections.erase(this->shared_from_this());
+  }
+
+ private:
+  void arm_timer() {
+    timer_.expires_after(server_->options.timeout);
+    timer_.async_wait([weak = this->weak_from_this()](error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        error_code ignored;
+        socket_of(self->stream_).close(ignored);
+      }
+    });
+  }
+
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(server_->options.max_body_bytes);
+    parser_->header_limit(16 * 1024);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](error_code ec, std::size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(error_code ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+      return close();
+    }
+    if (ec == http::error::body_limit) {
+      return reply(HttpResponse::text(413, "request body larger than " +
+                                               std::to_string(server_->options.max_body_bytes) +
+                                               " bytes\n"),
+                   false);
+    }
+    if (ec) {
+      spdlog::debug("{}: bad request from {}: {}", server_->options.name, peer_, ec.message());
+      return reply(HttpResponse::text(400, "bad request: " + ec.message() + "\n"), false);
+    }
+    HttpRequest request;
+    request.message = parser_->release();
+    const auto target = std::string(request.message.target());
+    const auto q = target.find('?');
+    request.path = target.substr(0, q);
+    request.query = q == std::string::npos ? std::string() : target.substr(q + 1);
+    request.peer = peer_;
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      request.peer_common_name = stream_.peer_common_name();
+      SSL* ssl = stream_.native_handle();
+      X509* cert = SSL_get0_peer_certificate(ssl);
+      request.peer_verified = cert != nullptr && SSL_get_verify_result(ssl) == X509_V_OK;
+    }
+    const bool keep_alive = request.message.keep_alive();
+    const HttpHandler* handler = server_->find(request.path);
+    if (handler == nullptr) {
+      return reply(HttpResponse::text(404, "no such path: " + request.path + "\n"), keep_alive);
+    }
+    auto weak = this->weak_from_this();
+    auto executor = stream_.get_executor();
+    (*handler)(request, [weak, executor, keep_alive](HttpResponse response) {
+      asio::dispatch(executor, [weak, keep_alive, response = std::move(response)]() mutable {
+        if (auto self = weak.lock()) self->reply(std::move(response), keep_alive);
+      });
+    });
+  }
+
+  void reply(HttpResponse r, bool keep_alive) {
+    auto message = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(r.status), 11);
+    message->set(http::field::server, "edgehub");
+    message->set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) message->set(name, value);
+    message->body() = std::move(r.body);
+    message->keep_alive(keep_alive);
+    message->prepare_payload();
+    http::async_write(stream_, *message,
+                      [self = this->shared_from_this(), message](error_code ec, std::size_t) {
+                        if (ec || !message->keep_alive()) return self->close();
+                        self->arm_timer();
+                        self->read();
+                      });
+  }
+
+  std::shared_ptr<HttpServer::Impl> server_;
+  Stream stream_;
+  asio::steady_timer timer_;
+  std::string peer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+};
+
+}  // namespace
+
+const HttpHandler* HttpServer::Impl::find(const std::string& path) const {
+  if (auto it = routes.find(path); it != routes.end()) return &it->second;
+  const HttpHandler* best = nullptr;
+  std::size_t best_len = 0;
+  for (const auto& [prefix, handler] : routes) {
+    if (!prefix.empty() && prefix.back() == '/' && path.starts_with(prefix) &&
+        prefix.size() > best_len) {
+      best = &handler;
+      best_len = prefix.size();
+    }
+  }
+  return best;
+}
+
+void HttpServer::Impl::accept() {
+  acceptor.async_accept([self = shared_from_this()](error_code ec, tcp::socket socket) {
+    if (self->stopped || ec == asio::error::operation_aborted) return;
+    if (!ec) {
+      error_code peer_ec;
+      const auto endpoint = socket.remote_endpoint(peer_ec);
+      std::string peer = peer_ec ? std::string("unknown")
+                                 : endpoint.address().to_string() + ":" +
+                                       std::to_string(endpoint.port());
+      if (self->connections.size() >= self->options.max_connections) {
+        spdlog::warn("{}: refusing {}: {} connections open (the limit)", self->options.name,
+                     peer, self->connections.size());
+        socket.close(peer_ec);
+      } else if (self->options.tls) {
+        auto c = std::make_shared<Connection<TlsStream>>(
+            self, TlsStream(std::move(socket), *self->options.tls), std::move(peer));
+        self->connections.insert(c);
+        c->start();
+      } else {
+        auto c = std::make_shared<Connection<beast::tcp_stream>>(
+            self, beast::tcp_stream(std::move(socket)), std::move(peer));
+        self->connections.insert(c);
+        c->start();
+      }
+    } else {
+      spdlog::warn("{}: accept failed: {}", self->options.name, ec.message());
+    }
+    self->accept();
+  });
+}
+
+HttpServer::HttpServer(asio::any_io_executor executor, HttpServerOptions options)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::handle(std::string path, HttpHandler handler) {
+  impl_->routes[std::move(path)] = std::move(handler);
+}
+
+void HttpServer::handle(std::string path, std::function<HttpResponse(const HttpRequest&)> handler) {
+  handle(std::move(path), [handler = std::move(handler)](const HttpRequest& r, Respond respond) {
+    respond(handler(r));
+  });
+}
+
+void HttpServer::start() {
+  const auto& o = impl_->options;
+  const std::string where = o.host + ":" + std::to_string(o.port);
+  error_code ec;
+  const auto address = asio::ip::make_address(o.host.empty() ? "0.0.0.0" : o.host, ec);
+  if (ec) throw std::runtime_error(o.name + ": cannot listen on " + where + ": not an IP address");
+  const tcp::endpoint endpoint(address, o.port);
+  impl_->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl_->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.bind(endpoint, ec);
+  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error(o.name + ": cannot listen on " + where + ": " + ec.message());
+  impl_->accept();
+}
+
+void HttpServer::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  asio::dispatch(impl_->executor, [impl = impl_] {
+    error_code ignored;
+    impl->acceptor.close(ignored);
+    auto open = impl->connections;
+    for (const auto& c : open) c->close();
+  });
+}
+
+std::uint16_t HttpServer::port() const {
+  error_code ec;
+  const auto endpoint = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : endpoint.port();
+}
+
+}  // namespace edgehub::net
