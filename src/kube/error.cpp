@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <ostream>
 #include <stdexcept>
 
 namespace edgehub::kube {
@@ -33,6 +34,8 @@ std::string_view to_string(ErrorKind kind) noexcept {
   }
   return "Unknown";
 }
+
+std::ostream& operator<<(std::ostream& os, ErrorKind kind) { return os << to_string(kind); }
 
 std::string Error::describe() const {
   std::string out(to_string(kind));

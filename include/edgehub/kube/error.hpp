@@ -4,6 +4,7 @@
 #include <boost/system/result.hpp>
 
 #include <chrono>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,7 @@ enum class ErrorKind {
 };
 
 std::string_view to_string(ErrorKind kind) noexcept;
+std::ostream& operator<<(std::ostream& os, ErrorKind kind);
 
 struct Error {
   ErrorKind kind = ErrorKind::Internal;
