@@ -1,0 +1,75 @@
+#pragma once
+// Listener: the edge port. One acceptor per I/O thread (SO_REUSEPORT), so a connection is
+// pinned to the thread that accepted it. Each connection goes through: connection cap →
+// handshake cap → TLS handshake → HTTP upgrade request → identity check (client certificate
+// CN `system:node:<node_id>`, or in proxy mode the forwarded identity from a trusted peer) →
+// Session. Refusals answer HTTP 403/400/503 with the reason, are logged with the peer address
+// and counted.
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <cstdint>
+#include <edgehub/hub/session.hpp>
+#include <edgehub/net/tls_context.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace edgehub::hub {
+
+struct ListenerOptions {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 10000;
+  std::shared_ptr<net::TlsContext> tls;  // null: plain WebSocket behind a trusted proxy
+  std::string identity_header = "X-Client-Cert-CN";
+  std::vector<std::string> trusted_proxies;  // IPs or CIDRs (proxy mode)
+  std::size_t max_connections = 19000;
+  std::size_t max_concurrent_handshakes = 256;
+  std::chrono::milliseconds handshake_timeout{10'000};
+  SessionOptions session;
+};
+
+// Why a connection was refused; the label of edgehub_rejected_connections_total.
+enum class Rejection {
+  capacity,          // max_connections reached (503)
+  tls_handshake,     // TLS failed: no or bad client certificate, protocol error
+  handshake_timeout, // TLS + upgrade not done in time
+  bad_request,       // not a WebSocket upgrade, or no usable node_id header (400)
+  identity_mismatch, // certificate CN is not system:node:<node_id> (403)
+  untrusted_proxy,   // proxy mode: identity forwarded by an address not trusted (403)
+};
+std::string_view to_string(Rejection rejection);
+inline constexpr std::size_t kRejectionCount = 6;
+
+class Listener {
+ public:
+  using OnReject = std::function<void(Rejection)>;
+
+  // `executors`: one per I/O thread. Destroy the Listener only after those threads have
+  // stopped running their io_contexts, and before the io_contexts themselves.
+  Listener(std::vector<boost::asio::any_io_executor> executors, ListenerOptions options,
+           SessionHost& host, OnReject on_reject = nullptr);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // Binds and accepts; throws std::runtime_error naming the address on failure.
+  void start();
+  // Stops accepting new connections; sessions stay.
+  void stop_accepting();
+  std::uint16_t port() const;
+  // Connections being handshaken plus open sessions.
+  std::size_t connections() const;
+  std::size_t handshakes_in_progress() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// DNS-1123 subdomain, as Kubernetes node names are.
+bool valid_node_name(std::string_view name);
+
+}  // namespace edgehub::hub

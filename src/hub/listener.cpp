@@ -1,0 +1,485 @@
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <edgehub/hub/listener.hpp>
+#include <sys/socket.h>
+
+#include <deque>
+#include <mutex>
+
+#include "websocket_session.hpp"
+
+namespace edgehub::hub {
+
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::string_view to_string(Rejection r) {
+  switch (r) {
+    case Rejection::capacity: return "capacity";
+    case Rejection::tls_handshake: return "tls_handshake";
+    case Rejection::handshake_timeout: return "handshake_timeout";
+    case Rejection::bad_request: return "bad_request";
+    case Rejection::identity_mismatch: return "identity_mismatch";
+    case Rejection::untrusted_proxy: return "untrusted_proxy";
+  }
+  return "unknown";
+}
+
+bool valid_node_name(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+  }
+  return name.front() != '-' && name.front() != '.' && name.back() != '-' && name.back() != '.';
+}
+
+namespace {
+
+// Parses "10.0.0.0/8", "192.168.1.7", "::1" into a matcher.
+struct AddressRange {
+  asio::ip::address network;
+  unsigned prefix = 0;
+
+  static std::optional<AddressRange> parse(const std::string& text) {
+    const auto slash = text.find('/');
+    error_code ec;
+    const auto address = asio::ip::make_address(text.substr(0, slash), ec);
+    if (ec) return std::nullopt;
+    const unsigned bits = address.is_v4() ? 32 : 128;
+    unsigned prefix = bits;
+    if (slash != std::string::npos) {
+      try {
+        prefix = static_cast<unsigned>(std::stoul(text.substr(slash + 1)));
+      } catch (...) {
+        return std::nullopt;
+      }
+      if (prefix > bits) return std::nullopt;
+    }
+    return AddressRange{address, prefix};
+  }
+
+  bool contains(const asio::ip::address& a) const {
+    if (a.is_v4() != network.is_v4()) return false;
+    const auto bytes_of = [](const asio::ip::address& x) {
+      std::vector<unsigned char> out;
+      if (x.is_v4()) {
+        const auto b = x.to_v4().to_bytes();
+        out.assign(b.begin(), b.end());
+      } else {
+        const auto b = x.to_v6().to_bytes();
+        out.assign(b.begin(), b.end());
+      }
+      return out;
+    };
+    const auto want = bytes_of(network);
+    const auto have = bytes_of(a);
+    for (unsigned i = 0; i < prefix; ++i) {
+      const unsigned byte = i / 8;
+      const unsigned mask = 0x80u >> (i % 8);
+      if ((want[byte] & mask) != (have[byte] & mask)) return false;
+    }
+    return true;
+  }
+};
+
+// At most `per_second` log lines a second; the rest are counted and summarised.
+class LogLimiter {
+ public:
+  bool allow() {
+    std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - window_ >= std::chrono::seconds(1)) {
+      if (suppressed_ > 0) spdlog::info("edge listener: {} more refusals not logged", suppressed_);
+      window_ = now;
+      logged_ = 0;
+      suppressed_ = 0;
+    }
+    if (logged_ < 20) {
+      ++logged_;
+      return true;
+    }
+    ++suppressed_;
+    return false;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::chrono::steady_clock::time_point window_{};
+  int logged_ = 0;
+  std::uint64_t suppressed_ = 0;
+};
+
+}  // namespace
+
+struct Listener::Impl : SessionHost, std::enable_shared_from_this<Impl> {
+  struct Worker {
+    asio::any_io_executor executor;
+    std::unique_ptr<tcp::acceptor> acceptor;
+    std::size_t handshaking = 0;          // on this worker's thread only
+    std::deque<tcp::socket> waiting;      // accepted, waiting for a handshake slot
+  };
+
+  Impl(std::vector<asio::any_io_executor> executors, ListenerOptions o, SessionHost& h,
+       OnReject r)
+      : options(std::move(o)), host(h), on_reject(std::move(r)) {
+    for (auto& ex : executors) workers.push_back(Worker{ex, nullptr, 0, {}});
+    for (const auto& text : options.trusted_proxies) {
+      if (auto range = AddressRange::parse(text)) trusted.push_back(*range);
+    }
+    per_worker_handshakes =
+        std::max<std::size_t>(1, options.max_concurrent_handshakes / workers.size());
+  }
+
+  // SessionHost, wrapping the real host to keep the connection count.
+  void on_open(const std::shared_ptr<Session>& s) override { host.on_open(s); }
+  void on_request(const std::shared_ptr<Session>& s, wire::Message m) override {
+    host.on_request(s, std::move(m));
+  }
+  void on_delivered(Session& s, const Change& c, std::chrono::steady_clock::duration d) override {
+    host.on_delivered(s, c, d);
+  }
+  void on_closed(Session& s, CloseReason r) override {
+    connections.fetch_sub(1);
+    host.on_closed(s, r);
+  }
+
+  void accept(Worker& w);
+  void admit(Worker& w, tcp::socket socket);
+  void handshake_done(Worker& w);
+  void reject(Rejection r, const std::string& peer, const std::string& node,
+              const std::string& why) {
+    if (on_reject) on_reject(r);
+    if (log_limiter.allow()) {
+      spdlog::info("edge listener: refused {}{}: {} ({})", peer,
+                   node.empty() ? "" : " node " + node, why, to_string(r));
+    }
+  }
+  bool trusted_peer(const asio::ip::address& a) const {
+    for (const auto& range : trusted) {
+      if (range.contains(a)) return true;
+    }
+    return false;
+  }
+
+  ListenerOptions options;
+  SessionHost& host;
+  OnReject on_reject;
+  std::vector<Worker> workers;
+  std::vector<AddressRange> trusted;
+  std::size_t per_worker_handshakes = 1;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> handshakes{0};
+  std::atomic<std::uint64_t> next_id{1};
+  std::atomic<bool> stopped{false};
+  LogLimiter log_limiter;
+};
+
+namespace {
+
+// One connection from accept to upgrade (or refusal).
+template <class Stream>
+class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
+ public:
+  Upgrade(std::shared_ptr<Listener::Impl> listener, Listener::Impl::Worker& worker,
+          Stream stream, std::string peer, asio::ip::address peer_address, bool over_capacity)
+      : listener_(std::move(listener)), worker_(worker), stream_(std::move(stream)),
+        timer_(worker.executor), peer_(std::move(peer)), peer_address_(peer_address),
+        over_capacity_(over_capacity) {}
+
+  void start() {
+    timer_.expires_after(listener_->options.handshake_timeout);
+    timer_.async_wait([weak = this->weak_from_this()](error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        self->timed_out_ = true;
+        error_code ignored;
+        raw_socket(self->stream_).close(ignored);
+      }
+    });
+    if constexpr (std::is_same_v<Stream, net::TlsStream>) {
+      stream_.async_handshake(net::HandshakeRole::server,
+                              [self = this->shared_from_this()](error_code ec, std::size_t) {
+                                if (ec) {
+                                  return self->fail(self->timed_out_ ? Rejection::handshake_timeout
+                                                                     : Rejection::tls_handshake,
+                                                    self->tls_reason(ec));
+                                }
+                                self->read_request();
+                              });
+    } else {
+      read_request();
+    }
+  }
+
+ private:
+  std::string tls_reason(const error_code& ec) {
+    if constexpr (std::is_same_v<Stream, net::TlsStream>) {
+      const auto verify = stream_.verify_error();
+      if (!verify.empty()) return "client certificate refused: " + verify;
+    }
+    return "TLS handshake failed: " + ec.message();
+  }
+
+  void read_request() {
+    parser_.header_limit(8 * 1024);
+    parser_.body_limit(0);
+    http::async_read(stream_, buffer_, parser_,
+                     [self = this->shared_from_this()](error_code ec, std::size_t) {
+                       self->on_request(ec);
+                     });
+  }
+
+  void on_request(error_code ec) {
+    if (ec) {
+      return fail(timed_out_ ? Rejection::handshake_timeout : Rejection::bad_request,
+                  "reading the upgrade request: " + ec.message());
+    }
+    auto request = parser_.release();
+    if (over_capacity_) {
+      return refuse(http::status::service_unavailable, Rejection::capacity, "",
+                    "edgehub: connection limit (" +
+                        std::to_string(listener_->options.max_connections) +
+                        ") reached on this replica; retry later or elsewhere");
+    }
+    if (!websocket::is_upgrade(request)) {
+      return refuse(http::status::bad_request, Rejection::bad_request, "",
+                    "edgehub: a WebSocket upgrade is required");
+    }
+    const auto node_header = request.find("node_id");
+    const std::string node =
+        node_header == request.end() ? std::string() : std::string(node_header->value());
+    if (!valid_node_name(node)) {
+      return refuse(http::status::bad_request, Rejection::bad_request, node,
+                    node.empty() ? "edgehub: the node_id header is missing"
+                                 : "edgehub: node_id \"" + node + "\" is not a valid node name");
+    }
+    const std::string want = "system:node:" + node;
+    std::string identity;
+    if constexpr (std::is_same_v<Stream, net::TlsStream>) {
+      identity = stream_.peer_common_name();
+    } else {
+      if (!listener_->trusted_peer(peer_address_)) {
+        return refuse(http::status::forbidden, Rejection::untrusted_proxy, node,
+                      "edgehub: " + peer_address_.to_string() +
+                          " is not a trusted proxy (hub.proxy.trustedAddresses)");
+      }
+      const auto it = request.find(listener_->options.identity_header);
+      identity = it == request.end() ? std::string() : std::string(it->value());
+    }
+    if (identity != want) {
+      const std::string what = std::is_same_v<Stream, net::TlsStream>
+                                   ? std::string("client certificate CN")
+                                   : "forwarded identity (" + listener_->options.identity_header + ")";
+      return refuse(http::status::forbidden, Rejection::identity_mismatch, node,
+                    "edgehub: " + what + " \"" + identity + "\" does not match \"" + want + "\"");
+    }
+    timer_.cancel();
+    listener_->handshake_done(worker_);
+    done_ = true;
+    const auto id = listener_->next_id.fetch_add(1);
+    auto session = std::make_shared<WebSocketSession<Stream>>(
+        std::move(stream_), node, peer_, id, listener_->options.session, *listener_);
+    session->accept(std::move(request));
+  }
+
+  void refuse(http::status status, Rejection why, const std::string& node,
+              const std::string& reason) {
+    listener_->reject(why, peer_, node, reason);
+    auto response = std::make_shared<http::response<http::string_body>>(status, 11);
+    response->set(http::field::content_type, "text/plain; charset=utf-8");
+    response->body() = reason + "\n";
+    response->keep_alive(false);
+    response->prepare_payload();
+    http::async_write(stream_, *response,
+                      [self = this->shared_from_this(), response](error_code, std::size_t) {
+                        self->close();
+                      });
+  }
+
+  void fail(Rejection why, const std::string& reason) {
+    listener_->reject(why, peer_, "", reason);
+    close();
+  }
+
+  void close() {
+    timer_.cancel();
+    error_code ignored;
+    raw_socket(stream_).shutdown(tcp::socket::shutdown_both, ignored);
+    raw_socket(stream_).close(ignored);
+    if (!done_) {
+      done_ = true;
+      listener_->handshake_done(worker_);
+      listener_->connections.fetch_sub(1);
+    }
+  }
+
+  std::shared_ptr<Listener::Impl> listener_;
+  Listener::Impl::Worker& worker_;
+  Stream stream_;
+  asio::steady_timer timer_;
+  std::string peer_;
+  asio::ip::address peer_address_;
+  bool over_capacity_;
+  bool timed_out_ = false;
+  bool done_ = false;
+  beast::flat_buffer buffer_;
+  http::request_parser<http::string_body> parser_;
+};
+
+}  // namespace
+
+void Listener::Impl::accept(Worker& w) {
+  w.acceptor->async_accept([self = shared_from_this(), &w](error_code ec, tcp::socket socket) {
+    if (self->stopped || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // EMFILE and friends: back off a little instead of spinning.
+      spdlog::warn("edge listener: accept failed: {}", ec.message());
+      auto timer = std::make_shared<asio::steady_timer>(w.executor, std::chrono::milliseconds(50));
+      timer->async_wait([self, &w, timer](error_code) {
+        if (!self->stopped) self->accept(w);
+      });
+      return;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    self->admit(w, std::move(socket));
+    self->accept(w);
+  });
+}
+
+void Listener::Impl::admit(Worker& w, tcp::socket socket) {
+  if (w.handshaking >= per_worker_handshakes) {
+    w.waiting.push_back(std::move(socket));
+    return;
+  }
+  ++w.handshaking;
+  handshakes.fetch_add(1);
+  const bool over = connections.fetch_add(1) >= options.max_connections;
+  error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  const std::string peer =
+      ec ? "unknown" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  const auto address = ec ? asio::ip::address() : endpoint.address();
+  if (options.tls) {
+    std::make_shared<Upgrade<net::TlsStream>>(shared_from_this(), w,
+                                              net::TlsStream(std::move(socket), *options.tls),
+                                              peer, address, over)
+        ->start();
+  } else {
+    std::make_shared<Upgrade<beast::tcp_stream>>(shared_from_this(), w,
+                                                 beast::tcp_stream(std::move(socket)), peer,
+                                                 address, over)
+        ->start();
+  }
+}
+
+void Listener::Impl::handshake_done(Worker& w) {
+  --w.handshaking;
+  handshakes.fetch_sub(1);
+  if (!w.waiting.empty()) {
+    auto next = std::move(w.waiting.front());
+    w.waiting.pop_front();
+    admit(w, std::move(next));
+  }
+}
+
+Listener::Listener(std::vector<asio::any_io_executor> executors, ListenerOptions options,
+                   SessionHost& host, OnReject on_reject)
+    : impl_(std::make_shared<Impl>(std::move(executors), std::move(options), host,
+                                   std::move(on_reject))) {}
+
+// Runs after the I/O threads have stopped (see the header): the acceptors and queued sockets
+// are released here, so handlers that still hold the Impl own no I/O object of another
+// thread's io_context.
+Listener::~Listener() {
+  impl_->stopped = true;
+  for (auto& w : impl_->workers) {
+    error_code ignored;
+    if (w.acceptor) w.acceptor->close(ignored);
+    w.acceptor.reset();
+    w.waiting.clear();
+  }
+}
+
+void Listener::start() {
+  const auto& o = impl_->options;
+  const std::string where = o.host + ":" + std::to_string(o.port);
+  error_code ec;
+  const auto address = asio::ip::make_address(o.host.empty() ? "0.0.0.0" : o.host, ec);
+  if (ec) throw std::runtime_error("edge listener: cannot listen on " + where + ": not an IP address");
+  std::uint16_t port = o.port;
+  for (auto& w : impl_->workers) {
+    w.acceptor = std::make_unique<tcp::acceptor>(w.executor);
+    const tcp::endpoint endpoint(address, port);
+    w.acceptor->open(endpoint.protocol(), ec);
+    if (!ec) w.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) {
+      const int one = 1;
+      if (::setsockopt(w.acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        ec = error_code(errno, boost::system::system_category());
+      }
+    }
+    if (!ec) w.acceptor->bind(endpoint, ec);
+    if (!ec) w.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw std::runtime_error("edge listener: cannot listen on " + where + ": " + ec.message());
+    port = w.acceptor->local_endpoint().port();  // port 0: the others share the chosen one
+  }
+  for (auto& w : impl_->workers) {
+    asio::post(w.executor, [impl = impl_, &w] { impl->accept(w); });
+  }
+}
+
+void Listener::stop_accepting() {
+  if (!impl_ || impl_->stopped.exchange(true)) return;
+  for (auto& w : impl_->workers) {
+    if (!w.acceptor) continue;
+    asio::post(w.executor, [impl = impl_, &w] {
+      error_code ignored;
+      w.acceptor->close(ignored);
+      for (auto& s : w.waiting) s.close(ignored);
+      w.waiting.clear();
+    });
+  }
+}
+
+std::uint16_t Listener::port() const {
+  if (impl_->workers.empty() || !impl_->workers.front().acceptor) return 0;
+  error_code ec;
+  const auto endpoint = impl_->workers.front().acceptor->local_endpoint(ec);
+  return ec ? 0 : endpoint.port();
+}
+
+std::size_t Listener::connections() const { return impl_->connections.load(); }
+std::size_t Listener::handshakes_in_progress() const { return impl_->handshakes.load(); }
+
+websocket::close_code close_code_for(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::shed:
+    case CloseReason::shutdown: return websocket::close_code::service_restart;  // 1012
+    case CloseReason::bad_message: return websocket::close_code::protocol_error;
+    case CloseReason::slow_reader: return websocket::close_code::policy_error;
+    case CloseReason::replaced:
+    case CloseReason::node_deleted:
+    case CloseReason::keepalive_timeout: return websocket::close_code::normal;
+    default: return websocket::close_code::going_away;
+  }
+}
+
+std::string_view to_string(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::peer_closed: return "peer_closed";
+    case CloseReason::keepalive_timeout: return "keepalive_timeout";
+    case CloseReason::slow_reader: return "slow_reader";
+    case CloseReason::bad_message: return "bad_message";
+    case CloseReason::replaced: return "replaced";
+    case CloseReason::shutdown: return "shutdown";
+    case CloseReason::node_deleted: return "node_deleted";
+    case CloseReason::shed: return "shed";
+    case CloseReason::write_failed: return "write_failed";
+  }
+  return "unknown";
+}
+
+}  // namespace edgehub::hub

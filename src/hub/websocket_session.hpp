@@ -1,0 +1,273 @@
+#pragma once
+// The Session over a Beast WebSocket stream; Stream is net::TlsStream (edge port) or
+// beast::tcp_stream (behind a TLS-terminating proxy).
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/websocket/stream.hpp>
+#include <deque>
+#include <edgehub/hub/session.hpp>
+#include <edgehub/net/tls_stream.hpp>
+#include <spdlog/spdlog.h>
+
+namespace edgehub::hub {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using error_code = boost::system::error_code;
+
+inline asio::ip::tcp::socket& raw_socket(net::TlsStream& s) { return s.socket(); }
+inline asio::ip::tcp::socket& raw_socket(beast::tcp_stream& s) { return s.socket(); }
+
+websocket::close_code close_code_for(CloseReason reason);
+
+template <class Stream>
+class WebSocketSession final : public Session {
+ public:
+  WebSocketSession(Stream stream, std::string node, std::string peer, std::uint64_t id,
+                   SessionOptions options, SessionHost& host)
+      : Session(std::move(node), std::move(peer), id),
+        ws_(std::move(stream)),
+        options_(options),
+        host_(host),
+        keepalive_timer_(ws_.get_executor()),
+        delivery_timer_(ws_.get_executor()) {
+    delivery_ = std::make_unique<Delivery>(
+        options.delivery, [this](const std::string& frame) { send(frame); },
+        [this](const Change& change, SteadyClock::duration latency) {
+          host_.on_delivered(*this, change, latency);
+        },
+        [] { return SteadyClock::now(); });
+  }
+
+  // Completes the WebSocket upgrade for `request`, then runs.
+  void accept(beast::http::request<beast::http::string_body> request) {
+    ws_.read_message_max(options_.max_message_bytes);
+    ws_.auto_fragment(false);
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+      res.erase(beast::http::field::server);
+    }));
+    ws_.async_accept(request, [self = shared_self()](error_code ec) {
+      if (ec) {
+        spdlog::info("node {} ({}): WebSocket upgrade failed: {}", self->node_, self->peer_,
+                     ec.message());
+        self->closed_ = true;
+        error_code ignored;
+        raw_socket(self->ws_.next_layer()).close(ignored);
+        return;
+      }
+      self->ws_.text(true);
+      self->arm_keepalive();
+      self->host_.on_open(self);
+      if (!self->closing_) self->read();
+    });
+  }
+
+  asio::any_io_executor executor() override { return ws_.get_executor(); }
+
+  void send(std::string frame) override {
+    if (closing_ || closed_) return;
+    queued_bytes_ += frame.size();
+    if (queued_bytes_ > options_.write_queue_bytes) {
+      spdlog::warn("node {} ({}): disconnecting a slow reader: {} bytes queued (cap {})", node_,
+                   peer_, queued_bytes_, options_.write_queue_bytes);
+      return close(CloseReason::slow_reader);
+    }
+    queue_.push_back(std::move(frame));
+    if (!writing_) write();
+  }
+
+  void enqueue(Change change) override {
+    if (closing_ || closed_) return;
+    delivery_->enqueue(std::move(change));
+    arm_delivery_timer();
+  }
+
+  void close(CloseReason reason) override {
+    if (closing_ || closed_) return;
+    closing_ = true;
+    reason_ = reason;
+    drop_queue();
+    keepalive_timer_.cancel();
+    delivery_timer_.cancel();
+    // A reader that does not read will not take a close frame either: drop the connection.
+    if (reason == CloseReason::slow_reader) return finish(reason);
+    if (!writing_) return start_close();
+    // A write in progress finishes first (Beast allows no close during a write), but never
+    // holds the session longer than the close timeout.
+    arm_close_timeout();
+  }
+
+  bool closed() const override { return closed_ || closing_; }
+
+ private:
+  std::shared_ptr<WebSocketSession> shared_self() {
+    return std::static_pointer_cast<WebSocketSession>(shared_from_this());
+  }
+
+  void read() {
+    ws_.async_read(buffer_, [self = shared_self()](error_code ec, std::size_t n) {
+      self->on_read(ec, n);
+    });
+  }
+
+  void on_read(error_code ec, std::size_t n) {
+    if (ec) {
+      if (closing_) return finish(reason_);
+      if (ec == websocket::error::message_too_big) {
+        spdlog::warn("node {} ({}): message over {} bytes, closing", node_, peer_,
+                     options_.max_message_bytes);
+        return finish(CloseReason::bad_message);
+      }
+      spdlog::debug("node {} ({}): connection ended: {}", node_, peer_, ec.message());
+      return finish(CloseReason::peer_closed);
+    }
+    counters_.messages_in += 1;
+    counters_.bytes_in += n;
+    const auto data = buffer_.cdata();  // a flat_buffer's data is one contiguous run
+    handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    buffer_.consume(buffer_.size());
+    // One big message is no reason to keep megabytes per idle connection.
+    if (buffer_.capacity() > 64 * 1024) buffer_.shrink_to_fit();
+    if (!closing_ && !closed_) read();
+  }
+
+  void handle(std::string_view payload) {
+    auto decoded = wire::decode(payload, {.max_bytes = options_.max_message_bytes});
+    if (!decoded) {
+      spdlog::warn("node {} ({}): undecodable message ({}), closing as the protocol demands: {}",
+                   node_, peer_, wire::to_string(decoded.error().code), decoded.error().message);
+      return close(CloseReason::bad_message);
+    }
+    wire::Message& m = *decoded;
+    const auto& op = m.route.operation;
+    if (op == "keepalive") {
+      counters_.keepalives += 1;
+      return arm_keepalive();
+    }
+    if (op == "response") {
+      if (delivery_->on_ack(m.header.parent_msg_id)) {
+        counters_.acks += 1;
+        arm_delivery_timer();
+      } else {
+        counters_.unmatched_acks += 1;  // e.g. the edge ACKing our replies to its requests
+      }
+      return;
+    }
+    if (op.empty() && m.route.resource.empty() && m.header.msg_id.empty()) {
+      counters_.empty_messages += 1;  // edgecore's goodbye on SIGTERM (KUBEEDGE-WIRE §10.6)
+      spdlog::debug("node {} ({}): empty message (edgecore shutting down)", node_, peer_);
+      return;
+    }
+    host_.on_request(shared_from_this(), std::move(m));
+  }
+
+  void write() {
+    writing_ = true;
+    ws_.async_write(asio::buffer(queue_.front()), [self = shared_self()](error_code ec,
+                                                                        std::size_t n) {
+      self->on_write(ec, n);
+    });
+  }
+
+  void on_write(error_code ec, std::size_t n) {
+    writing_ = false;
+    if (ec) {
+      drop_queue();
+      if (closing_) return finish(reason_);
+      spdlog::debug("node {} ({}): write failed: {}", node_, peer_, ec.message());
+      return finish(CloseReason::write_failed);
+    }
+    counters_.messages_out += 1;
+    counters_.bytes_out += n;
+    queued_bytes_ -= queue_.front().size();
+    queue_.pop_front();
+    if (closing_) return start_close();
+    if (!queue_.empty()) write();
+  }
+
+  void start_close() {
+    ws_.async_close(close_code_for(reason_),
+                    [self = shared_self()](error_code) { self->finish(self->reason_); });
+    arm_close_timeout();
+  }
+
+  // A peer that never answers the close handshake must not keep the session.
+  void arm_close_timeout() {
+    keepalive_timer_.expires_after(std::chrono::seconds(5));
+    keepalive_timer_.async_wait([self = shared_self()](error_code ec) {
+      if (!ec) self->finish(self->reason_);
+    });
+  }
+
+  // The session is over: release the socket and tell the host, once.
+  void finish(CloseReason reason) {
+    if (closed_) return;
+    closed_ = true;
+    keepalive_timer_.cancel();
+    delivery_timer_.cancel();
+    error_code ignored;
+    raw_socket(ws_.next_layer()).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    raw_socket(ws_.next_layer()).close(ignored);
+    drop_queue();
+    host_.on_closed(*this, reason);
+  }
+
+  // Drops queued frames, except one a write in progress still reads from.
+  void drop_queue() {
+    while (queue_.size() > (writing_ ? 1u : 0u)) queue_.pop_back();
+    queued_bytes_ = queue_.empty() ? 0 : queue_.front().size();
+  }
+
+  void arm_keepalive() {
+    keepalive_timer_.expires_after(options_.keepalive_timeout);
+    keepalive_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        auto* session = static_cast<WebSocketSession*>(self.get());
+        spdlog::info("node {} ({}): no keepalive for {} ms, closing", session->node_,
+                     session->peer_, session->options_.keepalive_timeout.count());
+        session->close(CloseReason::keepalive_timeout);
+      }
+    });
+  }
+
+  void arm_delivery_timer() {
+    const auto next = delivery_->next_deadline();
+    if (!next) return;
+    if (delivery_armed_ && delivery_deadline_ <= *next) return;
+    delivery_armed_ = true;
+    delivery_deadline_ = *next;
+    delivery_timer_.expires_at(*next);
+    delivery_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        auto* session = static_cast<WebSocketSession*>(self.get());
+        session->delivery_armed_ = false;
+        if (session->closing_ || session->closed_) return;
+        session->delivery_->on_timer();
+        session->arm_delivery_timer();
+      }
+    });
+  }
+
+  websocket::stream<Stream> ws_;
+  SessionOptions options_;
+  SessionHost& host_;
+  beast::flat_buffer buffer_;
+  std::deque<std::string> queue_;
+  asio::steady_timer keepalive_timer_;
+  asio::steady_timer delivery_timer_;
+  SteadyClock::time_point delivery_deadline_{};
+  bool delivery_armed_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+  CloseReason reason_ = CloseReason::peer_closed;
+};
+
+}  // namespace edgehub::hub

@@ -1,0 +1,293 @@
+// The edge port end to end on loopback: real TLS with client certificates, real WebSocket.
+#include <edgehub/hub/listener.hpp>
+#include <edgehub/wire/builders.hpp>
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "edge_client.hpp"
+#include "test_pki.hpp"
+
+namespace edgehub::hub {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::EdgeClient;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using error_code = boost::system::error_code;
+
+// Records what the listener reports; the test thread waits on it.
+class RecordingHost : public SessionHost {
+ public:
+  void on_open(const std::shared_ptr<Session>& s) override {
+    if (on_open_hook) on_open_hook(s);
+    std::lock_guard lock(mutex_);
+    opened.push_back(s);
+    cv_.notify_all();
+  }
+  void on_request(const std::shared_ptr<Session>& s, wire::Message m) override {
+    // Answer node registration like the hub does, to check the reply path.
+    s->send(wire::make_response(m, wire::object_resp("null")));
+    std::lock_guard lock(mutex_);
+    requests.push_back(std::move(m));
+    cv_.notify_all();
+  }
+  void on_delivered(Session&, const Change& c, std::chrono::steady_clock::duration) override {
+    std::lock_guard lock(mutex_);
+    delivered.push_back(c.uid);
+    cv_.notify_all();
+  }
+  void on_closed(Session& s, CloseReason r) override {
+    std::lock_guard lock(mutex_);
+    closed.emplace_back(s.node(), r);
+    cv_.notify_all();
+  }
+  template <class Pred>
+  bool wait(Pred pred, std::chrono::milliseconds limit = 10s) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, limit, pred);
+  }
+
+  std::function<void(const std::shared_ptr<Session>&)> on_open_hook;
+  std::vector<std::shared_ptr<Session>> opened;
+  std::vector<wire::Message> requests;
+  std::vector<std::string> delivered;
+  std::vector<std::pair<std::string, CloseReason>> closed;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+};
+
+class ListenerTest : public ::testing::Test {
+ protected:
+  void start(ListenerOptions options = {}, bool tls = true) {
+    options.host = "127.0.0.1";
+    options.port = 0;
+    if (tls) options.tls = std::make_shared<net::TlsContext>(pki_.server_context());
+    for (auto& io : ios_) {
+      executors_.push_back(io.get_executor());
+      guards_.emplace_back(io.get_executor());
+    }
+    listener_ = std::make_unique<Listener>(executors_, options, host_, [this](Rejection r) {
+      std::lock_guard lock(host_.mutex_);
+      rejections_[static_cast<std::size_t>(r)].fetch_add(1);
+      host_.cv_.notify_all();
+    });
+    listener_->start();
+    for (auto& io : ios_) threads_.emplace_back([&io] { io.run(); });
+  }
+  void TearDown() override {
+    if (listener_) listener_->stop_accepting();
+    for (auto& s : host_.opened) {
+      asio::post(s->executor(), [s] { s->close(CloseReason::shutdown); });
+    }
+    guards_.clear();
+    for (auto& io : ios_) io.stop();
+    for (auto& t : threads_) t.join();
+    listener_.reset();
+  }
+  EdgeClient<net::TlsStream> tls_client(const net::TlsContext& ctx) {
+    net::TlsStream stream(client_io_.get_executor(), ctx);
+    stream.socket().connect({asio::ip::make_address("127.0.0.1"), listener_->port()});
+    stream.set_server_name("127.0.0.1", true);
+    EdgeClient<net::TlsStream> client(std::move(stream));
+    bool done = false;
+    error_code ec;
+    client.ws().next_layer().async_handshake(net::HandshakeRole::client,
+                                             [&](error_code e, std::size_t) {
+                                               ec = e;
+                                               done = true;
+                                             });
+    client.run_until(client_io_, [&] { return done; });
+    handshake_error_ = ec;
+    return client;
+  }
+  std::size_t rejected(Rejection r) { return rejections_[static_cast<std::size_t>(r)].load(); }
+  static std::string keepalive() {
+    return R"({"header":{"msg_id":"k1","timestamp":1},"route":{"source":"websocket","group":"resource","operation":"keepalive","resource":"node"},"content":"ping"})"
+           "\n";
+  }
+
+  net::testing::TestPki pki_;
+  std::array<asio::io_context, 2> ios_;
+  std::vector<asio::any_io_executor> executors_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<Listener> listener_;
+  RecordingHost host_;
+  std::array<std::atomic<std::size_t>, kRejectionCount> rejections_{};
+  asio::io_context client_io_;
+  error_code handshake_error_;
+};
+
+TEST_F(ListenerTest, EdgeConnectsSendsRequestsAndGetsReplies) {
+  start();
+  auto client = tls_client(pki_.client_context());
+  ASSERT_FALSE(handshake_error_) << handshake_error_.message();
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  ASSERT_TRUE(host_.wait([&] { return host_.opened.size() == 1; }));
+  EXPECT_EQ(host_.opened[0]->node(), "edge-1");
+  client.send(client_io_, keepalive());
+  client.send(client_io_,
+              R"({"header":{"msg_id":"a1","timestamp":1},"route":{"source":"edged","group":"meta","operation":"insert","resource":"null/node/edge-1"},"content":{"metadata":{"name":"edge-1"}}})");
+  const auto reply = client.read(client_io_);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->header.parent_msg_id, "a1");
+  EXPECT_EQ(reply->content, R"({"Object":null,"Err":null})");
+  ASSERT_TRUE(host_.wait([&] { return host_.requests.size() == 1; }));
+  EXPECT_EQ(host_.requests[0].route.resource, "null/node/edge-1") << "keepalives are not requests";
+  EXPECT_EQ(listener_->connections(), 1u);
+}
+
+TEST_F(ListenerTest, DeliversObjectsAndCompletesThemOnAck) {
+  host_.on_open_hook = [](const std::shared_ptr<Session>& s) {
+    s->enqueue(Change{.kind = ObjectKind::pod, .ns = "default", .name = "web", .uid = "u1",
+                      .resource_version = 7, .operation = "insert",
+                      .object = std::make_shared<const std::string>(R"({"kind":"Pod"})")});
+  };
+  start();
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  const auto pod = client.read(client_io_);
+  ASSERT_TRUE(pod);
+  EXPECT_EQ(pod->route.resource, "default/pod/web");
+  EXPECT_EQ(pod->header.resource_version, "7");
+  client.send(client_io_, wire::encode(wire::make_ack(*pod, 2)));
+  ASSERT_TRUE(host_.wait([&] { return host_.delivered.size() == 1; }));
+  EXPECT_EQ(host_.delivered[0], "u1");
+}
+
+TEST_F(ListenerTest, CertificateForAnotherNodeIsRefusedBeforeTheUpgrade) {
+  start();
+  auto client = tls_client(pki_.client_context());  // CN system:node:edge-1
+  std::string body;
+  EXPECT_EQ(client.upgrade(client_io_, "edge-2", &body), 403);
+  EXPECT_NE(body.find("CN \"system:node:edge-1\" does not match \"system:node:edge-2\""),
+            std::string::npos)
+      << body;
+  EXPECT_EQ(rejected(Rejection::identity_mismatch), 1u);
+  EXPECT_TRUE(host_.opened.empty());
+  EXPECT_TRUE(host_.wait([&] { return listener_->connections() == 0; }));
+}
+
+TEST_F(ListenerTest, ClientWithoutCertificateIsRefused) {
+  start();
+  auto client = tls_client(pki_.client_context(/*with_cert=*/false));
+  // TLS 1.3: the client learns of the refusal on its first read or write.
+  if (!handshake_error_) {
+    EXPECT_NE(client.upgrade(client_io_, "edge-1"), 101);
+  }
+  // The server's side finishes on its own thread.
+  EXPECT_TRUE(host_.wait([&] { return rejected(Rejection::tls_handshake) == 1; }));
+  EXPECT_TRUE(host_.opened.empty());
+}
+
+TEST_F(ListenerTest, MissingOrInvalidNodeIdIsABadRequest) {
+  start();
+  auto client = tls_client(pki_.client_context());
+  std::string body;
+  EXPECT_EQ(client.upgrade(client_io_, "Edge_1", &body), 400);
+  EXPECT_NE(body.find("not a valid node name"), std::string::npos) << body;
+  EXPECT_EQ(rejected(Rejection::bad_request), 1u);
+}
+
+TEST_F(ListenerTest, ConnectionCapAnswers503) {
+  start({.max_connections = 1});
+  auto first = tls_client(pki_.client_context());
+  ASSERT_EQ(first.upgrade(client_io_, "edge-1"), 101);
+  auto second = tls_client(pki_.client_context());
+  std::string body;
+  EXPECT_EQ(second.upgrade(client_io_, "edge-1", &body), 503);
+  EXPECT_NE(body.find("connection limit (1) reached"), std::string::npos) << body;
+  EXPECT_EQ(rejected(Rejection::capacity), 1u);
+}
+
+TEST_F(ListenerTest, MissingKeepaliveClosesTheSession) {
+  ListenerOptions o;
+  o.session.keepalive_timeout = 100ms;
+  start(o);
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  EXPECT_FALSE(client.read(client_io_));
+  EXPECT_EQ(client.close_reason().code, websocket::close_code::normal);
+  ASSERT_TRUE(host_.wait([&] { return host_.closed.size() == 1; }));
+  EXPECT_EQ(host_.closed[0].second, CloseReason::keepalive_timeout);
+  EXPECT_TRUE(host_.wait([&] { return listener_->connections() == 0; }));
+}
+
+TEST_F(ListenerTest, UndecodableMessageClosesWithProtocolError) {
+  start();
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  client.send(client_io_, R"({"header":{"timestamp":1.5},"route":{}})");
+  EXPECT_FALSE(client.read(client_io_));
+  EXPECT_EQ(client.close_reason().code, websocket::close_code::protocol_error);
+  ASSERT_TRUE(host_.wait([&] { return host_.closed.size() == 1; }));
+  EXPECT_EQ(host_.closed[0].second, CloseReason::bad_message);
+}
+
+TEST_F(ListenerTest, EdgecoreGoodbyeMessageIsTolerated) {
+  start();
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  client.send(client_io_, R"({"header":{"msg_id":"","timestamp":0},"route":{},"content":null})");
+  client.send(client_io_,
+              R"({"header":{"msg_id":"a2","timestamp":1},"route":{"source":"edged","group":"meta","operation":"query","resource":"kube-node-lease/lease/edge-1"},"content":null})");
+  ASSERT_TRUE(client.read(client_io_)) << "still connected after the empty message";
+  ASSERT_TRUE(host_.wait([&] { return host_.requests.size() == 1; }));
+  EXPECT_EQ(host_.opened[0]->counters().empty_messages, 1u);
+}
+
+TEST_F(ListenerTest, SlowReaderIsDisconnected) {
+  host_.on_open_hook = [](const std::shared_ptr<Session>& s) {
+    const std::string big(256 * 1024, 'x');
+    for (int i = 0; i < 64 && !s->closed(); ++i) s->send(big);
+  };
+  ListenerOptions o;
+  o.session.write_queue_bytes = 1 << 20;
+  start(o);
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  ASSERT_TRUE(host_.wait([&] { return host_.closed.size() == 1; }));
+  EXPECT_EQ(host_.closed[0].second, CloseReason::slow_reader);
+}
+
+TEST_F(ListenerTest, ProxyModeTrustsOnlyConfiguredPeers) {
+  start({.identity_header = "X-Client-Cert-CN", .trusted_proxies = {"127.0.0.0/8"}}, false);
+  {
+    beast::tcp_stream stream(client_io_);
+    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), listener_->port()));
+    EdgeClient<beast::tcp_stream> client(std::move(stream));
+    ASSERT_EQ(client.upgrade(client_io_, "edge-9", nullptr,
+                             {{"X-Client-Cert-CN", "system:node:edge-9"}}),
+              101);
+    ASSERT_TRUE(host_.wait([&] { return host_.opened.size() == 1; }));
+  }
+  {
+    beast::tcp_stream stream(client_io_);
+    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), listener_->port()));
+    EdgeClient<beast::tcp_stream> client(std::move(stream));
+    std::string body;
+    EXPECT_EQ(client.upgrade(client_io_, "edge-9", &body), 403) << "no identity header";
+    EXPECT_NE(body.find("forwarded identity (X-Client-Cert-CN) \"\" does not match"),
+              std::string::npos)
+        << body;
+  }
+}
+
+TEST_F(ListenerTest, ProxyModeRefusesUntrustedPeers) {
+  start({.trusted_proxies = {"10.0.0.0/8"}}, false);
+  beast::tcp_stream stream(client_io_);
+  stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), listener_->port()));
+  EdgeClient<beast::tcp_stream> client(std::move(stream));
+  std::string body;
+  EXPECT_EQ(client.upgrade(client_io_, "edge-9", &body), 403);
+  EXPECT_NE(body.find("127.0.0.1 is not a trusted proxy"), std::string::npos) << body;
+  EXPECT_EQ(rejected(Rejection::untrusted_proxy), 1u);
+}
+
+}  // namespace
+}  // namespace edgehub::hub
