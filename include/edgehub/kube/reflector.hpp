@@ -47,6 +47,9 @@ struct ReflectorOptions {
   std::string label_selector;
   std::string field_selector;  // e.g. "spec.nodeName!=" for pods bound to a node
   std::int64_t page_size = 500;
+  // resourceVersion of the first list only: "0" lets the API server answer from its watch
+  // cache (cheap at startup); relists after a 410 always read the latest state ("").
+  std::string initial_list_resource_version;
   int watch_timeout_seconds = 300;  // each watch asks for a timeout in [t, 2t)
   std::chrono::milliseconds initial_backoff{200};
   std::chrono::milliseconds max_backoff{30'000};
