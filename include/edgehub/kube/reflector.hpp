@@ -69,7 +69,8 @@ struct ReflectorStats {
 
 // List-then-watch loop for one resource type. Resumes watches from the last resourceVersion
 // seen (bookmarks included), relists on 410 and emits deletes for objects that vanished
-// meanwhile. It keeps only uid and resourceVersion per object key.
+// meanwhile. It keeps only uid and resourceVersion per object key. The handler must outlive
+// the loop (until on_stopped has run, or the executor has stopped).
 class Reflector : public std::enable_shared_from_this<Reflector> {
  public:
   static std::shared_ptr<Reflector> make(std::shared_ptr<Client> client, ReflectorOptions options,
