@@ -83,6 +83,7 @@ net::awaitable<Result<void>> Reflector::relist() {
   lo.field_selector = options_.field_selector;
   lo.limit = options_.page_size;
   lo.priority = options_.priority;
+  if (stats_.lists == 0) lo.resource_version = options_.initial_list_resource_version;
   auto list = co_await client_->list_all(options_.resource, options_.namespace_, lo);
   if (!list) co_return list.error();
   if (stopped_) co_return Result<void>{};
@@ -206,9 +207,15 @@ net::awaitable<void> Reflector::run() {
           need_list = true;
           continue;
         }
-        if (r) {
+        if (r && progressed) {
           backoff_.reset();
           continue;  // the server ended the watch: resume from the last resourceVersion
+        }
+        if (r) {
+          // Ended without a single event: not an error, but never spin on a server that
+          // closes watches at once.
+          co_await pause(backoff_.next());
+          continue;
         }
         ++stats_.errors;
         if (progressed) backoff_.reset();

@@ -265,7 +265,8 @@ net::awaitable<Result<void>> Client::Impl::read_stream(Stream& s, Connection& c,
     parser.get().body().data = buf.data();
     parser.get().body().size = buf.size();
     c.lowest().expires_after(ok ? idle_timeout : options.request_timeout);
-    auto [ec, n] = co_await http::async_read(s, c.buffer, parser, use_tuple);
+    // read_some, not read: read would wait for the buffer to fill, holding events back.
+    auto [ec, n] = co_await http::async_read_some(s, c.buffer, parser, use_tuple);
     if (ec == http::error::need_buffer) ec = {};
     std::size_t got = buf.size() - parser.get().body().size;
     if (!ok) {

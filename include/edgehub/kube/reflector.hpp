@@ -47,6 +47,9 @@ struct ReflectorOptions {
   std::string label_selector;
   std::string field_selector;  // e.g. "spec.nodeName!=" for pods bound to a node
   std::int64_t page_size = 500;
+  // resourceVersion of the first list only: "0" lets the API server answer from its watch
+  // cache (cheap at startup); relists after a 410 always read the latest state ("").
+  std::string initial_list_resource_version;
   int watch_timeout_seconds = 300;  // each watch asks for a timeout in [t, 2t)
   std::chrono::milliseconds initial_backoff{200};
   std::chrono::milliseconds max_backoff{30'000};
@@ -66,7 +69,8 @@ struct ReflectorStats {
 
 // List-then-watch loop for one resource type. Resumes watches from the last resourceVersion
 // seen (bookmarks included), relists on 410 and emits deletes for objects that vanished
-// meanwhile. It keeps only uid and resourceVersion per object key.
+// meanwhile. It keeps only uid and resourceVersion per object key. The handler must outlive
+// the loop (until on_stopped has run, or the executor has stopped).
 class Reflector : public std::enable_shared_from_this<Reflector> {
  public:
   static std::shared_ptr<Reflector> make(std::shared_ptr<Client> client, ReflectorOptions options,

@@ -260,6 +260,32 @@ TEST(KubeClient, WatchStreamsChunkedEventsInOrder) {
   }
 }
 
+TEST(KubeClient, WatchEventsArriveWhileTheStreamStaysOpen) {
+  net::io_context io;
+  auto live = std::make_shared<testing::LiveStream>(io.get_executor());
+  ReplayServer server(io, [&](const Recorded&) {
+    Reply r;
+    r.live = live;
+    return r;
+  });
+  auto client = make_client(io, http_config(server));
+  Collected got;
+  std::optional<Result<void>> result;
+  net::co_spawn(io, client->watch(resources::pods(), "", {}, got.sink()),
+                [&](std::exception_ptr, Result<void> r) { result = std::move(r); });
+  live->push(R"({"type":"ADDED","object":{"metadata":{"name":"one","resourceVersion":"1"}}})" "\n");
+  ASSERT_TRUE(testing::run_until(io, [&] { return got.events.size() == 1; }));
+  // Half an event stays pending until its end arrives.
+  live->push(R"({"type":"MODIFIED","object":{"metadata":)");
+  live->push(R"({"name":"one","resourceVersion":"2"}}})" "\n");
+  ASSERT_TRUE(testing::run_until(io, [&] { return got.events.size() == 2; }));
+  EXPECT_FALSE(result);
+  EXPECT_EQ(got.events[1].object.meta.resource_version, "2");
+  live->finish();
+  ASSERT_TRUE(testing::run_until(io, [&] { return result.has_value(); }));
+  EXPECT_TRUE(*result);
+}
+
 TEST(KubeClient, WatchDroppedMidStreamIsStreamBroken) {
   net::io_context io;
   auto sample = testing::load_sample("v1.26.5", "watch-pods-node-x");

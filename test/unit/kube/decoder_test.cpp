@@ -34,6 +34,14 @@ TEST(KubeDecoder, EscapedStringsAndNesting) {
   EXPECT_EQ(ev->object.key(), "ns/a\"b");
 }
 
+TEST(KubeDecoder, BackslashRunsBeforeQuotes) {
+  auto ev = decode_watch_event(R"({"type":"ADDED","object":{"metadata":{"name":"a\\","uid":"b\\\"c","x":"\\\\"}}})");
+  ASSERT_TRUE(ev) << ev.error().describe();
+  EXPECT_EQ(ev->object.meta.name, "a\\");
+  EXPECT_EQ(ev->object.meta.uid, "b\\\"c");
+  EXPECT_FALSE(decode_watch_event(R"({"type":"ADDED","object":{"metadata":{"name":"a\"}}})"));
+}
+
 TEST(KubeDecoder, MalformedInputsAreProtocolErrors) {
   for (std::string bad : {"", "{", "[]", "{\"type\":\"ADDED\"}", "{\"type\":\"ADDED\",\"object\":{]}",
                           "{\"type\":\"FOO\",\"object\":{}}", "{\"type\":1,\"object\":{}}",

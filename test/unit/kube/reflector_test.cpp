@@ -209,6 +209,30 @@ TEST(KubeReflector, RelistDeletesVanishedObjects) {
   EXPECT_EQ(query_value(f.watch_targets[1], "resourceVersion"), after->resource_version);
 }
 
+TEST(KubeReflector, FirstListFromCacheRelistFromLatestAndQuietWatchEnds) {
+  Fixture f;
+  ReflectorOptions o;
+  o.resource = resources::nodes();
+  o.initial_list_resource_version = "0";
+  o.initial_backoff = std::chrono::milliseconds(1);
+  o.on_stopped = [&] { f.stopped = true; };
+  f.reflector = Reflector::make(f.client, o, f.log);
+  f.lists.push_back(body(testing::load_sample("v1.36.3", "list-nodes")));
+  f.watches.push_back(chunked({}));  // ends at once without events
+  f.watches.push_back(body(testing::load_sample("v1.36.3", "list-exact-compacted-410")));
+  f.lists.push_back(body(testing::load_sample("v1.36.3", "list-nodes")));
+  f.reflector->start();
+  ASSERT_TRUE(f.run_until_watches(3));
+  f.stop();
+  ASSERT_EQ(f.list_targets.size(), 2u);
+  EXPECT_EQ(f.list_targets[0], "/api/v1/nodes?resourceVersion=0&limit=500");
+  EXPECT_EQ(f.list_targets[1], "/api/v1/nodes?limit=500");
+  EXPECT_EQ(query_value(f.watch_targets[0], "resourceVersion"), "209");
+  EXPECT_EQ(query_value(f.watch_targets[1], "resourceVersion"), "209");
+  EXPECT_EQ(f.reflector->stats().errors, 0u);
+  EXPECT_EQ(f.log.lines, (std::vector<std::string>{"resynced node-x node-y", "resynced node-x node-y"}));
+}
+
 TEST(KubeReflector, ListErrorsBackOffAndRetry) {
   Fixture f;
   f.lists.push_back(body(testing::load_sample("v1.36.3", "forbidden-403")));

@@ -1,0 +1,67 @@
+// devapi: an embedded, in-memory, Kubernetes-compatible API server for `edgehub --dev` and
+// tests. Serves list/watch/create/update/patch/delete, status subresources, discovery and
+// Status errors the way kube-apiserver does, well enough for client-go style clients and the
+// real kubectl. Never used in production mode.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <edgehub/devapi/store.hpp>
+#include <memory>
+#include <string>
+
+namespace edgehub::devapi {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: pick a free port; see Server::port()
+  std::size_t watch_history = 10000;  // events kept for watches that resume from an RV
+  // Events queued for one watch connection before it counts as too slow and is closed with
+  // an ERROR event (the store and the other watchers never wait for it).
+  std::size_t watch_queue_limit = 10000;
+  // Period of BOOKMARK events on watches with allowWatchBookmarks=true. A bookmark is also
+  // sent shortly before timeoutSeconds ends.
+  std::chrono::milliseconds bookmark_interval{std::chrono::seconds(60)};
+  // Watch length when the client sends no timeoutSeconds.
+  std::chrono::seconds default_watch_timeout{1800};
+  // TLS: both files set -> HTTPS. ca_file is only written into the kubeconfig (otherwise the
+  // kubeconfig says insecure-skip-tls-verify).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
+  // Non-empty: every request must carry `Authorization: Bearer <token>` (401 otherwise).
+  std::string bearer_token;
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();  // stops
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts the I/O thread; port() is valid afterwards. Throws on bind failure.
+  void start();
+  // Closes the listener and every connection, joins the I/O thread. Idempotent.
+  void stop();
+
+  std::uint16_t port() const;
+  std::string url() const;  // "http://127.0.0.1:<port>" (https with TLS)
+  // A kubeconfig (cluster, user with the bearer token, context "edgehub-dev") for kubectl.
+  void write_kubeconfig(const std::string& path) const;
+
+  // Test hook: every watch from an older resourceVersion now gets 410 Expired.
+  void expire_history();
+  // Test hook: ends every open watch stream and closes its connection.
+  void drop_watchers();
+
+  // Direct, thread-safe access to the objects (create/get/list/update/patch/remove).
+  Store& store();
+  const Store& store() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgehub::devapi

@@ -1,0 +1,390 @@
+#include "api.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "discovery.hpp"
+#include "util.hpp"
+
+namespace edgehub::devapi::detail {
+
+namespace http = boost::beast::http;
+using nlohmann::json;
+
+namespace {
+
+std::string url_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '+') {
+      out += ' ';
+    } else if (c == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+struct Target {
+  std::string path;
+  std::map<std::string, std::string> query;
+
+  std::optional<std::string> param(const std::string& key) const {
+    auto it = query.find(key);
+    if (it == query.end()) return std::nullopt;
+    return it->second;
+  }
+  std::string get(const std::string& key) const { return param(key).value_or(""); }
+  bool flag(const std::string& key) const {
+    const std::string v = get(key);
+    return v == "1" || v == "true" || v == "True";
+  }
+};
+
+Target parse_target(std::string_view target) {
+  Target out;
+  const auto q = target.find('?');
+  out.path = url_decode(target.substr(0, q));
+  if (q == std::string_view::npos) return out;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    const auto eq = pair.find('=');
+    const std::string key = url_decode(pair.substr(0, eq));
+    const std::string value = eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
+    if (!key.empty()) out.query[key] = value;
+    if (amp == std::string_view::npos) break;
+    rest = rest.substr(amp + 1);
+  }
+  return out;
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start < path.size()) {
+    const auto slash = path.find('/', start);
+    const auto end = slash == std::string::npos ? path.size() : slash;
+    if (end > start) parts.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return parts;
+}
+
+Reply json_reply(unsigned status, const json& body) {
+  return {status, body.dump(), "application/json"};
+}
+
+json parse_body(const HttpRequest& request, const ResourceInfo& resource) {
+  const std::string& body = request.body();
+  try {
+    return json::parse(body);
+  } catch (const json::parse_error& error) {
+    std::string preview = body.substr(0, 30);
+    if (body.size() > 30) preview += " ...";
+    // Go's wording: a body cut short is "unexpected end of JSON input".
+    const std::string reason = error.byte >= body.size() ? "unexpected end of JSON input"
+                                                        : "invalid character in JSON input";
+    throw ApiError::bad_request("the object provided is unrecognized (must be of type " +
+                                resource.kind + "): couldn't get version/kind; json parse error: " +
+                                reason + " (" + preview + ")");
+  }
+}
+
+std::string content_type_of(const HttpRequest& request) {
+  std::string type(request[http::field::content_type]);
+  const auto semi = type.find(';');
+  if (semi != std::string::npos) type.resize(semi);
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  return type;
+}
+
+std::optional<std::int64_t> parse_int(const std::optional<std::string>& text) {
+  if (!text || text->empty()) return std::nullopt;
+  try {
+    return std::stoll(*text);
+  } catch (const std::exception&) {
+    throw ApiError::bad_request("invalid integer \"" + *text + "\"");
+  }
+}
+
+ListOptions list_options(const Target& target) {
+  ListOptions options;
+  options.label_selector = target.get("labelSelector");
+  options.field_selector = target.get("fieldSelector");
+  options.limit = parse_int(target.param("limit")).value_or(0);
+  options.continue_token = target.get("continue");
+  options.resource_version = target.param("resourceVersion");
+  options.resource_version_match = target.param("resourceVersionMatch");
+  if (options.resource_version_match && options.resource_version_match->empty()) {
+    options.resource_version_match.reset();
+  }
+  return options;
+}
+
+DeleteOptions delete_options(const HttpRequest& request, const Target& target) {
+  DeleteOptions options;
+  options.grace_period_seconds = parse_int(target.param("gracePeriodSeconds"));
+  if (!request.body().empty()) {
+    json body = json::parse(request.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      throw ApiError::bad_request("the body of the request was in an unknown format");
+    }
+    if (body.contains("gracePeriodSeconds") && body["gracePeriodSeconds"].is_number_integer()) {
+      options.grace_period_seconds = body["gracePeriodSeconds"].get<std::int64_t>();
+    }
+    if (body.contains("preconditions") && body["preconditions"].is_object()) {
+      const json& pre = body["preconditions"];
+      if (pre.contains("uid") && pre["uid"].is_string()) {
+        options.precondition_uid = pre["uid"].get<std::string>();
+      }
+      if (pre.contains("resourceVersion") && pre["resourceVersion"].is_string()) {
+        options.precondition_resource_version = pre["resourceVersion"].get<std::string>();
+      }
+    }
+  }
+  return options;
+}
+
+PatchType patch_type(const std::string& content_type, const json& body) {
+  if (content_type == "application/merge-patch+json") return PatchType::kMerge;
+  if (content_type == "application/strategic-merge-patch+json") return PatchType::kStrategicMerge;
+  if (content_type == "application/json-patch+json") return PatchType::kJson;
+  // Server-side apply is not implemented; a JSON apply body is merged instead, which gives the
+  // same result for objects the caller fully owns.
+  if (content_type == "application/apply-patch+yaml" && body.is_object()) return PatchType::kMerge;
+  throw ApiError::unsupported_media_type(content_type);
+}
+
+struct ResourcePath {
+  const ResourceInfo* resource = nullptr;
+  std::string ns;
+  std::string name;
+  std::string subresource;
+};
+
+// rest: the segments after /api/v1 or /apis/<g>/<v>.
+ResourcePath parse_resource_path(const std::string& group, const std::string& version,
+                                 const std::vector<std::string>& rest) {
+  ResourcePath out;
+  std::size_t i = 0;
+  if (rest.size() >= 3 && rest[0] == "namespaces") {
+    const ResourceInfo* inner = find_resource(group, version, rest[2]);
+    if (inner != nullptr && inner->namespaced) {
+      out.ns = rest[1];
+      i = 2;
+    }
+  }
+  out.resource = find_resource(group, version, rest[i]);
+  if (out.resource == nullptr) throw ApiError::unknown_resource();
+  if (out.resource->namespaced && i == 0 && rest.size() > 1) {
+    // /api/v1/pods/<name>: namespaced objects need their namespace.
+    throw ApiError::unknown_resource();
+  }
+  if (rest.size() > i + 1) out.name = rest[i + 1];
+  if (rest.size() > i + 2) out.subresource = rest[i + 2];
+  if (rest.size() > i + 3) throw ApiError::unknown_resource();
+  return out;
+}
+
+json token_request(Store& store, const ResourcePath& path, const HttpRequest& request) {
+  json sa = store.get(*path.resource, path.ns, path.name);  // 404 when missing
+  json body = request.body().empty() ? json::object() : json::parse(request.body(), nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    throw ApiError::bad_request("the object provided is unrecognized (must be of type TokenRequest)");
+  }
+  json spec = body.value("spec", json::object());
+  if (!spec.is_object()) spec = json::object();
+  const std::int64_t seconds = spec.value("expirationSeconds", std::int64_t{3600});
+  if (seconds < 600) {
+    throw ApiError::invalid("TokenRequest", path.name,
+                            json::array({{{"reason", "FieldValueInvalid"},
+                                          {"message", "Invalid value: " + std::to_string(seconds) +
+                                                          ": may not specify a duration less "
+                                                          "than 10 minutes"},
+                                          {"field", "spec.expirationSeconds"}}}),
+                            "authentication.k8s.io");
+  }
+  const json claims = {{"sub", "system:serviceaccount:" + path.ns + ":" + path.name},
+                       {"uid", sa["metadata"].value("uid", "")},
+                       {"exp_in", seconds},
+                       {"jti", new_uid()}};
+  const std::string token = base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." +
+                            base64url_encode(claims.dump()) + ".devapi";
+  json result_spec = spec;
+  result_spec["expirationSeconds"] = seconds;
+  if (!result_spec.contains("audiences")) result_spec["audiences"] = json::array();
+  if (!result_spec.contains("boundObjectRef")) result_spec["boundObjectRef"] = nullptr;
+  return {{"kind", "TokenRequest"},
+          {"apiVersion", "authentication.k8s.io/v1"},
+          {"metadata",
+           {{"name", path.name}, {"namespace", path.ns}, {"creationTimestamp", rfc3339_now()}}},
+          {"spec", result_spec},
+          {"status", {{"token", token}, {"expirationTimestamp", rfc3339_now(seconds)}}}};
+}
+
+}  // namespace
+
+Reply Api::error_reply(const ApiError& error) {
+  return json_reply(static_cast<unsigned>(error.code()), error.status());
+}
+
+Routed Api::handle(const HttpRequest& request, const std::string& server_address) {
+  try {
+    return route(request, server_address);
+  } catch (const ApiError& error) {
+    return {error_reply(error), std::nullopt};
+  } catch (const std::exception& error) {
+    spdlog::error("devapi: {} {} failed: {}", std::string(request.method_string()),
+                  std::string(request.target()), error.what());
+    return {error_reply(ApiError::internal(error.what())), std::nullopt};
+  }
+}
+
+Routed Api::route(const HttpRequest& request, const std::string& server_address) {
+  if (!options_.bearer_token.empty()) {
+    const std::string_view auth = request[http::field::authorization];
+    if (auth != "Bearer " + options_.bearer_token) throw ApiError::unauthorized();
+  }
+  const Target target = parse_target(request.target());
+  const auto method = request.method();
+  const auto parts = split_path(target.path);
+  auto only_get = [&](const json& body) -> Routed {
+    if (method != http::verb::get) throw ApiError::method_not_allowed();
+    return {json_reply(200, body), std::nullopt};
+  };
+
+  if (target.path == "/version" || target.path == "/version/") return only_get(version_info());
+  if (target.path == "/healthz" || target.path == "/readyz" || target.path == "/livez") {
+    return {{200, "ok", "text/plain; charset=utf-8"}, std::nullopt};
+  }
+  if (parts.empty()) throw ApiError::unknown_resource();
+  if (parts[0] == "openapi") {
+    if (parts.size() == 2 && parts[1] == "v3") return only_get(openapi_v3_root());
+    if (parts.size() >= 3 && parts[1] == "v3") {
+      std::optional<json> doc;
+      if (parts[2] == "api" && parts.size() == 4) doc = openapi_v3_group_version("", parts[3]);
+      if (parts[2] == "apis" && parts.size() == 5) {
+        doc = openapi_v3_group_version(parts[3], parts[4]);
+      }
+      if (doc) return only_get(*doc);
+    }
+    throw ApiError::unknown_resource();  // no OpenAPI v2: kubectl copes without it
+  }
+
+  std::string group;
+  std::string version;
+  std::vector<std::string> rest;
+  if (parts[0] == "api") {
+    if (parts.size() == 1) return only_get(api_versions(server_address));
+    version = parts[1];
+    if (version != "v1") throw ApiError::unknown_resource();
+    rest.assign(parts.begin() + 2, parts.end());
+  } else if (parts[0] == "apis") {
+    if (parts.size() == 1) return only_get(api_group_list());
+    group = parts[1];
+    if (parts.size() == 2) {
+      auto doc = api_group(group);
+      if (!doc) throw ApiError::unknown_resource();
+      return only_get(*doc);
+    }
+    version = parts[2];
+    rest.assign(parts.begin() + 3, parts.end());
+  } else {
+    throw ApiError::unknown_resource();
+  }
+  if (rest.empty()) {
+    auto doc = api_resource_list(group, version);
+    if (!doc) throw ApiError::unknown_resource();
+    return only_get(*doc);
+  }
+
+  const ResourcePath path = parse_resource_path(group, version, rest);
+  const ResourceInfo& resource = *path.resource;
+
+  if (path.name.empty()) {  // collection
+    if (method == http::verb::get) {
+      if (target.flag("watch")) {
+        WatchPlan plan;
+        plan.resource = &resource;
+        plan.options.namespace_ = path.ns;
+        plan.options.label_selector = target.get("labelSelector");
+        plan.options.field_selector = target.get("fieldSelector");
+        plan.options.resource_version = target.param("resourceVersion");
+        plan.options.resource_version_match = target.param("resourceVersionMatch");
+        if (plan.options.resource_version_match && plan.options.resource_version_match->empty()) {
+          plan.options.resource_version_match.reset();
+        }
+        plan.options.send_initial_events = target.flag("sendInitialEvents");
+        plan.options.allow_bookmarks = target.flag("allowWatchBookmarks");
+        const auto timeout = parse_int(target.param("timeoutSeconds"));
+        plan.timeout = timeout && *timeout > 0 ? std::chrono::seconds(*timeout)
+                                               : options_.default_watch_timeout;
+        // Selectors are checked before the stream starts: a bad one is a plain 400.
+        (void)LabelSelector::parse(plan.options.label_selector);
+        (void)FieldSelector::parse(plan.options.field_selector, resource);
+        return {{}, plan};
+      }
+      return {json_reply(200, store_.list(resource, path.ns, list_options(target))), std::nullopt};
+    }
+    if (method == http::verb::post) {
+      if (resource.namespaced && path.ns.empty()) throw ApiError::method_not_allowed();
+      json body = parse_body(request, resource);
+      return {json_reply(201, store_.create(resource, path.ns, std::move(body))), std::nullopt};
+    }
+    if (method == http::verb::delete_) {
+      return {json_reply(200, store_.remove_collection(resource, path.ns, list_options(target),
+                                                       delete_options(request, target))),
+              std::nullopt};
+    }
+    throw ApiError::method_not_allowed();
+  }
+
+  if (!path.subresource.empty()) {
+    if (path.subresource == "token" && resource.resource == "serviceaccounts") {
+      if (method != http::verb::post) throw ApiError::method_not_allowed();
+      return {json_reply(201, token_request(store_, path, request)), std::nullopt};
+    }
+    if (path.subresource != "status" || !resource.has_status) throw ApiError::unknown_resource();
+    if (method == http::verb::get) {
+      return {json_reply(200, store_.get(resource, path.ns, path.name)), std::nullopt};
+    }
+  }
+  const bool status = !path.subresource.empty();
+  switch (method) {
+    case http::verb::get:
+      return {json_reply(200, store_.get(resource, path.ns, path.name)), std::nullopt};
+    case http::verb::put: {
+      json body = parse_body(request, resource);
+      return {json_reply(200, store_.update(resource, path.ns, path.name, std::move(body), status)),
+              std::nullopt};
+    }
+    case http::verb::patch: {
+      json body = json::parse(request.body(), nullptr, false);
+      if (body.is_discarded()) {
+        throw ApiError::bad_request("error decoding patch: invalid JSON in patch body");
+      }
+      const PatchType type = patch_type(content_type_of(request), body);
+      return {json_reply(200, store_.patch(resource, path.ns, path.name, type, body, status)),
+              std::nullopt};
+    }
+    case http::verb::delete_: {
+      if (status) throw ApiError::method_not_allowed();
+      DeleteResult result = store_.remove(resource, path.ns, path.name,
+                                          delete_options(request, target));
+      return {json_reply(200, result.body), std::nullopt};
+    }
+    default:
+      throw ApiError::method_not_allowed();
+  }
+}
+
+}  // namespace edgehub::devapi::detail

@@ -1,0 +1,50 @@
+// Maps one HTTP request onto the store: URL layout, query parameters, content types and the
+// Status error for everything that goes wrong. Watches are returned as a plan for the
+// connection to stream.
+#pragma once
+
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <edgehub/devapi/server.hpp>
+#include <edgehub/devapi/store.hpp>
+#include <optional>
+#include <string>
+
+namespace edgehub::devapi::detail {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+
+struct Reply {
+  unsigned status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+struct WatchPlan {
+  const ResourceInfo* resource = nullptr;
+  WatchOptions options;
+  std::chrono::seconds timeout{0};
+};
+
+struct Routed {
+  Reply reply;                     // used when !watch
+  std::optional<WatchPlan> watch;  // a watch to stream on this connection
+};
+
+class Api {
+ public:
+  Api(Store& store, const ServerOptions& options) : store_(store), options_(options) {}
+
+  // Never throws: errors become Status replies.
+  Routed handle(const HttpRequest& request, const std::string& server_address);
+
+  static Reply error_reply(const ApiError& error);
+
+ private:
+  Routed route(const HttpRequest& request, const std::string& server_address);
+
+  Store& store_;
+  const ServerOptions& options_;
+};
+
+}  // namespace edgehub::devapi::detail

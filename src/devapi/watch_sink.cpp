@@ -1,0 +1,83 @@
+#include "watch_sink.hpp"
+
+namespace edgehub::devapi::detail {
+
+WatchSink::WatchSink(const ResourceInfo& resource, std::size_t queue_limit,
+                     std::function<void()> wake)
+    : resource_(resource), queue_limit_(queue_limit == 0 ? 1 : queue_limit),
+      wake_(std::move(wake)) {}
+
+void WatchSink::push_locked(std::string line) {
+  if (overflowed_ || closed_) return;
+  if (pending_events_ >= queue_limit_) {
+    // Like the real server's cacher, drop the watcher rather than block the store or buffer
+    // without bound; the client resumes from the last resourceVersion it saw.
+    overflowed_ = true;
+    pending_.clear();
+    pending_events_ = 0;
+  } else {
+    pending_ += line;
+    ++pending_events_;
+  }
+  if (!wake_pending_) {
+    wake_pending_ = true;
+    wake_();
+  }
+}
+
+void WatchSink::deliver(EventType type, const StoreEvent& event) {
+  std::string line;
+  line.reserve(event.object_text->size() + 32);
+  line += R"({"type":")";
+  line += to_string(type);
+  line += R"(","object":)";
+  line += *event.object_text;
+  line += "}\n";
+  std::lock_guard lock(mutex_);
+  push_locked(std::move(line));
+}
+
+void WatchSink::bookmark(std::uint64_t rv, bool initial_events_end) {
+  nlohmann::json meta = {{"resourceVersion", std::to_string(rv)}};
+  if (initial_events_end) meta["annotations"] = {{"k8s.io/initial-events-end", "true"}};
+  const nlohmann::json object = {
+      {"kind", resource_.kind}, {"apiVersion", resource_.api_version()}, {"metadata", meta}};
+  std::string line = R"({"type":"BOOKMARK","object":)" + object.dump() + "}\n";
+  std::lock_guard lock(mutex_);
+  push_locked(std::move(line));
+}
+
+void WatchSink::close() {
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+  if (!wake_pending_) {
+    wake_pending_ = true;
+    wake_();
+  }
+}
+
+WatchSink::Batch WatchSink::take() {
+  std::lock_guard lock(mutex_);
+  Batch batch;
+  batch.data.swap(pending_);
+  batch.events = pending_events_;
+  batch.overflowed = overflowed_;
+  batch.closed = closed_;
+  pending_events_ = 0;
+  wake_pending_ = false;
+  return batch;
+}
+
+std::string WatchSink::overflow_line() const {
+  return error_event_line(ApiError(
+      500, "InternalError",
+      "Internal error occurred: the watch of " + resource_.qualified_name() +
+          " fell more than " + std::to_string(queue_limit_) +
+          " events behind and was closed; resume from the last resourceVersion received"));
+}
+
+std::string error_event_line(const ApiError& error) {
+  return R"({"type":"ERROR","object":)" + error.status().dump() + "}\n";
+}
+
+}  // namespace edgehub::devapi::detail
