@@ -28,8 +28,12 @@ Delivery::Delivery(DeliveryOptions options, Send send, Acked acked, Now now)
     : options_(options), send_(std::move(send)), acked_(std::move(acked)), now_(std::move(now)) {}
 
 void Delivery::enqueue(Change change) {
-  auto& entry = entries_[change.uid];
   const bool is_delete = change.operation == wire::operation::kDelete;
+  if (deleted_.contains(change.uid)) {
+    ++stats_.stale;
+    return;
+  }
+  auto& entry = entries_[change.uid];
   // Versions at or below what the edge has, or what is already on its way, are stale —
   // except a delete, which always wins.
   const auto newest_known = std::max(
@@ -96,11 +100,14 @@ bool Delivery::on_ack(const std::string& parent_msg_id) {
   ++stats_.acked;
   const bool deleted = flight.change.operation == wire::operation::kDelete;
   entry.acked_version = deleted ? 0 : flight.change.resource_version;
-  if (entry.pending) {
+  if (deleted) {
+    entries_.erase(uid);
+    const auto now = now_();
+    forget_old_deletes(now);
+    deleted_[uid] = now;
+  } else if (entry.pending) {
     entry.in_ready = true;
     ready_.push_back(uid);
-  } else if (deleted) {
-    entries_.erase(uid);
   }
   acked_(flight.change, now_() - flight.first_sent);
   pump();
@@ -126,6 +133,12 @@ std::optional<SteadyClock::time_point> Delivery::next_deadline() const {
     if (!next || deadline < *next) next = deadline;
   }
   return next;
+}
+
+void Delivery::forget_old_deletes(SteadyClock::time_point now) {
+  // Amortised: sweep only when the set has grown.
+  if (deleted_.size() < 64 || deleted_.size() % 64 != 0) return;
+  std::erase_if(deleted_, [&](const auto& d) { return now - d.second > options_.remember_deletes; });
 }
 
 std::uint64_t Delivery::acked_version(const std::string& uid) const {

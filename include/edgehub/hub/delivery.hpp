@@ -46,6 +46,7 @@ struct DeliveryOptions {
   std::size_t window = 16;
   std::chrono::milliseconds retry_interval{5000};
   std::chrono::milliseconds max_retry_interval{60000};
+  std::chrono::milliseconds remember_deletes{600000};
 };
 
 struct DeliveryStats {
@@ -94,6 +95,7 @@ class Delivery {
     std::uint64_t acked_version = 0;
     bool in_ready = false;
   };
+  void forget_old_deletes(SteadyClock::time_point now);
 
   void pump();
   void send_first(Entry& entry, Change change);
@@ -105,6 +107,10 @@ class Delivery {
   std::unordered_map<std::string, Entry> entries_;          // by uid
   std::unordered_map<std::string, std::string> by_msg_id_;  // msg_id → uid
   std::deque<std::string> ready_;                           // uids with a sendable pending change
+  // UIDs whose delete the edge ACKed. A UID is never reused, so any later version of one is
+  // stale — a list answered before the delete must not bring the object back. Kept for a
+  // while, then forgotten (no list takes that long).
+  std::unordered_map<std::string, SteadyClock::time_point> deleted_;
   DeliveryStats stats_;
 };
 

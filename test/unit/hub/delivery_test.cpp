@@ -131,6 +131,19 @@ TEST_F(DeliveryTest, DeleteWins) {
   EXPECT_EQ(delivery_->stats().stale, 1u);
 }
 
+// A list answered before a delete must not bring the object back after the delete's ACK.
+TEST_F(DeliveryTest, DeletedObjectsStayDeleted) {
+  make();
+  delivery_->enqueue(pod("a", 5));
+  ack(0);
+  delivery_->enqueue(pod("a", 9, "delete"));
+  ack(1);
+  delivery_->enqueue(pod("a", 5));  // from a list taken before the delete
+  delivery_->enqueue(pod("a", 9, "delete"));
+  EXPECT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(delivery_->stats().stale, 2u);
+}
+
 TEST_F(DeliveryTest, StaleVersionsAreDropped) {
   make();
   delivery_->enqueue(pod("a", 5));
