@@ -36,6 +36,7 @@ class WebSocketSession final : public Session {
         host_(host),
         keepalive_timer_(ws_.get_executor()),
         delivery_timer_(ws_.get_executor()) {
+    m_ = options_.metrics.get();
     delivery_ = std::make_unique<Delivery>(
         options.delivery, [this](const std::string& frame) { send(frame); },
         [this](const Change& change, SteadyClock::duration latency) {
@@ -84,6 +85,7 @@ class WebSocketSession final : public Session {
   void enqueue(Change change) override {
     if (closing_ || closed_) return;
     delivery_->enqueue(std::move(change));
+    report_queue();
     arm_delivery_timer();
   }
 
@@ -128,6 +130,7 @@ class WebSocketSession final : public Session {
     }
     counters_.messages_in += 1;
     counters_.bytes_in += n;
+    if (m_) count(m_->messages_in), count(m_->bytes_in, n);
     const auto data = buffer_.cdata();  // a flat_buffer's data is one contiguous run
     handle(std::string_view(static_cast<const char*>(data.data()), data.size()));
     buffer_.consume(buffer_.size());
@@ -139,6 +142,7 @@ class WebSocketSession final : public Session {
   void handle(std::string_view payload) {
     auto decoded = wire::decode(payload, {.max_bytes = options_.max_message_bytes});
     if (!decoded) {
+      if (m_) count(m_->bad_messages);
       spdlog::warn("node {} ({}): undecodable message ({}), closing as the protocol demands: {}",
                    node_, peer_, wire::to_string(decoded.error().code), decoded.error().message);
       return close(CloseReason::bad_message);
@@ -147,11 +151,14 @@ class WebSocketSession final : public Session {
     const auto& op = m.route.operation;
     if (op == "keepalive") {
       counters_.keepalives += 1;
+      if (m_) count(m_->keepalives);
       return arm_keepalive();
     }
     if (op == "response") {
       if (delivery_->on_ack(m.header.parent_msg_id)) {
         counters_.acks += 1;
+        if (m_) count(m_->acks);
+        report_queue();
         arm_delivery_timer();
       } else {
         counters_.unmatched_acks += 1;  // e.g. the edge ACKing our replies to its requests
@@ -160,6 +167,7 @@ class WebSocketSession final : public Session {
     }
     if (op.empty() && m.route.resource.empty() && m.header.msg_id.empty()) {
       counters_.empty_messages += 1;  // edgecore's goodbye on SIGTERM (KUBEEDGE-WIRE §10.6)
+      if (m_) count(m_->empty_messages);
       spdlog::debug("node {} ({}): empty message (edgecore shutting down)", node_, peer_);
       return;
     }
@@ -184,6 +192,7 @@ class WebSocketSession final : public Session {
     }
     counters_.messages_out += 1;
     counters_.bytes_out += n;
+    if (m_) count(m_->messages_out), count(m_->bytes_out, n);
     queued_bytes_ -= queue_.front().size();
     queue_.pop_front();
     if (closing_) return start_close();
@@ -214,6 +223,8 @@ class WebSocketSession final : public Session {
     raw_socket(ws_.next_layer()).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     raw_socket(ws_.next_layer()).close(ignored);
     drop_queue();
+    if (m_ && m_->queued) m_->queued->add(-reported_queue_);
+    reported_queue_ = 0;
     host_.on_closed(*this, reason);
   }
 
@@ -249,14 +260,30 @@ class WebSocketSession final : public Session {
         auto* session = static_cast<WebSocketSession*>(self.get());
         session->delivery_armed_ = false;
         if (session->closing_ || session->closed_) return;
+        const auto before = session->delivery_->stats().retried;
         session->delivery_->on_timer();
+        if (session->m_) count(session->m_->retries, session->delivery_->stats().retried - before);
         session->arm_delivery_timer();
       }
     });
   }
 
+  static void count(metrics::Counter* c, std::uint64_t n = 1) {
+    if (c != nullptr) c->inc(n);
+  }
+  // Keeps the replica-wide queue gauge in step with this session's delivery.
+  void report_queue() {
+    const auto now = static_cast<double>(delivery_->queued() + delivery_->in_flight());
+    if (m_ != nullptr && m_->queued != nullptr && now != reported_queue_) {
+      m_->queued->add(now - reported_queue_);
+    }
+    reported_queue_ = now;
+  }
+
   websocket::stream<Stream> ws_;
   SessionOptions options_;
+  const SessionMetrics* m_ = nullptr;
+  double reported_queue_ = 0;
   SessionHost& host_;
   beast::flat_buffer buffer_;
   std::deque<std::string> queue_;

@@ -11,17 +11,33 @@
 #include <chrono>
 #include <cstdint>
 #include <edgehub/hub/delivery.hpp>
+#include <edgehub/metrics/metrics.hpp>
 #include <edgehub/wire/message.hpp>
 #include <memory>
 #include <string>
 
 namespace edgehub::hub {
 
+// Counters every session adds to (atomics; shared by all sessions of a replica).
+struct SessionMetrics {
+  metrics::Counter* messages_in = nullptr;
+  metrics::Counter* messages_out = nullptr;
+  metrics::Counter* bytes_in = nullptr;
+  metrics::Counter* bytes_out = nullptr;
+  metrics::Counter* keepalives = nullptr;
+  metrics::Counter* acks = nullptr;
+  metrics::Counter* retries = nullptr;
+  metrics::Counter* bad_messages = nullptr;
+  metrics::Counter* empty_messages = nullptr;
+  metrics::Gauge* queued = nullptr;  // messages waiting or awaiting an ACK, all sessions
+};
+
 struct SessionOptions {
   std::chrono::milliseconds keepalive_timeout{30'000};
   std::uint64_t write_queue_bytes = 4u << 20;
   std::uint64_t max_message_bytes = 8u << 20;
   DeliveryOptions delivery;
+  std::shared_ptr<const SessionMetrics> metrics;  // optional
 };
 
 enum class CloseReason {

@@ -2,12 +2,20 @@
 // configuration and hands over to the modules.
 #include <CLI/CLI.hpp>
 #include <edgehub/config/config.hpp>
+#include <edgehub/devapi/server.hpp>
+#include <edgehub/hub/hub.hpp>
+#include <edgehub/kube/config.hpp>
 #include <edgehub/logging/logging.hpp>
 #include <edgehub/pki/authority.hpp>
 #include <edgehub/pki/token.hpp>
 #include <edgehub/version.hpp>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
+#include <csignal>
+#include <fstream>
+#include <filesystem>
 #include <iostream>
 
 namespace {
@@ -33,6 +41,72 @@ void add_run_flags(CLI::App& app, Options& o) {
   app.add_option("--log-format", o.overrides.log_format, "text or json (log.format)");
 }
 
+// Blocks the signals every thread would otherwise get; main() waits for them with sigwait.
+sigset_t block_stop_signals() {
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+std::string read_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(std::string(what) + " " + path + " cannot be read");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// --dev: the dev PKI and the embedded API server, with a kubeconfig for kubectl.
+std::unique_ptr<edgehub::devapi::Server> start_dev_api(edgehub::config::Config& config) {
+  const auto pki = edgehub::pki::init_dev_pki({.dir = config.dev.certs_dir});
+  if (pki.created_ca) spdlog::info("dev PKI: created a CA in {}", config.dev.certs_dir);
+  config.hub.tls = {pki.server_cert_file, pki.server_key_file, pki.ca_cert_file};
+  auto api = std::make_unique<edgehub::devapi::Server>(edgehub::devapi::ServerOptions{
+      .host = config.dev.api_listen.host, .port = config.dev.api_listen.port});
+  api->start();
+  const auto kubeconfig = config.dev.kubeconfig_out;
+  if (const auto dir = std::filesystem::path(kubeconfig).parent_path(); !dir.empty()) {
+    std::filesystem::create_directories(dir);
+  }
+  api->write_kubeconfig(kubeconfig);
+  config.kube.kubeconfig = kubeconfig;
+  config.kube.context.clear();
+  spdlog::info("dev mode: embedded API server on {}; kubectl --kubeconfig {} get nodes", api->url(),
+               kubeconfig);
+  return api;
+}
+
+int serve(edgehub::config::Config config) {
+  const auto stop_signals = block_stop_signals();
+  std::unique_ptr<edgehub::devapi::Server> dev_api;
+  if (config.dev_mode) dev_api = start_dev_api(config);
+
+  edgehub::hub::HubOptions options;
+  auto kube = config.kube.kubeconfig.empty()
+                  ? edgehub::kube::load_in_cluster()
+                  : edgehub::kube::load_kubeconfig(config.kube.kubeconfig, config.kube.context);
+  if (!kube) throw std::runtime_error(kube.error().describe());
+  options.kube = *kube;
+  options.kube_ca_pem = kube->ca_pem;
+  if (!config.hub.proxy.enabled) {
+    options.edge_tls = std::make_shared<edgehub::net::TlsContext>(edgehub::net::TlsContext::server(
+        {.cert_chain_pem = read_file(config.hub.tls.cert_file, "hub.tls.certFile"),
+         .private_key_pem = read_file(config.hub.tls.key_file, "hub.tls.keyFile"),
+         .client_ca_pem = read_file(config.hub.tls.client_ca_file, "hub.tls.clientCAFile")}));
+  }
+  options.config = config;
+  edgehub::hub::Hub hub(std::move(options));
+  hub.start();
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  spdlog::info("edgehub: {} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  hub.stop();
+  if (dev_api) dev_api->stop();
+  return 0;
+}
+
 int run(const Options& o) {
   auto loaded = edgehub::config::load(o.config_file, o.overrides);
   if (!loaded) {
@@ -43,15 +117,14 @@ int run(const Options& o) {
     std::cout << (o.config_file.empty() ? "defaults" : o.config_file) << ": OK\n";
     return 0;
   }
-  const auto& config = *loaded;
+  auto config = *loaded;
   edgehub::logging::setup(config.log.level, config.log.format);
-  spdlog::info("edgehub {} starting as {} (dev mode: {})", edgehub::kVersion, config.hub.id,
-               config.dev_mode);
-  spdlog::error(
-      "edgehub {}: the hub core (edge sessions, delivery) and the embedded API server are not "
-      "built yet; only --check and config-reference work in this version",
-      edgehub::kVersion);
-  return 2;
+  try {
+    return serve(config);
+  } catch (const std::exception& e) {
+    spdlog::error("edgehub: {}", e.what());
+    return 1;
+  }
 }
 
 struct CertsInit {

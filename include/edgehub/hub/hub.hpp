@@ -1,0 +1,49 @@
+#pragma once
+// Hub: one edgehub replica. Owns the I/O threads (edge sessions), the API thread (the
+// kube::Client, watches, routing, upstream calls), the edge listener and the admin port
+// (/metrics, /healthz, /readyz, /debug/nodes).
+
+#include <edgehub/config/config.hpp>
+#include <edgehub/kube/config.hpp>
+#include <edgehub/metrics/metrics.hpp>
+#include <edgehub/net/tls_context.hpp>
+#include <memory>
+#include <string>
+
+namespace edgehub::hub {
+
+struct HubOptions {
+  config::Config config;
+  kube::ClientConfig kube;
+  // The edge port's TLS (server certificate, edge CA); null in proxy mode.
+  std::shared_ptr<net::TlsContext> edge_tls;
+  // Served to edges asking for `k8s/ca.crt`: the API server's CA (PEM).
+  std::string kube_ca_pem;
+};
+
+class Hub {
+ public:
+  explicit Hub(HubOptions options);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  // Starts threads, watches, the edge listener and the admin port. Throws std::runtime_error
+  // with an operator-readable message when it cannot (port in use, bad API config).
+  void start();
+  // Stops: not ready, no new connections, sessions closed with a close frame, threads joined.
+  void stop();
+
+  std::uint16_t edge_port() const;
+  std::uint16_t admin_port() const;
+  std::size_t sessions() const;
+  bool ready() const;
+  metrics::Registry& metrics();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgehub::hub

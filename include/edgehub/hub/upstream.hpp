@@ -1,0 +1,53 @@
+#pragma once
+// Upstream: an edge's requests turned into API calls, answered in the exact shapes edgecore
+// waits for (KUBEEDGE-WIRE §3.3, §11). A node may only touch its own Node and Lease, the
+// pods bound to it, and the configmaps, secrets and service accounts those pods reference;
+// anything else is answered Forbidden. Runs on the API thread (the kube::Client's executor).
+
+#include <boost/asio/awaitable.hpp>
+#include <edgehub/hub/routing_index.hpp>
+#include <edgehub/kube/client.hpp>
+#include <edgehub/metrics/metrics.hpp>
+#include <edgehub/wire/message.hpp>
+#include <optional>
+#include <string>
+
+namespace edgehub::hub {
+
+struct UpstreamResult {
+  std::optional<wire::Message> reply;
+  // A Node to push down after the reply (edged looks it up after registering, §3.6).
+  std::optional<kube::Object> push_node;
+};
+
+class Upstream {
+ public:
+  Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry& registry,
+           std::string kube_ca_pem);
+
+  boost::asio::awaitable<UpstreamResult> handle(std::string node, wire::Message request);
+
+ private:
+  struct Call;
+  boost::asio::awaitable<UpstreamResult> node_insert(Call& c);
+  boost::asio::awaitable<UpstreamResult> node_update(Call& c);
+  boost::asio::awaitable<UpstreamResult> node_patch(Call& c);
+  boost::asio::awaitable<UpstreamResult> node_status_legacy(Call& c);
+  boost::asio::awaitable<UpstreamResult> lease(Call& c);
+  boost::asio::awaitable<UpstreamResult> pod_patch(Call& c);
+  boost::asio::awaitable<UpstreamResult> pod_status_legacy(Call& c);
+  boost::asio::awaitable<UpstreamResult> pod(Call& c);
+  boost::asio::awaitable<UpstreamResult> config_query(Call& c);
+  boost::asio::awaitable<UpstreamResult> service_account_token(Call& c);
+  boost::asio::awaitable<UpstreamResult> event(Call& c);
+  boost::asio::awaitable<bool> pod_is_on_node(const std::string& node, const std::string& ns,
+                                              const std::string& name);
+
+  kube::Client& client_;
+  RoutingIndex& index_;
+  std::string kube_ca_pem_;
+  metrics::Family<metrics::Counter>& requests_;
+  metrics::Family<metrics::Counter>& denied_;
+};
+
+}  // namespace edgehub::hub

@@ -1,0 +1,242 @@
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <edgehub/hub/downstream.hpp>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+namespace edgehub::hub {
+
+namespace asio = boost::asio;
+using kube::EventType;
+
+std::uint64_t resource_version_number(std::string_view rv) {
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(rv.data(), rv.data() + rv.size(), n);
+  return ec == std::errc() && end == rv.data() + rv.size() ? n : 0;
+}
+
+std::string with_type_meta(const kube::Object& object, std::string_view kind,
+                           std::string_view api_version) {
+  if (!object.kind.empty() || object.raw.size() < 2 || object.raw.front() != '{') return object.raw;
+  std::string out;
+  out.reserve(object.raw.size() + kind.size() + api_version.size() + 32);
+  out.append(R"({"kind":")").append(kind).append(R"(","apiVersion":")").append(api_version);
+  out.append("\",").append(object.raw, 1);
+  return out;
+}
+
+namespace {
+
+// Named options: see the GCC 12 note in upstream.cpp (no aggregate temporaries in co_await).
+const kube::RequestOptions kBulk{};
+
+Change make_change(ObjectKind kind, const kube::Object& object, std::string operation,
+                   std::string raw) {
+  return Change{.kind = kind,
+                .ns = object.meta.namespace_,
+                .name = object.meta.name,
+                .uid = object.meta.uid,
+                .resource_version = resource_version_number(object.meta.resource_version),
+                .operation = std::move(operation),
+                .object = std::make_shared<const std::string>(std::move(raw))};
+}
+
+}  // namespace
+
+Downstream::Downstream(std::shared_ptr<kube::Client> client, RoutingIndex& index,
+                       Registry& registry, metrics::Registry& metrics, DownstreamOptions options)
+    : client_(std::move(client)),
+      index_(index),
+      registry_(registry),
+      options_(std::move(options)),
+      events_(metrics.counter("edgehub_downstream_changes_total",
+                              "Object changes queued for owned nodes, by kind and operation.",
+                              {"kind", "operation"})),
+      dropped_(metrics.counter("edgehub_downstream_dropped_events_total",
+                               "Watch events for nodes not owned by this replica, dropped "
+                               "before any work.")
+                   .with({})),
+      resyncs_(metrics.counter("edgehub_resyncs_total", "Node resyncs (on connect, after a watch gap).")
+                   .with({})),
+      resync_failures_(metrics.counter("edgehub_resync_failures_total",
+                                       "Node resyncs that failed to list the node's pods (retried "
+                                       "on the next connect or gap).")
+                           .with({})),
+      watch_gaps_(metrics.counter("edgehub_watch_restarts_total",
+                                  "Watches restarted from a fresh resourceVersion after 410 Gone.")
+                      .with({})) {}
+
+void Downstream::start() {
+  auto add = [this](kube::WatcherOptions o, kube::Watcher::OnEvent on_event) {
+    auto w = kube::Watcher::make(client_, std::move(o), std::move(on_event), [this] {
+      watch_gaps_.inc();
+      resync_all();
+    });
+    watchers_.push_back(w);
+    w->start();
+  };
+  add({.resource = kube::resources::pods(), .field_selector = "spec.nodeName!=", .name = "pods"},
+      [this](kube::WatchEvent&& ev) { on_pod(std::move(ev)); });
+  add({.resource = kube::resources::nodes(), .label_selector = options_.edge_node_label,
+       .name = "nodes"},
+      [this](kube::WatchEvent&& ev) { on_node(std::move(ev)); });
+  add({.resource = kube::resources::configmaps(), .name = "configmaps"},
+      [this](kube::WatchEvent&& ev) { on_config(std::move(ev), RefKind::configmap); });
+  add({.resource = kube::resources::secrets(), .name = "secrets"},
+      [this](kube::WatchEvent&& ev) { on_config(std::move(ev), RefKind::secret); });
+}
+
+void Downstream::stop() {
+  stopped_ = true;
+  for (auto& w : watchers_) w->stop();
+}
+
+bool Downstream::ready() const {
+  for (const auto& w : watchers_) {
+    if (!w->established()) return false;
+  }
+  return !watchers_.empty();
+}
+
+void Downstream::send(const std::string& node, Change change) {
+  auto session = registry_.find(node);
+  if (!session) return;
+  events_.with({std::string(wire_type(change.kind)), change.operation}).inc();
+  asio::post(session->executor(), [session, change = std::move(change)]() mutable {
+    session->enqueue(std::move(change));
+  });
+}
+
+void Downstream::on_pod(kube::WatchEvent&& ev) {
+  const auto& node = ev.object.node_name;
+  if (!registry_.owns(node)) {
+    dropped_.inc();
+    return;
+  }
+  if (ev.type == EventType::Deleted) {
+    index_.remove_pod(node, ev.object.meta.uid);
+    send(node, make_change(ObjectKind::pod, ev.object, "delete", ev.object.raw));
+    return;
+  }
+  const auto fresh = index_.upsert_pod(pod_refs(ev.object));
+  // The pod's configmaps and secrets go first, so its containers find them.
+  send_refs(node, fresh);
+  send(node, make_change(ObjectKind::pod, ev.object,
+                         ev.type == EventType::Added ? "insert" : "update",
+                         with_type_meta(ev.object, "Pod", "v1")));
+}
+
+void Downstream::on_node(kube::WatchEvent&& ev) {
+  const auto& node = ev.object.meta.name;
+  auto session = registry_.find(node);
+  if (!session) {
+    dropped_.inc();
+    return;
+  }
+  if (ev.type == EventType::Deleted) {
+    // cloudcore closes the session of a deleted node rather than sending the delete.
+    spdlog::info("node {}: Node object deleted; closing its session", node);
+    asio::post(session->executor(), [session] { session->close(CloseReason::node_deleted); });
+    return;
+  }
+  send(node, make_change(ObjectKind::node, ev.object, "update",
+                         with_type_meta(ev.object, "Node", "v1")));
+}
+
+void Downstream::on_config(kube::WatchEvent&& ev, RefKind kind) {
+  const auto nodes = index_.nodes_referencing(kind, ev.object.meta.namespace_, ev.object.meta.name);
+  if (nodes.empty()) {
+    dropped_.inc();
+    return;
+  }
+  const bool secret = kind == RefKind::secret;
+  // cloudcore sends a new ConfigMap as insert, a new Secret as update (KUBEEDGE-WIRE §10.12).
+  std::string op = ev.type == EventType::Deleted                  ? "delete"
+                   : (ev.type == EventType::Added && !secret)      ? "insert"
+                                                                   : "update";
+  const auto raw = with_type_meta(ev.object, secret ? "Secret" : "ConfigMap", "v1");
+  for (const auto& node : nodes) {
+    send(node, make_change(secret ? ObjectKind::secret : ObjectKind::configmap, ev.object, op, raw));
+  }
+}
+
+void Downstream::send_refs(const std::string& node, const std::vector<NewRef>& refs) {
+  for (const auto& ref : refs) {
+    asio::co_spawn(client_->executor(), fetch_ref(node, ref), asio::detached);
+  }
+}
+
+asio::awaitable<void> Downstream::fetch_ref(std::string node, NewRef ref) {
+  const bool secret = ref.kind == RefKind::secret;
+  auto object = co_await client_->get(secret ? kube::resources::secrets() : kube::resources::configmaps(),
+                                      ref.ns, ref.name, kBulk);
+  if (!object) {
+    if (!object.error().is(kube::ErrorKind::NotFound)) {
+      spdlog::warn("node {}: cannot read {} {}/{}: {}", node, secret ? "secret" : "configmap",
+                   ref.ns, ref.name, object.error().describe());
+    }
+    co_return;  // a later watch event or the edge's own query brings it
+  }
+  if (!index_.references(node, ref.kind, ref.ns, ref.name)) co_return;
+  send(node, make_change(secret ? ObjectKind::secret : ObjectKind::configmap, *object, "update",
+                         with_type_meta(*object, secret ? "Secret" : "ConfigMap", "v1")));
+}
+
+void Downstream::resync(const std::string& node) {
+  if (stopped_ || !resync_queued_.insert(node).second) return;
+  resync_queue_.push_back(node);
+  pump_resyncs();
+}
+
+void Downstream::resync_all() {
+  for (const auto& session : registry_.sessions()) resync(session->node());
+}
+
+void Downstream::pump_resyncs() {
+  while (resyncs_running_ < options_.max_concurrent_resyncs && !resync_queue_.empty()) {
+    auto node = std::move(resync_queue_.front());
+    resync_queue_.pop_front();
+    resync_queued_.erase(node);
+    ++resyncs_running_;
+    asio::co_spawn(client_->executor(), run_resync(std::move(node)), [this](std::exception_ptr) {
+      --resyncs_running_;
+      pump_resyncs();
+    });
+  }
+}
+
+asio::awaitable<void> Downstream::run_resync(std::string node) {
+  if (!registry_.owns(node)) co_return;
+  resyncs_.inc();
+  kube::ListOptions by_node;
+  by_node.field_selector = "spec.nodeName=" + node;
+  auto pods = co_await client_->list_all(kube::resources::pods(), "", by_node);
+  if (!pods) {
+    resync_failures_.inc();
+    spdlog::warn("node {}: resync failed listing its pods: {}", node, pods.error().describe());
+    co_return;
+  }
+  if (!registry_.owns(node)) co_return;
+  std::vector<PodRefs> refs;
+  refs.reserve(pods->items.size());
+  for (const auto& pod : pods->items) refs.push_back(pod_refs(pod));
+  index_.set_pods(node, refs);
+  std::set<NewRef> needed;
+  for (const auto& r : refs) {
+    for (const auto& c : r.configmaps) needed.insert(NewRef{RefKind::configmap, r.ns, c});
+    for (const auto& s : r.secrets) needed.insert(NewRef{RefKind::secret, r.ns, s});
+  }
+  for (const auto& ref : needed) co_await fetch_ref(node, ref);
+  // Objects a node missed arrive as `update`, as cloudcore's sync loop sends them (§10.5).
+  for (const auto& pod : pods->items) {
+    send(node, make_change(ObjectKind::pod, pod, "update", with_type_meta(pod, "Pod", "v1")));
+  }
+  auto object = co_await client_->get(kube::resources::nodes(), "", node, kBulk);
+  if (object) {
+    send(node, make_change(ObjectKind::node, *object, "update", with_type_meta(*object, "Node", "v1")));
+  }
+}
+
+}  // namespace edgehub::hub
