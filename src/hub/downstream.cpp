@@ -170,8 +170,8 @@ void Downstream::send_refs(const std::string& node, const std::vector<NewRef>& r
 
 asio::awaitable<void> Downstream::fetch_ref(std::string node, NewRef ref) {
   const bool secret = ref.kind == RefKind::secret;
-  auto object = co_await client_->get(secret ? kube::resources::secrets() : kube::resources::configmaps(),
-                                      ref.ns, ref.name, kBulk);
+  const auto resource = secret ? kube::resources::secrets() : kube::resources::configmaps();
+  auto object = co_await client_->get(resource, ref.ns, ref.name, kBulk);
   if (!object) {
     if (!object.error().is(kube::ErrorKind::NotFound)) {
       spdlog::warn("node {}: cannot read {} {}/{}: {}", node, secret ? "secret" : "configmap",

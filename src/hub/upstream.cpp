@@ -17,9 +17,9 @@ struct Upstream::Call {
 
 namespace {
 
-// Named option objects: GCC 12 destroys brace-initialised aggregate temporaries (and
-// defaulted `= {}` arguments) inside a co_await expression twice, so calls in coroutines
-// always pass named options.
+// Named option objects: GCC 12 destroys aggregate temporaries made inside a co_await
+// expression twice (brace-initialised ones, defaulted `= {}` arguments, the result of a
+// ?: between two aggregates), so calls in coroutines always pass named objects.
 const kube::RequestOptions kBulk{};
 const kube::RequestOptions kStatus{.priority = Priority::Status};
 const kube::RequestOptions kLease{.priority = Priority::Lease};
@@ -77,7 +77,7 @@ Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry&
 
 asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message request) {
   auto parsed = wire::parse_resource(request.route.resource);
-  const auto& op = request.route.operation;
+  const std::string op = request.route.operation;
   if (!parsed) {
     requests_.with({op, "invalid", "error"}).inc();
     spdlog::warn("node {}: {} with bad resource: {}", node, op, parsed.error().message);
@@ -401,8 +401,8 @@ asio::awaitable<UpstreamResult> Upstream::config_query(Call& c) {
                                    name, kind)),
         std::nullopt};
   }
-  auto object = co_await client_.get(secret ? kube::resources::secrets() : kube::resources::configmaps(),
-                                     ns, name, kBulk);
+  const auto resource = secret ? kube::resources::secrets() : kube::resources::configmaps();
+  auto object = co_await client_.get(resource, ns, name, kBulk);
   if (!object) {
     // cloudcore's answer: the StatusError as content, no resourceversion (§3.7 quirk).
     co_return UpstreamResult{reply(c.request, status_error(object.error(), name, kind)), std::nullopt};

@@ -1,0 +1,384 @@
+// One hub replica against the embedded API server, with edges speaking edgecore's protocol
+// over real TLS: registration, leases, status, pods, configmaps, secrets, reconnects, retries.
+#include <edgehub/devapi/server.hpp>
+#include <edgehub/hub/hub.hpp>
+#include <edgehub/kube/config.hpp>
+#include <edgehub/net/x509_mint.hpp>
+#include <edgehub/wire/builders.hpp>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "edge_client.hpp"
+#include "process.hpp"
+
+namespace edgehub::hub {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace asio = boost::asio;
+
+// Polls a condition that has no event to wait on (an API object changing), with a deadline.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+class HubIntegration;
+
+// One edge, acting as edgecore does: ACKs what needs an ACK (unless told not to) and keeps
+// everything it received.
+class Edge {
+ public:
+  Edge(HubIntegration& fixture, const std::string& node);
+
+  wire::Message request(const std::string& op, const std::string& resource, std::string content,
+                        const std::string& group = "meta", const std::string& source = "edged") {
+    wire::Message m;
+    m.header.msg_id = wire::new_message_id();
+    m.header.timestamp = wire::now_millis();
+    m.route = {.source = source, .group = group, .operation = op, .resource = resource};
+    m.content = std::move(content);
+    client_.send(io_, wire::encode(m));
+    const auto id = m.header.msg_id;
+    return next([&](const wire::Message& r) { return r.header.parent_msg_id == id; });
+  }
+
+  // Reads until a message matches; throws on timeout or a closed connection.
+  template <class Pred>
+  wire::Message next(Pred pred, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) throw std::runtime_error(node_ + ": no matching message in time");
+      auto m = client_.read(io_, left);
+      if (!m) throw std::runtime_error(node_ + ": connection closed: " + client_.error().message());
+      received.push_back(*m);
+      if (ack && wire::needs_ack(*m)) client_.send(io_, wire::encode(wire::make_ack(*m, wire::now_millis())));
+      if (pred(*m)) return *m;
+    }
+  }
+  wire::Message next_object(const std::string& op, const std::string& resource) {
+    return next([&](const wire::Message& m) {
+      return m.route.operation == op && m.route.resource == resource;
+    });
+  }
+  std::size_t count(const std::string& op, const std::string& resource) const {
+    return std::count_if(received.begin(), received.end(), [&](const wire::Message& m) {
+      return m.route.operation == op && m.route.resource == resource;
+    });
+  }
+  void close() { boost::system::error_code ec; client_.ws().next_layer().socket().close(ec); }
+
+  bool ack = true;
+  std::vector<wire::Message> received;
+
+ private:
+  std::string node_;
+  asio::io_context io_;
+  std::unique_ptr<net::TlsContext> tls_;
+  testing::EdgeClient<net::TlsStream> client_;
+
+  static testing::EdgeClient<net::TlsStream> connect(asio::io_context& io, net::TlsContext& tls,
+                                                     std::uint16_t port) {
+    net::TlsStream stream(io.get_executor(), tls);
+    stream.socket().connect({asio::ip::make_address("127.0.0.1"), port});
+    stream.set_server_name("127.0.0.1", true);
+    return testing::EdgeClient<net::TlsStream>(std::move(stream));
+  }
+  friend class HubIntegration;
+};
+
+class HubIntegration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    api_ = std::make_unique<devapi::Server>(devapi::ServerOptions{});
+    api_->start();
+    const auto kubeconfig = ::testing::TempDir() + "hub-it-kubeconfig";
+    api_->write_kubeconfig(kubeconfig);
+    auto kube = kube::load_kubeconfig(kubeconfig);
+    ASSERT_TRUE(kube) << kube.error().describe();
+
+    net::CertRequest server_request{.common_name = "edgehub", .usage = net::CertUsage::server,
+                                    .ip_addresses = {"127.0.0.1"}};
+    auto server = net::mint(server_request, {ca_.cert.get(), ca_.key.get()});
+    HubOptions options;
+    options.config.hub.id = "hub-test";
+    options.config.hub.listen = {"127.0.0.1", 0};
+    options.config.metrics.listen = {"127.0.0.1", 0};
+    options.config.hub.io_threads = 2;
+    options.config.delivery.retry_interval = 300ms;
+    options.kube = *kube;
+    options.edge_tls = std::make_shared<net::TlsContext>(net::TlsContext::server(
+        {.cert_chain_pem = net::to_pem(server.cert.get()),
+         .private_key_pem = net::to_pem(server.key.get()),
+         .client_ca_pem = net::to_pem(ca_.cert.get())}));
+    options.kube_ca_pem = "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n";
+    hub_ = std::make_unique<Hub>(std::move(options));
+    hub_->start();
+    ASSERT_TRUE(eventually([&] { return hub_->ready(); })) << "hub never became ready";
+  }
+  void TearDown() override {
+    hub_.reset();
+    api_.reset();
+  }
+
+  devapi::Store& store() { return api_->store(); }
+  static const devapi::ResourceInfo& res(const char* name) { return devapi::resource_by_name(name); }
+
+  json create_pod(const std::string& name, const std::string& node, json extra_spec = json::object()) {
+    json pod = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", name}, {"namespace", "default"}}},
+                {"spec", {{"nodeName", node}, {"containers", json::array({{{"name", "c"}, {"image", "busybox"}}})}}}};
+    pod["spec"].update(extra_spec);
+    return store().create(res("pods"), "default", pod);
+  }
+  static std::string node_body(const std::string& node) {
+    return json{{"metadata", {{"name", node}, {"labels", {{"node-role.kubernetes.io/edge", ""}}}}},
+                {"status", {{"phase", "Running"}}}}
+        .dump();
+  }
+  // Registration as edged does it; returns the edge with its Node pushed down.
+  std::unique_ptr<Edge> registered(const std::string& node) {
+    auto edge = std::make_unique<Edge>(*this, node);
+    edge->request("insert", "null/node/" + node, node_body(node));
+    edge->next_object("update", "null/node/" + node);
+    return edge;
+  }
+
+  net::CertAndKey ca_ = net::mint({.common_name = "edge CA", .usage = net::CertUsage::ca});
+  std::unique_ptr<devapi::Server> api_;
+  std::unique_ptr<Hub> hub_;
+  friend class Edge;
+};
+
+Edge::Edge(HubIntegration& fixture, const std::string& node)
+    : node_(node),
+      tls_([&] {
+        auto client_cert = net::mint_node_client_cert(node, {fixture.ca_.cert.get(), fixture.ca_.key.get()});
+        return std::make_unique<net::TlsContext>(net::TlsContext::client(
+            {.ca_pem = net::to_pem(fixture.ca_.cert.get()),
+             .cert_chain_pem = net::to_pem(client_cert.cert.get()),
+             .private_key_pem = net::to_pem(client_cert.key.get())}));
+      }()),
+      client_(connect(io_, *tls_, fixture.hub_->edge_port())) {
+  bool done = false;
+  boost::system::error_code ec;
+  client_.ws().next_layer().async_handshake(net::HandshakeRole::client,
+                                            [&](boost::system::error_code e, std::size_t) {
+                                              ec = e;
+                                              done = true;
+                                            });
+  client_.run_until(io_, [&] { return done; });
+  if (ec) throw std::runtime_error("TLS handshake: " + ec.message());
+  if (const int status = client_.upgrade(io_, node); status != 101) {
+    throw std::runtime_error("upgrade answered " + std::to_string(status));
+  }
+  // Like edgecore: a keepalive right away.
+  client_.send(io_, R"({"header":{"msg_id":"k","timestamp":1},"route":{"source":"websocket","group":"resource","operation":"keepalive","resource":"node"},"content":"ping"})");
+}
+
+json object_resp(const wire::Message& m) { return m.content_json(); }
+
+TEST_F(HubIntegration, NodeRegistersReportsReadyAndRenewsItsLease) {
+  Edge edge(*this, "edge-1");
+  // edged asks for its lease first (KUBEEDGE-WIRE §11.1): 404 as an ObjectResp.
+  auto reply = edge.request("query", "kube-node-lease/lease/edge-1", "null");
+  EXPECT_EQ(reply.route.operation, "response");
+  EXPECT_TRUE(reply.header.resource_version.empty());
+  auto resp = object_resp(reply);
+  EXPECT_TRUE(resp["Object"].is_null());
+  EXPECT_EQ(resp["Err"]["ErrStatus"]["code"], 404);
+  EXPECT_EQ(resp["Err"]["ErrStatus"]["reason"], "NotFound");
+
+  reply = edge.request("insert", "null/node/edge-1", node_body("edge-1"));
+  resp = object_resp(reply);
+  EXPECT_TRUE(resp["Err"].is_null()) << reply.content;
+  EXPECT_EQ(resp["Object"]["metadata"]["name"], "edge-1");
+  // The Node is pushed down so edged's lookup after registration succeeds (§3.6).
+  const auto pushed = edge.next_object("update", "null/node/edge-1");
+  EXPECT_EQ(pushed.content_json()["kind"], "Node");
+
+  // Registering again: AlreadyExists as an ObjectResp error.
+  reply = edge.request("insert", "null/node/edge-1", node_body("edge-1"));
+  EXPECT_EQ(object_resp(reply)["Err"]["ErrStatus"]["reason"], "AlreadyExists");
+
+  const std::string patch =
+      R"({"status":{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","lastHeartbeatTime":"2026-11-27T00:00:00Z"}]}})";
+  wire::Message string_content;
+  string_content.set_content_string(patch);
+  reply = edge.request("patch", "null/nodepatch/edge-1", string_content.content);
+  resp = object_resp(reply);
+  EXPECT_TRUE(resp["Err"].is_null()) << reply.content;
+  EXPECT_FALSE(reply.header.resource_version.empty()) << "nodepatch replies carry the version";
+  const auto node = store().get(res("nodes"), "", "edge-1");
+  ASSERT_TRUE(node["status"]["conditions"].is_array());
+  EXPECT_EQ(node["status"]["conditions"][0]["type"], "Ready");
+  EXPECT_EQ(node["status"]["conditions"][0]["status"], "True");
+
+  json lease = {{"metadata", {{"name", "edge-1"}, {"namespace", "kube-node-lease"}}},
+                {"spec", {{"holderIdentity", "edge-1"}, {"leaseDurationSeconds", 40},
+                          {"renewTime", "2026-11-27T00:00:00.000000Z"}}}};
+  reply = edge.request("insert", "kube-node-lease/lease/edge-1", lease.dump());
+  resp = object_resp(reply);
+  ASSERT_TRUE(resp["Err"].is_null()) << reply.content;
+  lease = resp["Object"];
+  lease["spec"]["renewTime"] = "2026-11-27T00:00:10.000000Z";
+  reply = edge.request("update", "kube-node-lease/lease/edge-1", lease.dump());
+  ASSERT_TRUE(object_resp(reply)["Err"].is_null()) << reply.content;
+  EXPECT_EQ(store().get(res("leases.coordination.k8s.io"), "kube-node-lease", "edge-1")["spec"]["renewTime"],
+            "2026-11-27T00:00:10.000000Z");
+
+  // A node may not touch another node's lease or Node.
+  reply = edge.request("query", "kube-node-lease/lease/edge-2", "null");
+  EXPECT_EQ(object_resp(reply)["Err"]["ErrStatus"]["code"], 403);
+  reply = edge.request("patch", "null/nodepatch/edge-2", string_content.content);
+  EXPECT_EQ(object_resp(reply)["Err"]["ErrStatus"]["code"], 403);
+}
+
+TEST_F(HubIntegration, PodsAndWhatTheyReferenceReachExactlyTheirNodeInOrder) {
+  auto edge1 = registered("edge-1");
+  auto edge2 = registered("edge-2");
+  store().create(res("configmaps"), "default",
+                 {{"metadata", {{"name", "app-cfg"}}}, {"data", {{"k", "v1"}}}});
+  store().create(res("secrets"), "default", {{"metadata", {{"name", "other"}}}, {"data", {{"x", "eQ=="}}}});
+  const auto pod = create_pod("web", "edge-1",
+                              {{"containers", json::array({{{"name", "c"}, {"image", "busybox"},
+                                                            {"env", json::array({{{"name", "K"}, {"valueFrom", {{"configMapKeyRef", {{"name", "app-cfg"}, {"key", "k"}}}}}}})}}})}});
+  const auto inserted = edge1->next_object("insert", "default/pod/web");
+  EXPECT_EQ(inserted.content_json()["metadata"]["uid"], pod["metadata"]["uid"]);
+  EXPECT_EQ(inserted.header.resource_version, pod["metadata"]["resourceVersion"].get<std::string>());
+  edge1->next_object("update", "default/configmap/app-cfg");
+
+  // The edge may read what its pod references, and nothing else.
+  auto reply = edge1->request("query", "default/configmap/app-cfg", "null");
+  EXPECT_EQ(reply.content_json()["data"]["k"], "v1");
+  EXPECT_FALSE(reply.header.resource_version.empty());
+  EXPECT_TRUE(wire::needs_ack(reply));
+  reply = edge1->request("query", "default/secret/other", "null");
+  EXPECT_EQ(reply.content_json()["ErrStatus"]["reason"], "Forbidden");
+  EXPECT_EQ(reply.content_json()["ErrStatus"]["code"], 403);
+
+  auto updated = pod;
+  updated["metadata"]["labels"] = {{"tier", "front"}};
+  store().update(res("pods"), "default", "web", updated);
+  const auto update = edge1->next_object("update", "default/pod/web");
+  EXPECT_EQ(update.content_json()["metadata"]["labels"]["tier"], "front");
+
+  store().patch(res("configmaps"), "default", "app-cfg", devapi::PatchType::kMerge,
+                json{{"data", {{"k", "v2"}}}});
+  const auto cm = edge1->next_object("update", "default/configmap/app-cfg");
+  EXPECT_EQ(cm.content_json()["data"]["k"], "v2");
+
+  store().remove(res("pods"), "default", "web", {.grace_period_seconds = 0});
+  const auto del = edge1->next_object("delete", "default/pod/web");
+  EXPECT_EQ(del.content_json()["metadata"]["uid"], pod["metadata"]["uid"]);
+
+  EXPECT_EQ(edge1->count("insert", "default/pod/web"), 1u) << "once";
+  // edge-2 got nothing of it: it only ever received its own Node.
+  edge2->request("query", "kube-node-lease/lease/edge-2", "null");  // flushes what was sent before
+  for (const auto& m : edge2->received) {
+    EXPECT_EQ(m.route.resource.find("default/"), std::string::npos) << m.route.resource;
+  }
+}
+
+TEST_F(HubIntegration, EdgePodStatusAndDeleteAreLimitedToItsPods) {
+  auto edge = registered("edge-1");
+  create_pod("mine", "edge-1");
+  create_pod("theirs", "edge-2");
+  edge->next_object("insert", "default/pod/mine");
+  wire::Message patch;
+  patch.set_content_string(R"({"status":{"phase":"Running"}})");
+  auto reply = edge->request("patch", "default/podpatch/mine", patch.content);
+  ASSERT_TRUE(object_resp(reply)["Err"].is_null()) << reply.content;
+  EXPECT_EQ(store().get(res("pods"), "default", "mine")["status"]["phase"], "Running");
+  reply = edge->request("patch", "default/podpatch/theirs", patch.content);
+  EXPECT_EQ(object_resp(reply)["Err"]["ErrStatus"]["code"], 403);
+  reply = edge->request("delete", "default/pod/theirs", R"({"gracePeriodSeconds":0})");
+  EXPECT_EQ(reply.content_json()["ErrStatus"]["code"], 403);
+  reply = edge->request("delete", "default/pod/mine", R"({"gracePeriodSeconds":0})");
+  EXPECT_EQ(reply.content_string(), "OK");
+  EXPECT_TRUE(eventually([&] {
+    try {
+      store().get(res("pods"), "default", "mine");
+      return false;
+    } catch (const std::exception&) {
+      return true;
+    }
+  }));
+}
+
+TEST_F(HubIntegration, ANodeReconnectingGetsWhatChangedWhileAway) {
+  auto edge = registered("edge-1");
+  auto pod = create_pod("web", "edge-1");
+  edge->next_object("insert", "default/pod/web");
+  edge->close();
+  edge.reset();
+  ASSERT_TRUE(eventually([&] { return hub_->sessions() == 0; }));
+  pod["metadata"]["labels"] = {{"changed", "while-away"}};
+  const auto stored = store().update(res("pods"), "default", "web", pod);
+  Edge back(*this, "edge-1");
+  const auto update = back.next([&](const wire::Message& m) {
+    return m.route.resource == "default/pod/web" &&
+           m.header.resource_version == stored["metadata"]["resourceVersion"].get<std::string>();
+  });
+  EXPECT_EQ(update.route.operation, "update") << "as cloudcore's sync loop sends it";
+  EXPECT_EQ(update.content_json()["metadata"]["labels"]["changed"], "while-away");
+}
+
+TEST_F(HubIntegration, AnEdgeThatDropsAcksGetsRetriesAndStallsNobodyElse) {
+  auto slow = registered("edge-1");
+  auto fine = registered("edge-2");
+  slow->ack = false;
+  create_pod("a", "edge-1");
+  const auto first = slow->next_object("insert", "default/pod/a");
+  create_pod("b", "edge-2");
+  fine->next_object("insert", "default/pod/b");  // not held up by edge-1
+  const auto retry = slow->next_object("insert", "default/pod/a");
+  EXPECT_EQ(retry.header.msg_id, first.header.msg_id) << "the same message, re-sent";
+  slow->ack = true;
+  slow->next_object("insert", "default/pod/a");  // acked now; no more retries after this
+}
+
+TEST_F(HubIntegration, UnknownRequestsGetAnErrorAndTheConnectionStays) {
+  auto edge = registered("edge-1");
+  auto reply = edge->request("frobnicate", "default/widget/x", "null");
+  EXPECT_EQ(reply.route.operation, "error");
+  EXPECT_EQ(reply.content_json()["ErrStatus"]["code"], 405);
+  reply = edge->request("query", "default/pods", "null");  // a resource of the wrong shape
+  EXPECT_EQ(reply.route.operation, "error");
+  reply = edge->request("get", "membership/detail", "\"{}\"", "resource", "twin");
+  EXPECT_EQ(reply.route.group, "twin") << "confirmed, so the edge stops asking";
+  reply = edge->request("query", "k8s/ca.crt", "null", "meta", "metamanager");
+  EXPECT_EQ(reply.route.source, "cloudhub");
+  EXPECT_NE(reply.content_string()->find("BEGIN CERTIFICATE"), std::string::npos);
+}
+
+TEST_F(HubIntegration, MetricsPassPromtool) {
+  auto edge = registered("edge-1");
+  edge->request("query", "kube-node-lease/lease/edge-1", "null");
+  const auto port = std::to_string(hub_->admin_port());
+  const auto r = test::run({"/bin/sh", "-c",
+                            "curl -sf http://127.0.0.1:" + port + "/metrics > " + ::testing::TempDir() +
+                                "m.txt && promtool check metrics < " + ::testing::TempDir() +
+                                "m.txt && grep -c '^edgehub_' " + ::testing::TempDir() + "m.txt"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto nodes = test::run({"/bin/sh", "-c", "curl -sf http://127.0.0.1:" + port + "/debug/nodes"});
+  ASSERT_EQ(nodes.exit_code, 0);
+  EXPECT_EQ(json::parse(nodes.out)["nodes"][0]["node"], "edge-1");
+  const auto ready = test::run({"/bin/sh", "-c", "curl -sf http://127.0.0.1:" + port + "/readyz"});
+  EXPECT_EQ(ready.out, "ok\n");
+}
+
+}  // namespace
+}  // namespace edgehub::hub
