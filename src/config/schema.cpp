@@ -163,6 +163,11 @@ std::vector<Key> build() {
                     "HTTPS port of the certificate service."),
       int_key("hub.certService.edgeCertDays", EDGEHUB_FIELD(hub.cert_service.edge_cert_days), 1,
               36500, "Validity of signed edge certificates, in days."),
+      string_key("hub.certService.caCertFile", EDGEHUB_FIELD(hub.cert_service.ca_cert_file),
+                 "CA certificate (PEM) that signs edge certificates and join tokens; every "
+                 "replica must use the same one."),
+      string_key("hub.certService.caKeyFile", EDGEHUB_FIELD(hub.cert_service.ca_key_file),
+                 "That CA's private key (PEM)."),
       int_key("hub.maxConnections", EDGEHUB_FIELD(hub.max_connections), 1, 1'000'000,
               "Edge connections accepted at most; more are refused with 503."),
       int_key("hub.ioThreads", EDGEHUB_FIELD(hub.io_threads), 0, 256,

@@ -9,6 +9,7 @@
 #include <edgehub/hub/registry.hpp>
 #include <edgehub/hub/upstream.hpp>
 #include <edgehub/net/http_server.hpp>
+#include <edgehub/pki/cert_service.hpp>
 #include <edgehub/version.hpp>
 #include <spdlog/spdlog.h>
 
@@ -62,6 +63,7 @@ struct Hub::Impl : SessionHost {
   std::unique_ptr<Downstream> downstream;
   std::unique_ptr<Listener> listener;
   std::unique_ptr<net::HttpServer> admin;
+  std::unique_ptr<pki::CertService> cert_service;
   std::atomic<bool> accepting{false};
   std::atomic<bool> downstream_ready{false};
   std::atomic<bool> stopping{false};
@@ -179,6 +181,26 @@ void Hub::Impl::start() {
   });
 
   start_admin();
+  if (c.hub.cert_service.enabled && options.edge_ca) {
+    cert_service = std::make_unique<pki::CertService>(
+        api_io.get_executor(), options.edge_ca,
+        pki::CertServiceOptions{.host = c.hub.cert_service.listen.host,
+                                .port = c.hub.cert_service.listen.port,
+                                .server_cert_pem = options.server_cert_pem,
+                                .server_key_pem = options.server_key_pem,
+                                .edge_cert_validity = std::chrono::hours(24) * c.hub.cert_service.edge_cert_days},
+        [this](const std::string& node, std::function<void(bool, std::string)> done) {
+          // On the API thread (the service's executor): ask the API server.
+          asio::co_spawn(api_io, [this, node, done]() -> asio::awaitable<void> {
+            const kube::RequestOptions bulk{};
+            auto found = co_await client->get(kube::resources::nodes(), "", node, bulk);
+            if (found) co_return done(true, "");
+            if (found.error().is(kube::ErrorKind::NotFound)) co_return done(false, "");
+            done(false, "cannot check node " + node + ": " + found.error().describe());
+          }, asio::detached);
+        });
+    cert_service->start();
+  }
   listener->start();
   for (auto& ctx : io) threads.emplace_back([ctx = ctx.get()] { ctx->run(); });
   threads.emplace_back([this] { api_io.run(); });
@@ -322,6 +344,7 @@ void Hub::Impl::stop() {
     asio::post(api_io, [this, done] {
       downstream->stop();
       if (admin) admin->stop();
+      if (cert_service) cert_service->stop();
       done->set_value();
     });
     done->get_future().wait_for(std::chrono::seconds(5));
@@ -338,6 +361,7 @@ void Hub::Impl::stop() {
   threads.clear();
   listener.reset();
   admin.reset();
+  cert_service.reset();
 }
 
 Hub::Hub(HubOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -346,6 +370,9 @@ void Hub::start() { impl_->start(); }
 void Hub::stop() { impl_->stop(); }
 std::uint16_t Hub::edge_port() const { return impl_->listener ? impl_->listener->port() : 0; }
 std::uint16_t Hub::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
+std::uint16_t Hub::cert_service_port() const {
+  return impl_->cert_service ? impl_->cert_service->port() : 0;
+}
 std::size_t Hub::sessions() const { return impl_->registry.size(); }
 bool Hub::ready() const {
   if (!impl_->accepting || impl_->stopping || !impl_->downstream) return false;

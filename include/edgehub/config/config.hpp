@@ -26,6 +26,8 @@ struct CertServiceConfig {
   bool enabled = true;
   HostPort listen{"0.0.0.0", 10002};
   std::uint32_t edge_cert_days = 365;
+  std::string ca_cert_file = "/etc/edgehub/ca/ca.crt";  // signs edge certificates
+  std::string ca_key_file = "/etc/edgehub/ca/ca.key";
 };
 
 struct HubConfig {

@@ -7,6 +7,7 @@
 #include <edgehub/kube/config.hpp>
 #include <edgehub/metrics/metrics.hpp>
 #include <edgehub/net/tls_context.hpp>
+#include <edgehub/pki/authority.hpp>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,11 @@ struct HubOptions {
   std::shared_ptr<net::TlsContext> edge_tls;
   // Served to edges asking for `k8s/ca.crt`: the API server's CA (PEM).
   std::string kube_ca_pem;
+  // The certificate service (hub.certService): the edge CA and the hub's server certificate.
+  // Null CA: the service is not started.
+  std::shared_ptr<const pki::CertificateAuthority> edge_ca;
+  std::string server_cert_pem;
+  std::string server_key_pem;
 };
 
 class Hub {
@@ -36,6 +42,7 @@ class Hub {
 
   std::uint16_t edge_port() const;
   std::uint16_t admin_port() const;
+  std::uint16_t cert_service_port() const;
   std::size_t sessions() const;
   bool ready() const;
   metrics::Registry& metrics();

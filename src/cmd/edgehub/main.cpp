@@ -63,6 +63,8 @@ std::unique_ptr<edgehub::devapi::Server> start_dev_api(edgehub::config::Config& 
   const auto pki = edgehub::pki::init_dev_pki({.dir = config.dev.certs_dir});
   if (pki.created_ca) spdlog::info("dev PKI: created a CA in {}", config.dev.certs_dir);
   config.hub.tls = {pki.server_cert_file, pki.server_key_file, pki.ca_cert_file};
+  config.hub.cert_service.ca_cert_file = pki.ca_cert_file;
+  config.hub.cert_service.ca_key_file = pki.ca_key_file;
   auto api = std::make_unique<edgehub::devapi::Server>(edgehub::devapi::ServerOptions{
       .host = config.dev.api_listen.host, .port = config.dev.api_listen.port});
   api->start();
@@ -95,6 +97,13 @@ int serve(edgehub::config::Config config) {
         {.cert_chain_pem = read_file(config.hub.tls.cert_file, "hub.tls.certFile"),
          .private_key_pem = read_file(config.hub.tls.key_file, "hub.tls.keyFile"),
          .client_ca_pem = read_file(config.hub.tls.client_ca_file, "hub.tls.clientCAFile")}));
+  }
+  if (config.hub.cert_service.enabled) {
+    options.edge_ca = std::make_shared<const edgehub::pki::CertificateAuthority>(
+        edgehub::pki::CertificateAuthority::load(config.hub.cert_service.ca_cert_file,
+                                                 config.hub.cert_service.ca_key_file));
+    options.server_cert_pem = read_file(config.hub.tls.cert_file, "hub.tls.certFile");
+    options.server_key_pem = read_file(config.hub.tls.key_file, "hub.tls.keyFile");
   }
   options.config = config;
   edgehub::hub::Hub hub(std::move(options));
