@@ -173,6 +173,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     write_out();
     if (ending_) return;
     allow_bookmarks_ = plan.options.allow_bookmarks;
+    resource_name_ = plan.resource->qualified_name();
     timeout_timer_.expires_after(plan.timeout);
     timeout_timer_.async_wait([self = this->shared_from_this()](error_code ec) {
       if (!ec) self->on_timeout();
@@ -208,8 +209,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     std::string out;
     if (!batch.data.empty()) append_chunk(out, batch.data);
     if (batch.overflowed) {
-      spdlog::warn("devapi: closing a watch of {} that fell too far behind",
-                   sink_ ? "objects" : "");
+      spdlog::warn("devapi: closing a watch of {} that fell more than {} events behind",
+                   resource_name_, core_.options.watch_queue_limit);
       append_chunk(out, sink_->overflow_line());
     }
     if (batch.overflowed || batch.closed || end_requested_) {
@@ -244,6 +245,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool end_requested_ = false;
   bool allow_bookmarks_ = false;
   bool closed_ = false;
+  std::string resource_name_;
   std::string out_;
   std::array<char, 64> probe_{};
   asio::steady_timer timeout_timer_;

@@ -363,8 +363,9 @@ json Store::patch(const ResourceInfo& resource, const std::string& ns, const std
   return store_update(resource, old, std::move(patched), status_subresource);
 }
 
-// Called with the lock held; `old` is the stored object being replaced.
-json Store::store_update(const ResourceInfo& resource, const std::shared_ptr<const json>& old,
+// Called with the lock held; `old` (held by value: the bucket entry may be erased here) is the
+// stored object being replaced.
+json Store::store_update(const ResourceInfo& resource, std::shared_ptr<const json> old,
                          json updated, bool status_subresource) {
   json result;
   if (status_subresource) {

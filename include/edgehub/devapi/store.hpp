@@ -143,7 +143,7 @@ class Store {
   void commit(const ResourceInfo& resource, EventType type, std::shared_ptr<const json> object,
               std::shared_ptr<const json> previous);
   void dispatch(const Watch& watch, const StoreEvent& event) const;
-  json store_update(const ResourceInfo& resource, const std::shared_ptr<const json>& old,
+  json store_update(const ResourceInfo& resource, std::shared_ptr<const json> old,
                     json updated, bool status_subresource);
   DeleteResult delete_locked(const ResourceInfo& resource, const std::string& key,
                              const DeleteOptions& options);
