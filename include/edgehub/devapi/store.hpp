@@ -108,6 +108,31 @@ class Store {
   json remove_collection(const ResourceInfo& resource, const std::string& ns,
                          const ListOptions& options, const DeleteOptions& delete_options);
 
+  // The same operations by resource name ("pods", "leases.coordination.k8s.io",
+  // "nodesyncs.edgehub.io"); an unknown name throws std::invalid_argument.
+  json create(std::string_view resource, const std::string& ns, json object) {
+    return create(resource_by_name(resource), ns, std::move(object));
+  }
+  json get(std::string_view resource, const std::string& ns, const std::string& name) const {
+    return get(resource_by_name(resource), ns, name);
+  }
+  json list(std::string_view resource, const std::string& ns,
+            const ListOptions& options = {}) const {
+    return list(resource_by_name(resource), ns, options);
+  }
+  json update(std::string_view resource, const std::string& ns, const std::string& name,
+              json object, bool status_subresource = false) {
+    return update(resource_by_name(resource), ns, name, std::move(object), status_subresource);
+  }
+  json patch(std::string_view resource, const std::string& ns, const std::string& name,
+             PatchType type, const json& patch_body, bool status_subresource = false) {
+    return patch(resource_by_name(resource), ns, name, type, patch_body, status_subresource);
+  }
+  DeleteResult remove(std::string_view resource, const std::string& ns, const std::string& name,
+                      const DeleteOptions& options = {}) {
+    return remove(resource_by_name(resource), ns, name, options);
+  }
+
   // Registers a watcher; replays history after the requested resourceVersion (or the current
   // objects) through watcher.deliver before returning. Throws ApiError 410 "Expired" when the
   // resourceVersion is older than the history window — callers on a watch stream turn that

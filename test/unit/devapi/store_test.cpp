@@ -48,6 +48,17 @@ TEST(Store, CreateFillsMetadataWithIncreasingResourceVersions) {
   EXPECT_EQ(store.get(pods(), "default", "a"), a);
 }
 
+TEST(Store, ResourcesByName) {
+  Store store;
+  store.create("leases.coordination.k8s.io", "kube-node-lease", {{"metadata", {{"name", "n"}}}});
+  EXPECT_EQ(store.get("leases.coordination.k8s.io", "kube-node-lease", "n")["kind"], "Lease");
+  store.patch("leases.coordination.k8s.io", "kube-node-lease", "n", PatchType::kMerge,
+              {{"spec", {{"holderIdentity", "hub-0"}}}});
+  EXPECT_EQ(store.list("leases.coordination.k8s.io", "")["items"][0]["spec"]["holderIdentity"], "hub-0");
+  EXPECT_TRUE(store.remove("leases.coordination.k8s.io", "kube-node-lease", "n").gone);
+  EXPECT_THROW(store.create("frobnicators", "default", json::object()), std::invalid_argument);
+}
+
 TEST(Store, DuplicateCreateIsAlreadyExists) {
   Store store;
   store.create(pods(), "default", pod("a"));
