@@ -48,10 +48,14 @@ struct ServerCore {
 
 namespace {
 
+void append_chunk_size(std::string& out, std::size_t size) {
+  char text[24];
+  const int n = std::snprintf(text, sizeof text, "%zx\r\n", size);
+  out.append(text, static_cast<std::size_t>(n));
+}
+
 void append_chunk(std::string& out, std::string_view data) {
-  char size[20];
-  const int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
-  out.append(size, static_cast<std::size_t>(n));
+  append_chunk_size(out, data.size());
   out.append(data);
   out += "\r\n";
 }
@@ -169,7 +173,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       ending_ = true;
     }
     watching_ = true;
-    out_ = std::move(head);
+    head_ = std::move(head);
     write_out();
     if (ending_) return;
     allow_bookmarks_ = plan.options.allow_bookmarks;
@@ -205,26 +209,33 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void drain() {
     if (!watching_ || writing_ || closed_ || ending_) return;
-    auto batch = sink_->take();
-    std::string out;
-    if (!batch.data.empty()) append_chunk(out, batch.data);
+    // The queued lines are written as one chunk straight from the buffer the sink filled;
+    // the sink gets this connection's previous buffer back, so neither side reallocates.
+    const auto batch = sink_->take_into(body_);
+    head_.clear();
+    tail_.clear();
+    if (!body_.empty()) {
+      append_chunk_size(head_, body_.size());
+      tail_ = "\r\n";
+    }
     if (batch.overflowed) {
       spdlog::warn("devapi: closing a watch of {} that fell more than {} events behind",
                    resource_name_, core_.options.watch_queue_limit);
-      append_chunk(out, sink_->overflow_line());
+      append_chunk(tail_, sink_->overflow_line());
     }
     if (batch.overflowed || batch.closed || end_requested_) {
       ending_ = true;
-      out += "0\r\n\r\n";
+      tail_ += "0\r\n\r\n";
     }
-    if (out.empty()) return;
-    out_ = std::move(out);
+    if (head_.empty() && tail_.empty()) return;
     write_out();
   }
 
   void write_out() {
     writing_ = true;
-    asio::async_write(stream_, asio::buffer(out_),
+    const std::array<asio::const_buffer, 3> buffers = {asio::buffer(head_), asio::buffer(body_),
+                                                       asio::buffer(tail_)};
+    asio::async_write(stream_, buffers,
                       [self = this->shared_from_this()](error_code ec, std::size_t) {
                         self->writing_ = false;
                         if (ec || self->ending_) return self->shutdown();
@@ -246,7 +257,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool allow_bookmarks_ = false;
   bool closed_ = false;
   std::string resource_name_;
-  std::string out_;
+  std::string head_;  // chunk header (and, first, the HTTP response header)
+  std::string body_;  // the event lines of one chunk
+  std::string tail_;  // chunk end, an ERROR event, the last chunk
   std::array<char, 64> probe_{};
   asio::steady_timer timeout_timer_;
   asio::steady_timer bookmark_timer_;

@@ -35,14 +35,24 @@ json labels_of(const json& object) {
   return it != meta.end() ? *it : json();
 }
 
-// Everything except metadata and status: what `generation` tracks.
-json spec_part(const json& object) {
-  json out = object;
-  out.erase("metadata");
-  out.erase("status");
-  out.erase("kind");
-  out.erase("apiVersion");
-  return out;
+// Whether anything but metadata and status differs: what `generation` tracks. Compares in
+// place; copying both objects showed up in the watch fan-out profile.
+bool spec_changed(const json& a, const json& b) {
+  auto skipped = [](const std::string& key) {
+    return key == "metadata" || key == "status" || key == "kind" || key == "apiVersion";
+  };
+  std::size_t compared = 0;
+  for (const auto& [key, value] : a.items()) {
+    if (skipped(key)) continue;
+    auto it = b.find(key);
+    if (it == b.end() || *it != value) return true;
+    ++compared;
+  }
+  std::size_t others = 0;
+  for (const auto& [key, value] : b.items()) {
+    if (!skipped(key)) ++others;
+  }
+  return others != compared;
 }
 
 json invalid_list_options(const std::string& field, const std::string& reason,
@@ -401,7 +411,7 @@ json Store::store_update(const ResourceInfo& resource, std::shared_ptr<const jso
   meta.erase("managedFields");
   meta.erase("selfLink");
   meta["resourceVersion"] = old_meta.value("resourceVersion", "");
-  if (!status_subresource && spec_part(result) != spec_part(*old)) {
+  if (!status_subresource && spec_changed(result, *old)) {
     meta["generation"] = old_meta.value("generation", 0) + 1;
   }
   if (result == *old) return result;  // a no-op write: no new resourceVersion, no event
