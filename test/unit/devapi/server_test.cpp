@@ -3,6 +3,7 @@
 
 #include <edgehub/devapi/server.hpp>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -245,6 +246,54 @@ TEST_F(ServerTest, ExpireHistoryGivesGoneToOlderWatches) {
   const auto added = fresh.next();
   ASSERT_TRUE(added);
   EXPECT_EQ((*added)["type"], "ADDED");
+}
+
+TEST_F(ServerTest, WatchListSendsInitialEventsThenAnnotatedBookmark) {
+  post("/api/v1/namespaces/default/pods", pod_json("a"));
+  WatchStream watch(port(), "/api/v1/pods?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+                            "&resourceVersionMatch=NotOlderThan&resourceVersion=0");
+  const auto events = watch.until([](const json& e) { return e["type"] == "BOOKMARK"; });
+  ASSERT_EQ(events.size(), 2U);
+  EXPECT_EQ(events[0]["type"], "ADDED");
+  EXPECT_EQ(events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+  EXPECT_EQ(events[1]["object"]["metadata"]["resourceVersion"], rv_now());
+  EXPECT_EQ(http_get(port(), "/api/v1/pods?watch=1&resourceVersionMatch=NotOlderThan&resourceVersion=0").status,
+            422);
+}
+
+TEST_F(ServerTest, ManyConcurrentWatchersEachSeeEveryUpdateInOrder) {
+  constexpr int kWatchers = 30;
+  constexpr int kUpdates = 200;
+  post("/api/v1/namespaces/default/pods", pod_json("a"));
+  std::vector<std::unique_ptr<WatchStream>> watches;
+  for (int i = 0; i < kWatchers; ++i) {
+    watches.push_back(std::make_unique<WatchStream>(
+        port(), "/api/v1/namespaces/default/pods?watch=1&resourceVersion=" + rv_now()));
+  }
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&, w] {
+      std::string key = "w";
+      key += std::to_string(w);
+      for (int i = 0; i < kUpdates / 2; ++i) {
+        server_.store().patch(resource_by_name("pods"), "default", "a", PatchType::kMerge,
+                              {{"metadata", {{"labels", {{key, std::to_string(i)}}}}}});
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  for (auto& watch : watches) {
+    std::uint64_t last_rv = 0;
+    int seen = 0;
+    watch->until([&](const json& e) {
+      const auto rv = std::stoull(e["object"]["metadata"]["resourceVersion"].get<std::string>());
+      EXPECT_EQ(e["type"], "MODIFIED");
+      EXPECT_GT(rv, last_rv);
+      last_rv = rv;
+      return ++seen == kUpdates;
+    });
+    EXPECT_EQ(seen, kUpdates);
+  }
 }
 
 TEST(ServerBookmarks, PeriodicBookmarks) {
