@@ -2,12 +2,12 @@
 // Reports delivered events per second (updates x watchers / wall time until the last watcher
 // has read the last event).
 #include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
 #include <edgehub/devapi/server.hpp>
 #include <memory>
-#include <spdlog/spdlog.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,25 +33,25 @@ struct Reader {
 };
 
 void read_loop(const std::shared_ptr<Reader>& r, std::atomic<int>& done) {
-  r->socket.async_read_some(asio::buffer(r->buf), [r, &done](boost::system::error_code ec,
-                                                             std::size_t n) {
-    if (ec) return;
-    // Needles inside this read, plus one that straddles the previous read.
-    const std::string_view data(r->buf.data(), n);
-    std::string seam = r->tail;
-    seam.append(data.substr(0, std::min(n, kNeedle.size() - 1)));
-    if (seam.find(kNeedle) != std::string::npos) ++r->events;
-    for (auto pos = data.find(kNeedle); pos != std::string_view::npos;
-         pos = data.find(kNeedle, pos + kNeedle.size())) {
-      ++r->events;
-    }
-    r->tail = std::string(data.substr(n > kNeedle.size() - 1 ? n - (kNeedle.size() - 1) : 0));
-    if (r->events >= kUpdates) {
-      done.fetch_add(1);
-      return;
-    }
-    read_loop(r, done);
-  });
+  r->socket.async_read_some(
+      asio::buffer(r->buf), [r, &done](boost::system::error_code ec, std::size_t n) {
+        if (ec) return;
+        // Needles inside this read, plus one that straddles the previous read.
+        const std::string_view data(r->buf.data(), n);
+        std::string seam = r->tail;
+        seam.append(data.substr(0, std::min(n, kNeedle.size() - 1)));
+        if (seam.find(kNeedle) != std::string::npos) ++r->events;
+        for (auto pos = data.find(kNeedle); pos != std::string_view::npos;
+             pos = data.find(kNeedle, pos + kNeedle.size())) {
+          ++r->events;
+        }
+        r->tail = std::string(data.substr(n > kNeedle.size() - 1 ? n - (kNeedle.size() - 1) : 0));
+        if (r->events >= kUpdates) {
+          done.fetch_add(1);
+          return;
+        }
+        read_loop(r, done);
+      });
 }
 
 void BM_WatchFanout(benchmark::State& state) {
@@ -63,14 +63,13 @@ void BM_WatchFanout(benchmark::State& state) {
     options.watch_history = kUpdates * 2;
     edgehub::devapi::Server server(options);
     server.start();
-    server.store().create(pods, "default",
-                          {{"metadata", {{"name", "p"}, {"labels", {{"n", "0"}}}}},
-                           {"spec", {{"nodeName", "edge-1"},
-                                     {"containers", {{{"name", "c"}, {"image", "x:1"}}}}}}});
-    const std::string request =
-        "GET /api/v1/namespaces/default/pods?watch=1&resourceVersion=" +
-        std::to_string(server.store().current_resource_version()) +
-        " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    server.store().create(
+        pods, "default",
+        {{"metadata", {{"name", "p"}, {"labels", {{"n", "0"}}}}},
+         {"spec", {{"nodeName", "edge-1"}, {"containers", {{{"name", "c"}, {"image", "x:1"}}}}}}});
+    const std::string request = "GET /api/v1/namespaces/default/pods?watch=1&resourceVersion=" +
+                                std::to_string(server.store().current_resource_version()) +
+                                " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     asio::io_context ioc;
     std::atomic<int> done{0};
     std::vector<std::shared_ptr<Reader>> readers;

@@ -1,13 +1,13 @@
-#include <edgehub/devapi/server.hpp>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <edgehub/devapi/server.hpp>
 #include <fstream>
 #include <future>
-#include <spdlog/spdlog.h>
 #include <thread>
 #include <unordered_map>
 
@@ -80,7 +80,9 @@ template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
   Session(Stream stream, ServerCore& core)
-      : stream_(std::move(stream)), core_(core), timeout_timer_(core.ioc),
+      : stream_(std::move(stream)),
+        core_(core),
+        timeout_timer_(core.ioc),
         bookmark_timer_(core.ioc) {}
 
   ~Session() override {
@@ -119,10 +121,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     beast::get_lowest_layer(stream_).expires_never();
     parser_.emplace();
     parser_->body_limit(64 * 1024 * 1024);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
@@ -153,12 +154,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void start_watch(detail::WatchPlan plan) {
     std::weak_ptr<Session> weak = this->shared_from_this();
     auto& ioc = core_.ioc;
-    sink_ = std::make_shared<WatchSink>(*plan.resource, core_.options.watch_queue_limit,
-                                        [weak, &ioc] {
-                                          asio::post(ioc, [weak] {
-                                            if (auto self = weak.lock()) self->drain();
-                                          });
-                                        });
+    sink_ =
+        std::make_shared<WatchSink>(*plan.resource, core_.options.watch_queue_limit, [weak, &ioc] {
+          asio::post(ioc, [weak] {
+            if (auto self = weak.lock()) self->drain();
+          });
+        });
     std::string head(kWatchHeader);
     try {
       watch_id_ = core_.store.watch(*plan.resource, plan.options, sink_);
@@ -184,10 +185,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     });
     if (allow_bookmarks_) arm_bookmark();
     // The client sends nothing more on a watch connection: a completed read means it left.
-    stream_.async_read_some(asio::buffer(probe_),
-                            [self = this->shared_from_this()](error_code, std::size_t) {
-                              self->shutdown();
-                            });
+    stream_.async_read_some(
+        asio::buffer(probe_),
+        [self = this->shared_from_this()](error_code, std::size_t) { self->shutdown(); });
   }
 
   void arm_bookmark() {
@@ -309,7 +309,9 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
   }
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 void Server::start() {
   Impl& core = *impl_;
@@ -364,7 +366,9 @@ void Server::stop() {
   core.thread.join();
 }
 
-std::uint16_t Server::port() const { return impl_->port; }
+std::uint16_t Server::port() const {
+  return impl_->port;
+}
 
 std::string Server::url() const {
   const std::string scheme = impl_->ssl ? "https" : "http";
@@ -394,11 +398,19 @@ void Server::write_kubeconfig(const std::string& path) const {
   if (!out) throw std::runtime_error("devapi: cannot write kubeconfig " + path);
 }
 
-void Server::expire_history() { impl_->store.expire_history(); }
+void Server::expire_history() {
+  impl_->store.expire_history();
+}
 
-void Server::drop_watchers() { impl_->store.close_watchers(); }
+void Server::drop_watchers() {
+  impl_->store.close_watchers();
+}
 
-Store& Server::store() { return impl_->store; }
-const Store& Server::store() const { return impl_->store; }
+Store& Server::store() {
+  return impl_->store;
+}
+const Store& Server::store() const {
+  return impl_->store;
+}
 
 }  // namespace edgehub::devapi

@@ -4,7 +4,8 @@ namespace edgehub::devapi::detail {
 
 WatchSink::WatchSink(const ResourceInfo& resource, std::size_t queue_limit,
                      std::function<void()> wake)
-    : resource_(resource), queue_limit_(queue_limit == 0 ? 1 : queue_limit),
+    : resource_(resource),
+      queue_limit_(queue_limit == 0 ? 1 : queue_limit),
       wake_(std::move(wake)) {}
 
 bool WatchSink::admit_locked() {
@@ -77,11 +78,11 @@ WatchSink::Batch WatchSink::take_into(std::string& data) {
 }
 
 std::string WatchSink::overflow_line() const {
-  return error_event_line(ApiError(
-      500, "InternalError",
-      "Internal error occurred: the watch of " + resource_.qualified_name() +
-          " fell more than " + std::to_string(queue_limit_) +
-          " events behind and was closed; resume from the last resourceVersion received"));
+  return error_event_line(
+      ApiError(500, "InternalError",
+               "Internal error occurred: the watch of " + resource_.qualified_name() +
+                   " fell more than " + std::to_string(queue_limit_) +
+                   " events behind and was closed; resume from the last resourceVersion received"));
 }
 
 std::string error_event_line(const ApiError& error) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <edgehub/devapi/api_error.hpp>
 #include <edgehub/devapi/patch.hpp>
 #include <edgehub/devapi/resources.hpp>
@@ -17,7 +18,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-#include <deque>
 
 namespace edgehub::devapi {
 
@@ -102,8 +102,8 @@ class Store {
               json object, bool status_subresource = false);
   json patch(const ResourceInfo& resource, const std::string& ns, const std::string& name,
              PatchType type, const json& patch, bool status_subresource = false);
-  DeleteResult remove(const ResourceInfo& resource, const std::string& ns,
-                      const std::string& name, const DeleteOptions& options = {});
+  DeleteResult remove(const ResourceInfo& resource, const std::string& ns, const std::string& name,
+                      const DeleteOptions& options = {});
   // DELETE on a collection: deletes (or marks) every object matching the selectors.
   json remove_collection(const ResourceInfo& resource, const std::string& ns,
                          const ListOptions& options, const DeleteOptions& delete_options);
@@ -168,8 +168,8 @@ class Store {
   void commit(const ResourceInfo& resource, EventType type, std::shared_ptr<const json> object,
               std::shared_ptr<const json> previous);
   void dispatch(const Watch& watch, const StoreEvent& event) const;
-  json store_update(const ResourceInfo& resource, std::shared_ptr<const json> old,
-                    json updated, bool status_subresource);
+  json store_update(const ResourceInfo& resource, std::shared_ptr<const json> old, json updated,
+                    bool status_subresource);
   DeleteResult delete_locked(const ResourceInfo& resource, const std::string& key,
                              const DeleteOptions& options);
   std::uint64_t parse_rv(const std::string& text) const;
