@@ -84,7 +84,18 @@ Reply json_reply(unsigned status, const json& body) {
   return {status, body.dump(), "application/json"};
 }
 
+std::string content_type_of(const HttpRequest& request);
+
 json parse_body(const HttpRequest& request, const ResourceInfo& resource) {
+  const std::string type = content_type_of(request);
+  if (type.find("protobuf") != std::string::npos || type.find("cbor") != std::string::npos) {
+    // Only JSON is served (discovery does not advertise protobuf); a 415 makes client-go
+    // clients that guessed protobuf retry in JSON.
+    throw ApiError(415, "UnsupportedMediaType",
+                   "the body of the request was in an unknown format - accepted media types "
+                   "include: application/json, application/yaml",
+                   nlohmann::json::object());
+  }
   const std::string& body = request.body();
   try {
     return json::parse(body);
