@@ -233,7 +233,15 @@ void HttpServer::Impl::accept() {
 HttpServer::HttpServer(asio::any_io_executor executor, HttpServerOptions options)
     : impl_(std::make_shared<Impl>(std::move(executor), std::move(options))) {}
 
-HttpServer::~HttpServer() { stop(); }
+// Runs after the server's io_context has stopped (see the header). Connections and the
+// server refer to each other; dropping them here breaks that cycle even when the close that
+// stop() posted never ran.
+HttpServer::~HttpServer() {
+  stop();
+  impl_->connections.clear();
+  error_code ignored;
+  impl_->acceptor.close(ignored);
+}
 
 void HttpServer::handle(std::string path, HttpHandler handler) {
   impl_->routes[std::move(path)] = std::move(handler);

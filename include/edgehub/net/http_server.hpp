@@ -52,6 +52,7 @@ struct HttpServerOptions {
   std::string name = "http";  // for log lines
 };
 
+// Destroy a server only after its executor's io_context has stopped running.
 class HttpServer {
  public:
   HttpServer(boost::asio::any_io_executor executor, HttpServerOptions options);
