@@ -122,6 +122,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     ws_.async_accept(*request_, [self = this->shared_from_this()](error_code ec) {
       if (ec) return;
       self->request_.reset();
+      if (self->buffer_.size() == 0) self->buffer_.shrink_to_fit();
       self->hub_->accepted.fetch_add(1);
       {
         std::lock_guard lock(self->hub_->mutex);

@@ -86,6 +86,9 @@ void Node::dial_now() {
   if (stopped_) return worker_.dial_done();
   ++epoch_;
   dial_started_ = Clock::now();
+  std::int64_t zero = 0;
+  worker_.stats.first_dial_ns.compare_exchange_strong(
+      zero, dial_started_.time_since_epoch().count(), std::memory_order_relaxed);
   link_ = make_link(worker_, *this, epoch_);
   const auto epoch = epoch_;
   worker_.scheduler.after(worker_.options.handshake_timeout, [this, epoch] {
@@ -120,6 +123,7 @@ void Node::on_connected(std::uint32_t epoch) {
   stats.connects.fetch_add(1, std::memory_order_relaxed);
   if (ever_connected_) stats.reconnects.fetch_add(1, std::memory_order_relaxed);
   ever_connected_ = true;
+  stats.last_connect_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   stats.connect_time.record(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - dial_started_).count());
 

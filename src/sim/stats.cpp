@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <bit>
 #include <edgehub/sim/stats.hpp>
 
@@ -62,6 +63,9 @@ void StatsSnapshot::add(const WorkerStats& w) {
   request_timeouts += ld(w.request_timeouts);
   request_errors += ld(w.request_errors);
   objects_received += ld(w.objects_received);
+  const auto first = ld(w.first_dial_ns);
+  if (first != 0 && (first_dial_ns == 0 || first < first_dial_ns)) first_dial_ns = first;
+  last_connect_ns = std::max(last_connect_ns, ld(w.last_connect_ns));
 }
 
 namespace {
@@ -72,7 +76,12 @@ nlohmann::json latency_json(const LatencySummary& s) {
 }  // namespace
 
 nlohmann::json StatsSnapshot::to_json() const {
-  return {{"target", target},
+  // Connect rate over the window from the first dial to the latest upgrade.
+  const double window =
+      last_connect_ns > first_dial_ns ? static_cast<double>(last_connect_ns - first_dial_ns) / 1e9
+                                      : 0.0;
+  return {{"connect_window_s", window},
+          {"connect_rate_per_s", window > 0 ? static_cast<double>(connects) / window : 0.0},{"target", target},
           {"connected", connected},
           {"connects", connects},
           {"reconnects", reconnects},

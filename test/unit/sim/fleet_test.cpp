@@ -383,8 +383,9 @@ TEST_F(FleetTest, MeasuresDownstreamLatencyFromStampAnnotation) {
   auto p = pod("s", "su", "4");
   p["metadata"]["annotations"] = {{"edgehub.io/stamp", std::to_string(wire::now_millis())}};
   hub->send("edge-0", message("insert", "default/pod/s", p, "4"));
-  ASSERT_TRUE(eventually([&] { return fleet->stats().downstream.count == 1; }));
-  EXPECT_GT(fleet->stats().upstream.count, 0u);
+  ASSERT_TRUE(eventually([&] { return fleet->stats().downstream.count == 1; }, 5s))
+      << fleet->stats().to_json().dump() << " " << fleet->state_json().dump();
+  EXPECT_TRUE(eventually([&] { return fleet->stats().upstream.count > 0; }));
 }
 
 TEST_F(FleetTest, ManyNodesOverPlainWebSocket) {
