@@ -90,9 +90,13 @@ void Fleet::start() {
       try {
         if (impl_->tls) {
           const net::Issuer ca{impl_->client_ca.cert.get(), impl_->client_ca.key.get()};
+          net::PkeyPtr shared_key;
+          if (!options_.unique_keys && options_.certs_dir.empty()) {
+            shared_key = net::generate_p256_key();
+          }
           for (auto& node : w->nodes) {
             if (options_.certs_dir.empty()) {
-              node->credentials() = net::mint_node_client_cert(node->name(), ca);
+              node->credentials() = net::mint_node_client_cert(node->name(), ca, shared_key.get());
             } else {
               const std::string base = options_.certs_dir + "/" + node->name();
               node->credentials().cert = net::cert_from_pem(net::read_pem_file(base + ".crt"));

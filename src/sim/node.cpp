@@ -506,6 +506,7 @@ void Node::handle_response(const wire::Message& message) {
   worker_.stats.upstream.record(
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - it->sent).count());
   pending_.erase(it);
+  if (pending_.empty()) pending_.shrink_to_fit();  // idle nodes hold no request ids
 
   const nlohmann::json content = message.content_json();
   // ObjectResp {"Object","Err"}, a bare object, or a StatusError map.

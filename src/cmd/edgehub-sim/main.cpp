@@ -1,6 +1,7 @@
 // edgehub-sim: a fleet of simulated KubeEdge edge nodes in one process, plus the small stand-in
 // hub (--serve) and dev PKI (--mint-pki) its benchmark needs.
 #include <spdlog/spdlog.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -170,7 +171,7 @@ int main(int argc, char** argv) {
               state_listen, report_file, serve_addr, pki_dir, mint_dir, log_level = "info";
   double keepalive = 15, lease = 10, status_report = 300, reconnect = 30, reconnect_max = 120,
          handshake_timeout = 30, request_timeout = 60, start_spread = 0, flap = 0, slow_ms = 0,
-         duration = 0, progress = 10;
+         duration = 0, progress = 10, trim = 10;
   int serve_threads = 1;
   app.add_option("--server", server, "hub address HOST:PORT")->capture_default_str();
   app.add_option("--nodes", o.nodes, "simulated nodes in this process")->capture_default_str();
@@ -183,6 +184,8 @@ int main(int argc, char** argv) {
   app.add_option("--client-ca", client_ca, "CA certificate to mint node client certs with");
   app.add_option("--client-ca-key", client_ca_key, "its private key");
   app.add_option("--certs-dir", o.certs_dir, "or: folder with <node>.crt and <node>.key");
+  app.add_flag("--unique-keys", o.unique_keys,
+               "mint a key pair per node (default: one shared key, a certificate per node)");
   app.add_option("--source-addrs", o.source_addrs,
                  "spread connections over 127.0.0.2..127.0.0.<N+1> (past 64k ports per hub)");
   app.add_option("--io-threads", o.io_threads, "I/O threads")->capture_default_str();
@@ -209,6 +212,9 @@ int main(int argc, char** argv) {
   app.add_option("--report", report_file, "write the final figures as JSON here");
   app.add_option("--duration", duration, "exit after S seconds (0: until SIGINT/SIGTERM)");
   app.add_option("--progress-interval", progress, "log line interval when not on a TTY, s");
+  app.add_option("--malloc-trim", trim,
+                 "give freed heap pages back to the OS every S s (0: never)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   app.add_option("--serve", serve_addr,
@@ -302,6 +308,7 @@ int main(int argc, char** argv) {
     auto last = fleet.stats();
     auto last_time = started;
     auto last_log = started;
+    auto last_trim = started;
     asio::steady_timer tick(control);
     std::function<void()> on_tick = [&] {
       tick.expires_after(std::chrono::seconds(1));
@@ -324,6 +331,12 @@ int main(int argc, char** argv) {
         } else if (now - last_log >= seconds(progress)) {
           spdlog::info("{}", line);
           last_log = now;
+        }
+        // TLS handshakes and message bursts free memory all over glibc's heap; without a trim
+        // those pages stay resident although idle nodes need none of them.
+        if (trim > 0 && now - last_trim >= seconds(trim)) {
+          malloc_trim(0);
+          last_trim = now;
         }
         last = s;
         last_time = now;
