@@ -12,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <csignal>
 #include <cstdio>
 #include <edgehub/net/x509_mint.hpp>
 #include <edgehub/sim/fake_hub.hpp>
@@ -164,6 +165,9 @@ int mint_pki(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A state-dump request that arrives while certificates are still being minted must not kill
+  // the process; the signal_set installed later takes SIGUSR1 over.
+  std::signal(SIGUSR1, SIG_IGN);
   CLI::App app{"edgehub-sim — simulated KubeEdge edge fleet"};
   app.set_version_flag("--version", edgehub::kVersion);
   sim::SimOptions o;
