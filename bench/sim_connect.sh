@@ -4,12 +4,12 @@
 # too), holds them idle for HOLD seconds, and prints the simulator's report: connect rate,
 # connect-time percentiles and RSS per node.
 #
-#   bench/sim_connect.sh [BUILD_DIR]        env: NODES=19000 HOLD=30 IO_THREADS=1 SOURCE_ADDRS=4
+#   bench/sim_connect.sh [BUILD_DIR]        env: NODES=19000 HOLD=150 IO_THREADS=1 SOURCE_ADDRS=4
 set -euo pipefail
 
 BUILD=${1:-build/release}
 NODES=${NODES:-19000}
-HOLD=${HOLD:-30}
+HOLD=${HOLD:-150}
 IO_THREADS=${IO_THREADS:-1}
 SOURCE_ADDRS=${SOURCE_ADDRS:-4}
 SIM=$BUILD/edgehub-sim
