@@ -63,6 +63,8 @@ class Scheduler {
       heap_.pop_back();
       entry.fn();
     }
+    // The connect burst leaves a handshake-timeout entry per node; give that capacity back.
+    if (heap_.capacity() > 1024 && heap_.size() < heap_.capacity() / 4) heap_.shrink_to_fit();
     if (!heap_.empty() && !stopped_) arm(heap_.front().due);
   }
 
