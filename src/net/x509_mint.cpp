@@ -104,12 +104,17 @@ CertAndKey mint(const CertRequest& request, Issuer issuer) {
   return out;
 }
 
-CertAndKey mint_node_client_cert(const std::string& node, Issuer ca) {
+CertAndKey mint_node_client_cert(const std::string& node, Issuer ca, EVP_PKEY* key) {
   CertRequest request;
   request.common_name = "system:node:" + node;
   request.organizations = {"system:nodes"};
   request.usage = CertUsage::client;
-  return mint(request, ca);
+  if (key == nullptr) return mint(request, ca);
+  CertAndKey out;
+  EVP_PKEY_up_ref(key);
+  out.key.reset(key);
+  out.cert = issue_certificate(request, key, ca);
+  return out;
 }
 
 std::string to_pem(X509* cert) {

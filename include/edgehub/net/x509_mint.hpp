@@ -53,7 +53,8 @@ CertAndKey mint(const CertRequest& request, Issuer issuer = {});
 
 // The edge client certificate KubeEdge expects: CN=system:node:<node>, O=system:nodes,
 // EKU clientAuth, KeyUsage digitalSignature|keyEncipherment (KUBEEDGE-WIRE §1.3).
-CertAndKey mint_node_client_cert(const std::string& node, Issuer ca);
+// With `key`, the certificate is issued for that (shared) key instead of a fresh one.
+CertAndKey mint_node_client_cert(const std::string& node, Issuer ca, EVP_PKEY* key = nullptr);
 
 std::string to_pem(X509* cert);
 std::string to_pem(EVP_PKEY* key);  // PKCS#8, unencrypted

@@ -1,0 +1,117 @@
+#pragma once
+// One simulated edge node: its connection (a Link per attempt), the edgecore-like protocol
+// behaviour and the objects it has received.
+
+#include <boost/system/error_code.hpp>
+#include <chrono>
+#include <cstdint>
+#include <edgehub/net/x509_mint.hpp>
+#include <edgehub/sim/fleet.hpp>
+#include <edgehub/wire/message.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace edgehub::sim {
+
+struct Worker;
+
+// One connection attempt: TCP connect, TLS, WebSocket upgrade, read loop, write queue.
+class Link {
+ public:
+  virtual ~Link() = default;
+  virtual void start() = 0;
+  virtual void send(std::string payload) = 0;
+  // Closes without calling back into the node.
+  virtual void close() = 0;
+  // After a paused read (--slow-reader).
+  virtual void resume_read() = 0;
+};
+
+class Node {
+ public:
+  Node(Worker& worker, std::string name, int index);
+
+  const std::string& name() const { return name_; }
+  int index() const { return index_; }
+  net::CertAndKey& credentials() { return creds_; }
+
+  void begin(std::chrono::milliseconds delay);  // first dial after `delay`
+  void dial_now();                               // called by the worker's dial slots
+  void shutdown();                               // no more reconnects
+
+  // Callbacks from the current Link; `epoch` identifies the attempt.
+  void on_connected(std::uint32_t epoch);
+  // Returns false when the link must pause reading (slow reader); resume_read() follows.
+  bool on_message(std::uint32_t epoch, std::string_view payload);
+  void on_closed(std::uint32_t epoch, const boost::system::error_code& ec, std::string_view stage,
+                 bool was_connected);
+
+  nlohmann::json state_json() const;
+  const std::vector<ObjectRecord>& objects() const { return objects_; }
+
+ private:
+  enum class Request : std::uint8_t {
+    lease_query, lease_insert, lease_update, node_insert, node_patch, pod_patch,
+    configmap_query, secret_query
+  };
+  struct Pending {
+    std::string msg_id;
+    std::chrono::steady_clock::time_point sent;
+    Request kind;
+  };
+
+  void schedule_reconnect();
+  void send(const wire::Message& message);
+  void send_request(wire::Message message, Request kind);
+  wire::Message make(std::string_view source, std::string_view group, std::string_view operation,
+                     std::string resource) const;
+
+  void send_keepalive();
+  void send_membership_detail();
+  void send_lease_query();
+  void send_lease_write(bool insert);
+  void send_node_insert();
+  void send_node_status();
+  void send_pod_status(const std::string& ns, const std::string& pod, const std::string& uid);
+
+  // Periodic work, each re-arms itself while the attempt `epoch` lives.
+  void keepalive_tick(std::uint32_t epoch);
+  void lease_tick(std::uint32_t epoch);
+  void status_tick(std::uint32_t epoch);
+
+  void handle_object(const wire::Message& message);
+  void handle_response(const wire::Message& message);
+  void ack(const wire::Message& message, bool twin_style = false);
+  ObjectRecord* find(std::string_view kind, std::string_view ns, std::string_view name);
+  void record(const nlohmann::json& object, std::string_view kind, std::string_view ns,
+              std::string_view name, std::string_view rv, bool deleted);
+  void after_pod(const nlohmann::json& pod, const std::string& ns, const std::string& name,
+                 bool is_new);
+  bool is_current(std::uint32_t epoch) const { return link_ && epoch == epoch_; }
+
+  Worker& worker_;
+  std::string name_;
+  int index_;
+  net::CertAndKey creds_;
+  std::shared_ptr<Link> link_;
+  std::uint32_t epoch_ = 0;
+  bool connected_ = false;
+  bool stopped_ = false;
+  bool registered_ = false;
+  bool ever_connected_ = false;
+  int failures_ = 0;  // consecutive, for the backoff
+  std::uint32_t connects_ = 0;
+  std::chrono::steady_clock::time_point dial_started_;
+  std::chrono::steady_clock::time_point last_status_;
+  // The node's Lease as the hub last returned it; empty uid: not known yet.
+  std::string lease_uid_;
+  std::string lease_rv_;
+  bool lease_missing_ = false;
+  std::vector<Pending> pending_;
+  std::vector<ObjectRecord> objects_;
+};
+
+}  // namespace edgehub::sim
