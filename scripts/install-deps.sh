@@ -12,7 +12,7 @@ packages=(
   nginx-light libnginx-mod-stream
   prometheus gnuplot-nox
   kubernetes-client
-  curl procps
+  curl procps bc
 )
 
 missing=()
