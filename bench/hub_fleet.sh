@@ -57,6 +57,7 @@ hub:
   tls: {certFile: "$work/certs/server.crt", keyFile: "$work/certs/server.key", clientCAFile: "$work/certs/ca.crt"}
   certService: {enabled: false}
   maxConnections: 19500
+  ioThreads: ${IO_THREADS:-0}
 kube: {kubeconfig: "$work/kubeconfig", qps: 2000, burst: 4000}
 metrics: {listen: "127.0.0.1:0"}
 log: {level: warn}
