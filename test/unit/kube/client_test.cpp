@@ -57,6 +57,34 @@ TEST(KubeClient, GetSendsHeadersAndDecodes) {
   EXPECT_EQ(rec.accept, "application/json");
 }
 
+TEST(KubeClient, ConcurrentRequestsShareThePool) {
+  net::io_context io;
+  auto pod = testing::load_sample("v1.36.3", "get-pod-a");
+  ReplayServer server(io, [&](const Recorded&) { return sample_reply(pod); });
+  ClientOptions opt;
+  opt.max_idle_connections = 4;
+  auto client = make_client(io, http_config(server), opt);
+  int ok = 0;
+  for (int i = 0; i < 20; ++i) {
+    net::co_spawn(io, client->get(resources::pods(), "default", "pod-a"),
+                  [&](std::exception_ptr, Result<Object> r) { ok += r ? 1 : 0; });
+  }
+  ASSERT_TRUE(testing::run_until(io, [&] { return ok == 20; }));
+  EXPECT_LE(client->connections_opened(), 20u);
+  EXPECT_EQ(client->idle_connections(), 4u);
+  // Later requests reuse idle connections.
+  auto opened = client->connections_opened();
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(await(io, client->get(resources::pods(), "default", "pod-a")));
+  EXPECT_EQ(client->connections_opened(), opened);
+
+  auto raw = await(io, client->request("GET", "/version"));
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->status, 200);
+  EXPECT_EQ(raw->body, pod.body);
+  auto bad = await(io, client->request("FROB", "/"));
+  ASSERT_FALSE(bad);
+}
+
 TEST(KubeClient, EveryErrorSampleBecomesTypedErrorOnOneKeptAliveConnection) {
   net::io_context io;
   std::vector<testing::Sample> errors;
