@@ -21,7 +21,8 @@ std::string url_decode(std::string_view text) {
     const char c = text[i];
     if (c == '+') {
       out += ' ';
-    } else if (c == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+    } else if (c == '%' && i + 2 < text.size() &&
+               std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
                std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
       out += static_cast<char>(std::stoi(std::string(text.substr(i + 1, 2)), nullptr, 16));
       i += 2;
@@ -92,10 +93,10 @@ json parse_body(const HttpRequest& request, const ResourceInfo& resource) {
     if (body.size() > 30) preview += " ...";
     // Go's wording: a body cut short is "unexpected end of JSON input".
     const std::string reason = error.byte >= body.size() ? "unexpected end of JSON input"
-                                                        : "invalid character in JSON input";
-    throw ApiError::bad_request("the object provided is unrecognized (must be of type " +
-                                resource.kind + "): couldn't get version/kind; json parse error: " +
-                                reason + " (" + preview + ")");
+                                                         : "invalid character in JSON input";
+    throw ApiError::bad_request(
+        "the object provided is unrecognized (must be of type " + resource.kind +
+        "): couldn't get version/kind; json parse error: " + reason + " (" + preview + ")");
   }
 }
 
@@ -199,7 +200,8 @@ json token_request(Store& store, const ResourcePath& path, const HttpRequest& re
   json sa = store.get(*path.resource, path.ns, path.name);  // 404 when missing
   json body = request.body().empty() ? json::object() : json::parse(request.body(), nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
-    throw ApiError::bad_request("the object provided is unrecognized (must be of type TokenRequest)");
+    throw ApiError::bad_request(
+        "the object provided is unrecognized (must be of type TokenRequest)");
   }
   json spec = body.value("spec", json::object());
   if (!spec.is_object()) spec = json::object();
@@ -249,142 +251,157 @@ Routed Api::handle(const HttpRequest& request, const std::string& server_address
   }
 }
 
-Routed Api::route(const HttpRequest& request, const std::string& server_address) {
-  if (!options_.bearer_token.empty()) {
-    const std::string_view auth = request[http::field::authorization];
-    if (auth != "Bearer " + options_.bearer_token) throw ApiError::unauthorized();
-  }
-  const Target target = parse_target(request.target());
-  const auto method = request.method();
-  const auto parts = split_path(target.path);
+namespace {
+
+Routed ok(unsigned status, const json& body) {
+  return {json_reply(status, body), std::nullopt};
+}
+
+// /version, /healthz, /openapi/v3..., /api, /apis, /apis/<g>, and the APIResourceLists.
+// nullopt: the path names resources.
+std::optional<Routed> discovery(http::verb method, const Target& target,
+                                const std::vector<std::string>& parts,
+                                const std::string& server_address) {
   auto only_get = [&](const json& body) -> Routed {
     if (method != http::verb::get) throw ApiError::method_not_allowed();
-    return {json_reply(200, body), std::nullopt};
+    return ok(200, body);
   };
-
   if (target.path == "/version" || target.path == "/version/") return only_get(version_info());
   if (target.path == "/healthz" || target.path == "/readyz" || target.path == "/livez") {
-    return {{200, "ok", "text/plain; charset=utf-8"}, std::nullopt};
+    return Routed{{200, "ok", "text/plain; charset=utf-8"}, std::nullopt};
   }
   if (parts.empty()) throw ApiError::unknown_resource();
   if (parts[0] == "openapi") {
-    if (parts.size() == 2 && parts[1] == "v3") return only_get(openapi_v3_root());
-    if (parts.size() >= 3 && parts[1] == "v3") {
-      std::optional<json> doc;
-      if (parts[2] == "api" && parts.size() == 4) doc = openapi_v3_group_version("", parts[3]);
-      if (parts[2] == "apis" && parts.size() == 5) {
-        doc = openapi_v3_group_version(parts[3], parts[4]);
-      }
-      if (doc) return only_get(*doc);
+    std::optional<json> doc;
+    if (parts.size() == 2 && parts[1] == "v3") doc = openapi_v3_root();
+    if (parts.size() == 4 && parts[1] == "v3" && parts[2] == "api") {
+      doc = openapi_v3_group_version("", parts[3]);
     }
-    throw ApiError::unknown_resource();  // no OpenAPI v2: kubectl copes without it
+    if (parts.size() == 5 && parts[1] == "v3" && parts[2] == "apis") {
+      doc = openapi_v3_group_version(parts[3], parts[4]);
+    }
+    if (!doc) throw ApiError::unknown_resource();  // no OpenAPI v2: kubectl copes without it
+    return only_get(*doc);
   }
-
-  std::string group;
-  std::string version;
-  std::vector<std::string> rest;
   if (parts[0] == "api") {
     if (parts.size() == 1) return only_get(api_versions(server_address));
-    version = parts[1];
-    if (version != "v1") throw ApiError::unknown_resource();
-    rest.assign(parts.begin() + 2, parts.end());
-  } else if (parts[0] == "apis") {
-    if (parts.size() == 1) return only_get(api_group_list());
-    group = parts[1];
-    if (parts.size() == 2) {
-      auto doc = api_group(group);
-      if (!doc) throw ApiError::unknown_resource();
-      return only_get(*doc);
-    }
-    version = parts[2];
-    rest.assign(parts.begin() + 3, parts.end());
-  } else {
-    throw ApiError::unknown_resource();
+    if (parts[1] != "v1") throw ApiError::unknown_resource();
+    if (parts.size() == 2) return only_get(*api_resource_list("", "v1"));
+    return std::nullopt;
   }
-  if (rest.empty()) {
-    auto doc = api_resource_list(group, version);
+  if (parts[0] != "apis") throw ApiError::unknown_resource();
+  if (parts.size() == 1) return only_get(api_group_list());
+  if (parts.size() == 2) {
+    auto doc = api_group(parts[1]);
     if (!doc) throw ApiError::unknown_resource();
     return only_get(*doc);
   }
-
-  const ResourcePath path = parse_resource_path(group, version, rest);
-  const ResourceInfo& resource = *path.resource;
-
-  if (path.name.empty()) {  // collection
-    if (method == http::verb::get) {
-      if (target.flag("watch")) {
-        WatchPlan plan;
-        plan.resource = &resource;
-        plan.options.namespace_ = path.ns;
-        plan.options.label_selector = target.get("labelSelector");
-        plan.options.field_selector = target.get("fieldSelector");
-        plan.options.resource_version = target.param("resourceVersion");
-        plan.options.resource_version_match = target.param("resourceVersionMatch");
-        if (plan.options.resource_version_match && plan.options.resource_version_match->empty()) {
-          plan.options.resource_version_match.reset();
-        }
-        plan.options.send_initial_events = target.flag("sendInitialEvents");
-        plan.options.allow_bookmarks = target.flag("allowWatchBookmarks");
-        const auto timeout = parse_int(target.param("timeoutSeconds"));
-        plan.timeout = timeout && *timeout > 0 ? std::chrono::seconds(*timeout)
-                                               : options_.default_watch_timeout;
-        // Selectors are checked before the stream starts: a bad one is a plain 400.
-        (void)LabelSelector::parse(plan.options.label_selector);
-        (void)FieldSelector::parse(plan.options.field_selector, resource);
-        return {{}, plan};
-      }
-      return {json_reply(200, store_.list(resource, path.ns, list_options(target))), std::nullopt};
-    }
-    if (method == http::verb::post) {
-      if (resource.namespaced && path.ns.empty()) throw ApiError::method_not_allowed();
-      json body = parse_body(request, resource);
-      return {json_reply(201, store_.create(resource, path.ns, std::move(body))), std::nullopt};
-    }
-    if (method == http::verb::delete_) {
-      return {json_reply(200, store_.remove_collection(resource, path.ns, list_options(target),
-                                                       delete_options(request, target))),
-              std::nullopt};
-    }
-    throw ApiError::method_not_allowed();
+  if (parts.size() == 3) {
+    auto doc = api_resource_list(parts[1], parts[2]);
+    if (!doc) throw ApiError::unknown_resource();
+    return only_get(*doc);
   }
+  return std::nullopt;
+}
 
-  if (!path.subresource.empty()) {
-    if (path.subresource == "token" && resource.resource == "serviceaccounts") {
-      if (method != http::verb::post) throw ApiError::method_not_allowed();
-      return {json_reply(201, token_request(store_, path, request)), std::nullopt};
-    }
-    if (path.subresource != "status" || !resource.has_status) throw ApiError::unknown_resource();
-    if (method == http::verb::get) {
-      return {json_reply(200, store_.get(resource, path.ns, path.name)), std::nullopt};
-    }
+WatchPlan watch_plan(const Target& target, const ResourcePath& path, const ServerOptions& options) {
+  WatchPlan plan;
+  plan.resource = path.resource;
+  plan.options.namespace_ = path.ns;
+  plan.options.label_selector = target.get("labelSelector");
+  plan.options.field_selector = target.get("fieldSelector");
+  plan.options.resource_version = target.param("resourceVersion");
+  plan.options.resource_version_match = target.param("resourceVersionMatch");
+  if (plan.options.resource_version_match && plan.options.resource_version_match->empty()) {
+    plan.options.resource_version_match.reset();
+  }
+  plan.options.send_initial_events = target.flag("sendInitialEvents");
+  plan.options.allow_bookmarks = target.flag("allowWatchBookmarks");
+  const auto timeout = parse_int(target.param("timeoutSeconds"));
+  plan.timeout =
+      timeout && *timeout > 0 ? std::chrono::seconds(*timeout) : options.default_watch_timeout;
+  // Selectors are checked before the stream starts: a bad one is a plain 400.
+  (void)LabelSelector::parse(plan.options.label_selector);
+  (void)FieldSelector::parse(plan.options.field_selector, *path.resource);
+  return plan;
+}
+
+Routed collection_request(Store& store, const ServerOptions& options, const HttpRequest& request,
+                          const Target& target, const ResourcePath& path) {
+  const ResourceInfo& resource = *path.resource;
+  switch (request.method()) {
+    case http::verb::get:
+      if (target.flag("watch")) {
+        // Built before the Routed: GCC 12 destroys already-built members of an aggregate
+        // twice when a later initializer throws (PR c++/66139).
+        WatchPlan plan = watch_plan(target, path, options);
+        return {{}, std::move(plan)};
+      }
+      return ok(200, store.list(resource, path.ns, list_options(target)));
+    case http::verb::post:
+      if (resource.namespaced && path.ns.empty()) throw ApiError::method_not_allowed();
+      return ok(201, store.create(resource, path.ns, parse_body(request, resource)));
+    case http::verb::delete_:
+      return ok(200, store.remove_collection(resource, path.ns, list_options(target),
+                                             delete_options(request, target)));
+    default:
+      throw ApiError::method_not_allowed();
+  }
+}
+
+Routed object_request(Store& store, const HttpRequest& request, const Target& target,
+                      const ResourcePath& path) {
+  const ResourceInfo& resource = *path.resource;
+  if (path.subresource == "token" && resource.resource == "serviceaccounts") {
+    if (request.method() != http::verb::post) throw ApiError::method_not_allowed();
+    return ok(201, token_request(store, path, request));
   }
   const bool status = !path.subresource.empty();
-  switch (method) {
+  if (status && (path.subresource != "status" || !resource.has_status)) {
+    throw ApiError::unknown_resource();
+  }
+  switch (request.method()) {
     case http::verb::get:
-      return {json_reply(200, store_.get(resource, path.ns, path.name)), std::nullopt};
-    case http::verb::put: {
-      json body = parse_body(request, resource);
-      return {json_reply(200, store_.update(resource, path.ns, path.name, std::move(body), status)),
-              std::nullopt};
-    }
+      return ok(200, store.get(resource, path.ns, path.name));
+    case http::verb::put:
+      return ok(200,
+                store.update(resource, path.ns, path.name, parse_body(request, resource), status));
     case http::verb::patch: {
       json body = json::parse(request.body(), nullptr, false);
       if (body.is_discarded()) {
         throw ApiError::bad_request("error decoding patch: invalid JSON in patch body");
       }
       const PatchType type = patch_type(content_type_of(request), body);
-      return {json_reply(200, store_.patch(resource, path.ns, path.name, type, body, status)),
-              std::nullopt};
+      return ok(200, store.patch(resource, path.ns, path.name, type, body, status));
     }
-    case http::verb::delete_: {
+    case http::verb::delete_:
       if (status) throw ApiError::method_not_allowed();
-      DeleteResult result = store_.remove(resource, path.ns, path.name,
-                                          delete_options(request, target));
-      return {json_reply(200, result.body), std::nullopt};
-    }
+      return ok(200,
+                store.remove(resource, path.ns, path.name, delete_options(request, target)).body);
     default:
       throw ApiError::method_not_allowed();
   }
+}
+
+}  // namespace
+
+Routed Api::route(const HttpRequest& request, const std::string& server_address) {
+  if (!options_.bearer_token.empty()) {
+    const std::string_view auth = request[http::field::authorization];
+    if (auth != "Bearer " + options_.bearer_token) throw ApiError::unauthorized();
+  }
+  const Target target = parse_target(request.target());
+  const auto parts = split_path(target.path);
+  if (auto routed = discovery(request.method(), target, parts, server_address)) return *routed;
+
+  // /api/v1/<rest...> or /apis/<group>/<version>/<rest...>
+  const bool core = parts[0] == "api";
+  const std::string group = core ? "" : parts[1];
+  const std::string version = core ? parts[1] : parts[2];
+  const std::vector<std::string> rest(parts.begin() + (core ? 2 : 3), parts.end());
+  const ResourcePath path = parse_resource_path(group, version, rest);
+  if (path.name.empty()) return collection_request(store_, options_, request, target, path);
+  return object_request(store_, request, target, path);
 }
 
 }  // namespace edgehub::devapi::detail

@@ -13,19 +13,17 @@ nlohmann::json resource_details(const ResourceInfo& resource, const std::string&
 }
 }  // namespace
 
-ApiError::ApiError(int code, std::string reason, const std::string& message,
-                   nlohmann::json details)
-    : std::runtime_error(message), code_(code), reason_(std::move(reason)),
+ApiError::ApiError(int code, std::string reason, const std::string& message, nlohmann::json details)
+    : std::runtime_error(message),
+      code_(code),
+      reason_(std::move(reason)),
       details_(std::move(details)) {}
 
 nlohmann::json ApiError::status() const {
-  nlohmann::json status = {{"kind", "Status"},
-                           {"apiVersion", "v1"},
-                           {"metadata", nlohmann::json::object()},
-                           {"status", "Failure"},
-                           {"message", what()},
-                           {"reason", reason_},
-                           {"code", code_}};
+  nlohmann::json status = {
+      {"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", nlohmann::json::object()},
+      {"status", "Failure"}, {"message", what()},  {"reason", reason_},
+      {"code", code_}};
   if (!details_.is_null()) status["details"] = details_;
   return status;
 }
@@ -46,10 +44,10 @@ ApiError ApiError::already_exists(const ResourceInfo& resource, const std::strin
 
 ApiError ApiError::conflict(const ResourceInfo& resource, const std::string& name,
                             const std::string& why) {
-  return {409, "Conflict",
-          "Operation cannot be fulfilled on " + resource.qualified_name() + " \"" + name +
-              "\": " + why,
-          resource_details(resource, name)};
+  return {
+      409, "Conflict",
+      "Operation cannot be fulfilled on " + resource.qualified_name() + " \"" + name + "\": " + why,
+      resource_details(resource, name)};
 }
 
 ApiError ApiError::stale_resource_version(const ResourceInfo& resource, const std::string& name) {
@@ -60,8 +58,8 @@ ApiError ApiError::stale_resource_version(const ResourceInfo& resource, const st
 
 ApiError ApiError::invalid(const std::string& kind, const std::string& name,
                            const nlohmann::json& causes, const std::string& group) {
-  std::string message = kind + (group.empty() ? "" : "." + group) + " \"" + name +
-                        "\" is invalid: ";
+  std::string message =
+      kind + (group.empty() ? "" : "." + group) + " \"" + name + "\" is invalid: ";
   std::string joined;
   for (const auto& cause : causes) {
     if (!joined.empty()) joined += ", ";
@@ -82,19 +80,25 @@ ApiError ApiError::unknown_resource() {
 }
 
 ApiError ApiError::method_not_allowed() {
-  return {405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
+  return {405, "MethodNotAllowed",
+          "the server does not allow this method on the requested resource",
           nlohmann::json::object()};
 }
 
-ApiError ApiError::unauthorized() { return {401, "Unauthorized", "Unauthorized"}; }
+ApiError ApiError::unauthorized() {
+  return {401, "Unauthorized", "Unauthorized"};
+}
 
-ApiError ApiError::expired(const std::string& message) { return {410, "Expired", message}; }
+ApiError ApiError::expired(const std::string& message) {
+  return {410, "Expired", message};
+}
 
 ApiError ApiError::unsupported_media_type(const std::string& content_type) {
   return {415, "UnsupportedMediaType",
           "the body of the request was in an unknown format - accepted media types include: "
           "application/json-patch+json, application/merge-patch+json, "
-          "application/strategic-merge-patch+json (got \"" + content_type + "\")",
+          "application/strategic-merge-patch+json (got \"" +
+              content_type + "\")",
           nlohmann::json::object()};
 }
 

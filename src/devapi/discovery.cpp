@@ -34,15 +34,10 @@ json group_entry(const std::string& group) {
 }  // namespace
 
 json version_info() {
-  return {{"major", "1"},
-          {"minor", "32"},
-          {"gitVersion", "v1.32.0-edgehub-devapi"},
-          {"gitCommit", "devapi"},
-          {"gitTreeState", "clean"},
-          {"buildDate", "2026-01-01T00:00:00Z"},
-          {"goVersion", "none"},
-          {"compiler", "edgehub"},
-          {"platform", "linux/amd64"}};
+  return {
+      {"major", "1"},          {"minor", "32"},           {"gitVersion", "v1.32.0-edgehub-devapi"},
+      {"gitCommit", "devapi"}, {"gitTreeState", "clean"}, {"buildDate", "2026-01-01T00:00:00Z"},
+      {"goVersion", "none"},   {"compiler", "edgehub"},   {"platform", "linux/amd64"}};
 }
 
 json api_versions(const std::string& server_address) {
@@ -70,8 +65,8 @@ std::optional<json> api_resource_list(const std::string& group, const std::strin
   json resources = json::array();
   for (const auto& r : builtin_resources()) {
     if (r.group != group || r.version != version) continue;
-    json verbs = {"create", "delete", "deletecollection", "get", "list", "patch", "update",
-                  "watch"};
+    json verbs = {"create", "delete", "deletecollection", "get",
+                  "list",   "patch",  "update",           "watch"};
     json entry = {{"name", r.resource},
                   {"singularName", r.singular},
                   {"namespaced", r.namespaced},
@@ -122,8 +117,8 @@ std::optional<json> openapi_v3_group_version(const std::string& group, const std
   for (const auto& r : builtin_resources()) {
     if (r.group != group || r.version != version) continue;
     const std::string prefix = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
-    const std::string item = prefix + (r.namespaced ? "/namespaces/{namespace}/" : "/") +
-                             r.resource + "/{name}";
+    const std::string item =
+        prefix + (r.namespaced ? "/namespaces/{namespace}/" : "/") + r.resource + "/{name}";
     const json gvk = {{"group", group}, {"version", version}, {"kind", r.kind}};
     const json params = json::array(
         {{{"name", "fieldValidation"}, {"in", "query"}, {"schema", {{"type", "string"}}}},

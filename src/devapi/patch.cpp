@@ -13,20 +13,30 @@ namespace {
 // across the types involved). Lists not named here are replaced, as in Kubernetes.
 const std::map<std::string, std::string, std::less<>>& merge_keys() {
   static const std::map<std::string, std::string, std::less<>> keys = {
-      {"conditions", "type"},        {"containers", "name"},
-      {"initContainers", "name"},    {"ephemeralContainers", "name"},
-      {"volumes", "name"},           {"env", "name"},
-      {"volumeMounts", "mountPath"}, {"volumeDevices", "devicePath"},
-      {"ports", "containerPort"},    {"addresses", "type"},
-      {"podIPs", "ip"},              {"hostIPs", "ip"},
-      {"imagePullSecrets", "name"},  {"ownerReferences", "uid"},
-      {"resourceClaims", "name"},    {"secrets", "name"},
+      {"conditions", "type"},
+      {"containers", "name"},
+      {"initContainers", "name"},
+      {"ephemeralContainers", "name"},
+      {"volumes", "name"},
+      {"env", "name"},
+      {"volumeMounts", "mountPath"},
+      {"volumeDevices", "devicePath"},
+      {"ports", "containerPort"},
+      {"addresses", "type"},
+      {"podIPs", "ip"},
+      {"hostIPs", "ip"},
+      {"imagePullSecrets", "name"},
+      {"ownerReferences", "uid"},
+      {"resourceClaims", "name"},
+      {"secrets", "name"},
   };
   return keys;
 }
 
 // Lists of scalars merged as sets.
-bool is_primitive_merge_list(std::string_view field) { return field == "finalizers"; }
+bool is_primitive_merge_list(std::string_view field) {
+  return field == "finalizers";
+}
 
 constexpr std::string_view kSetOrder = "$setElementOrder/";
 constexpr std::string_view kDeleteFromList = "$deleteFromPrimitiveList/";
@@ -110,10 +120,10 @@ json apply_element_order(const json& list, const json& order, const std::string&
   for (const auto& want : order) {
     for (std::size_t i = 0; i < list.size(); ++i) {
       if (used[i]) continue;
-      const bool same = key.empty() ? list[i] == want
-                                    : (want.is_object() && list[i].is_object() &&
-                                       want.contains(key) && list[i].contains(key) &&
-                                       list[i][key] == want[key]);
+      const bool same = key.empty()
+                            ? list[i] == want
+                            : (want.is_object() && list[i].is_object() && want.contains(key) &&
+                               list[i].contains(key) && list[i][key] == want[key]);
       if (same) {
         sorted.push_back(list[i]);
         used[i] = true;
@@ -144,8 +154,8 @@ json merge_object(json target, const json& patch) {
     } else if (value.is_array()) {
       auto mk = merge_keys().find(key);
       if (mk != merge_keys().end()) {
-        target[key] = merge_keyed_list(target.contains(key) ? target[key] : json(), value,
-                                       mk->second);
+        target[key] =
+            merge_keyed_list(target.contains(key) ? target[key] : json(), value, mk->second);
       } else if (is_primitive_merge_list(key)) {
         target[key] = merge_primitive_list(target.contains(key) ? target[key] : json(), value);
       } else {
@@ -169,8 +179,8 @@ json merge_object(json target, const json& patch) {
       const std::string field = key.substr(kSetOrder.size());
       if (target.contains(field)) {
         auto mk = merge_keys().find(field);
-        target[field] = apply_element_order(target[field], value,
-                                            mk == merge_keys().end() ? "" : mk->second);
+        target[field] =
+            apply_element_order(target[field], value, mk == merge_keys().end() ? "" : mk->second);
       }
     } else if (key == "$retainKeys" && value.is_array()) {
       json kept = json::object();
@@ -202,23 +212,28 @@ json apply_strategic_merge_patch(json target, const json& patch) {
 
 json apply_json_patch(const json& target, const json& patch) {
   if (!patch.is_array()) {
-    throw ApiError::bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch");
+    throw ApiError::bad_request(
+        "json: cannot unmarshal object into Go value of type jsonpatch.Patch");
   }
   try {
     return target.patch(patch);
   } catch (const json::exception& e) {
     throw ApiError(422, "Invalid",
                    std::string("the server rejected our request due to an error in our "
-                               "request: ") + e.what(),
+                               "request: ") +
+                       e.what(),
                    json::object());
   }
 }
 
 json apply_patch(PatchType type, json target, const json& patch) {
   switch (type) {
-    case PatchType::kMerge: return apply_merge_patch(std::move(target), patch);
-    case PatchType::kStrategicMerge: return apply_strategic_merge_patch(std::move(target), patch);
-    case PatchType::kJson: return apply_json_patch(target, patch);
+    case PatchType::kMerge:
+      return apply_merge_patch(std::move(target), patch);
+    case PatchType::kStrategicMerge:
+      return apply_strategic_merge_patch(std::move(target), patch);
+    case PatchType::kJson:
+      return apply_json_patch(target, patch);
   }
   return target;
 }

@@ -22,8 +22,14 @@ const std::vector<ResourceInfo>& builtin_resources() {
       {"", "v1", "events", "event", "Event", true, false, {"ev"}},
       {"coordination.k8s.io", "v1", "leases", "lease", "Lease", true, false, {}},
       {"devices.kubeedge.io", "v1beta1", "devices", "device", "Device", true, true, {}},
-      {"devices.kubeedge.io", "v1beta1", "devicemodels", "devicemodel", "DeviceModel", true,
-       false, {}},
+      {"devices.kubeedge.io",
+       "v1beta1",
+       "devicemodels",
+       "devicemodel",
+       "DeviceModel",
+       true,
+       false,
+       {}},
       {"edgehub.io", "v1alpha1", "nodesyncs", "nodesync", "NodeSync", false, true, {}},
   };
   return resources;

@@ -10,7 +10,21 @@ namespace edgehub::devapi {
 
 namespace {
 
-enum class Tok { kEnd, kIdent, kOpen, kClose, kComma, kNot, kEq, kDoubleEq, kNotEq, kIn, kNotIn, kGt, kLt };
+enum class Tok {
+  kEnd,
+  kIdent,
+  kOpen,
+  kClose,
+  kComma,
+  kNot,
+  kEq,
+  kDoubleEq,
+  kNotEq,
+  kIn,
+  kNotIn,
+  kGt,
+  kLt
+};
 
 struct Token {
   Tok kind;
@@ -20,7 +34,9 @@ struct Token {
 bool is_special(char c) {
   return c == '=' || c == '!' || c == '(' || c == ')' || c == ',' || c == '>' || c == '<';
 }
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 std::vector<Token> lex(std::string_view s) {
   std::vector<Token> out;
@@ -36,14 +52,22 @@ std::vector<Token> lex(std::string_view s) {
       if (i + 1 < s.size() && s[i + 1] == '=' && (c == '=' || c == '!')) op += '=';
       i += op.size();
       Tok kind = Tok::kEq;
-      if (op == "(") kind = Tok::kOpen;
-      else if (op == ")") kind = Tok::kClose;
-      else if (op == ",") kind = Tok::kComma;
-      else if (op == "!") kind = Tok::kNot;
-      else if (op == "==") kind = Tok::kDoubleEq;
-      else if (op == "!=") kind = Tok::kNotEq;
-      else if (op == ">") kind = Tok::kGt;
-      else if (op == "<") kind = Tok::kLt;
+      if (op == "(")
+        kind = Tok::kOpen;
+      else if (op == ")")
+        kind = Tok::kClose;
+      else if (op == ",")
+        kind = Tok::kComma;
+      else if (op == "!")
+        kind = Tok::kNot;
+      else if (op == "==")
+        kind = Tok::kDoubleEq;
+      else if (op == "!=")
+        kind = Tok::kNotEq;
+      else if (op == ">")
+        kind = Tok::kGt;
+      else if (op == "<")
+        kind = Tok::kLt;
       out.push_back({kind, op});
       continue;
     }
@@ -116,13 +140,25 @@ class Parser {
     }
     consume();
     switch (op.kind) {
-      case Tok::kIn: req.op = LabelSelector::Op::kIn; break;
-      case Tok::kNotIn: req.op = LabelSelector::Op::kNotIn; break;
+      case Tok::kIn:
+        req.op = LabelSelector::Op::kIn;
+        break;
+      case Tok::kNotIn:
+        req.op = LabelSelector::Op::kNotIn;
+        break;
       case Tok::kEq:
-      case Tok::kDoubleEq: req.op = LabelSelector::Op::kEquals; break;
-      case Tok::kNotEq: req.op = LabelSelector::Op::kNotEquals; break;
-      case Tok::kGt: req.op = LabelSelector::Op::kGreaterThan; break;
-      case Tok::kLt: req.op = LabelSelector::Op::kLessThan; break;
+      case Tok::kDoubleEq:
+        req.op = LabelSelector::Op::kEquals;
+        break;
+      case Tok::kNotEq:
+        req.op = LabelSelector::Op::kNotEquals;
+        break;
+      case Tok::kGt:
+        req.op = LabelSelector::Op::kGreaterThan;
+        break;
+      case Tok::kLt:
+        req.op = LabelSelector::Op::kLessThan;
+        break;
       default:
         fail("found '" + op.text + "', expected: in, notin, =, ==, !=, gt, lt");
     }
@@ -215,11 +251,11 @@ std::vector<std::string> supported_fields(const ResourceInfo& resource) {
   } else if (resource.resource == "namespaces") {
     fields.emplace_back("status.phase");
   } else if (resource.resource == "events") {
-    fields.insert(fields.end(),
-                  {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-                   "involvedObject.uid", "involvedObject.apiVersion",
-                   "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
-                   "reportingComponent", "source", "type"});
+    fields.insert(
+        fields.end(),
+        {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+         "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+         "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"});
   }
   return fields;
 }

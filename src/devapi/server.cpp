@@ -1,13 +1,13 @@
-#include <edgehub/devapi/server.hpp>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <edgehub/devapi/server.hpp>
 #include <fstream>
 #include <future>
-#include <spdlog/spdlog.h>
 #include <thread>
 #include <unordered_map>
 
@@ -48,10 +48,14 @@ struct ServerCore {
 
 namespace {
 
+void append_chunk_size(std::string& out, std::size_t size) {
+  char text[24];
+  const int n = std::snprintf(text, sizeof text, "%zx\r\n", size);
+  out.append(text, static_cast<std::size_t>(n));
+}
+
 void append_chunk(std::string& out, std::string_view data) {
-  char size[20];
-  const int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
-  out.append(size, static_cast<std::size_t>(n));
+  append_chunk_size(out, data.size());
   out.append(data);
   out += "\r\n";
 }
@@ -76,7 +80,9 @@ template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
   Session(Stream stream, ServerCore& core)
-      : stream_(std::move(stream)), core_(core), timeout_timer_(core.ioc),
+      : stream_(std::move(stream)),
+        core_(core),
+        timeout_timer_(core.ioc),
         bookmark_timer_(core.ioc) {}
 
   ~Session() override {
@@ -115,10 +121,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     beast::get_lowest_layer(stream_).expires_never();
     parser_.emplace();
     parser_->body_limit(64 * 1024 * 1024);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
@@ -149,12 +154,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void start_watch(detail::WatchPlan plan) {
     std::weak_ptr<Session> weak = this->shared_from_this();
     auto& ioc = core_.ioc;
-    sink_ = std::make_shared<WatchSink>(*plan.resource, core_.options.watch_queue_limit,
-                                        [weak, &ioc] {
-                                          asio::post(ioc, [weak] {
-                                            if (auto self = weak.lock()) self->drain();
-                                          });
-                                        });
+    sink_ =
+        std::make_shared<WatchSink>(*plan.resource, core_.options.watch_queue_limit, [weak, &ioc] {
+          asio::post(ioc, [weak] {
+            if (auto self = weak.lock()) self->drain();
+          });
+        });
     std::string head(kWatchHeader);
     try {
       watch_id_ = core_.store.watch(*plan.resource, plan.options, sink_);
@@ -169,20 +174,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       ending_ = true;
     }
     watching_ = true;
-    out_ = std::move(head);
+    head_ = std::move(head);
     write_out();
     if (ending_) return;
     allow_bookmarks_ = plan.options.allow_bookmarks;
+    resource_name_ = plan.resource->qualified_name();
     timeout_timer_.expires_after(plan.timeout);
     timeout_timer_.async_wait([self = this->shared_from_this()](error_code ec) {
       if (!ec) self->on_timeout();
     });
     if (allow_bookmarks_) arm_bookmark();
     // The client sends nothing more on a watch connection: a completed read means it left.
-    stream_.async_read_some(asio::buffer(probe_),
-                            [self = this->shared_from_this()](error_code, std::size_t) {
-                              self->shutdown();
-                            });
+    stream_.async_read_some(
+        asio::buffer(probe_),
+        [self = this->shared_from_this()](error_code, std::size_t) { self->shutdown(); });
   }
 
   void arm_bookmark() {
@@ -204,26 +209,33 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void drain() {
     if (!watching_ || writing_ || closed_ || ending_) return;
-    auto batch = sink_->take();
-    std::string out;
-    if (!batch.data.empty()) append_chunk(out, batch.data);
+    // The queued lines are written as one chunk straight from the buffer the sink filled;
+    // the sink gets this connection's previous buffer back, so neither side reallocates.
+    const auto batch = sink_->take_into(body_);
+    head_.clear();
+    tail_.clear();
+    if (!body_.empty()) {
+      append_chunk_size(head_, body_.size());
+      tail_ = "\r\n";
+    }
     if (batch.overflowed) {
-      spdlog::warn("devapi: closing a watch of {} that fell too far behind",
-                   sink_ ? "objects" : "");
-      append_chunk(out, sink_->overflow_line());
+      spdlog::warn("devapi: closing a watch of {} that fell more than {} events behind",
+                   resource_name_, core_.options.watch_queue_limit);
+      append_chunk(tail_, sink_->overflow_line());
     }
     if (batch.overflowed || batch.closed || end_requested_) {
       ending_ = true;
-      out += "0\r\n\r\n";
+      tail_ += "0\r\n\r\n";
     }
-    if (out.empty()) return;
-    out_ = std::move(out);
+    if (head_.empty() && tail_.empty()) return;
     write_out();
   }
 
   void write_out() {
     writing_ = true;
-    asio::async_write(stream_, asio::buffer(out_),
+    const std::array<asio::const_buffer, 3> buffers = {asio::buffer(head_), asio::buffer(body_),
+                                                       asio::buffer(tail_)};
+    asio::async_write(stream_, buffers,
                       [self = this->shared_from_this()](error_code ec, std::size_t) {
                         self->writing_ = false;
                         if (ec || self->ending_) return self->shutdown();
@@ -244,7 +256,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool end_requested_ = false;
   bool allow_bookmarks_ = false;
   bool closed_ = false;
-  std::string out_;
+  std::string resource_name_;
+  std::string head_;  // chunk header (and, first, the HTTP response header)
+  std::string body_;  // the event lines of one chunk
+  std::string tail_;  // chunk end, an ERROR event, the last chunk
   std::array<char, 64> probe_{};
   asio::steady_timer timeout_timer_;
   asio::steady_timer bookmark_timer_;
@@ -294,7 +309,9 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
   }
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 void Server::start() {
   Impl& core = *impl_;
@@ -349,7 +366,9 @@ void Server::stop() {
   core.thread.join();
 }
 
-std::uint16_t Server::port() const { return impl_->port; }
+std::uint16_t Server::port() const {
+  return impl_->port;
+}
 
 std::string Server::url() const {
   const std::string scheme = impl_->ssl ? "https" : "http";
@@ -379,11 +398,19 @@ void Server::write_kubeconfig(const std::string& path) const {
   if (!out) throw std::runtime_error("devapi: cannot write kubeconfig " + path);
 }
 
-void Server::expire_history() { impl_->store.expire_history(); }
+void Server::expire_history() {
+  impl_->store.expire_history();
+}
 
-void Server::drop_watchers() { impl_->store.close_watchers(); }
+void Server::drop_watchers() {
+  impl_->store.close_watchers();
+}
 
-Store& Server::store() { return impl_->store; }
-const Store& Server::store() const { return impl_->store; }
+Store& Server::store() {
+  return impl_->store;
+}
+const Store& Server::store() const {
+  return impl_->store;
+}
 
 }  // namespace edgehub::devapi

@@ -1,73 +1,33 @@
 #include <edgehub/devapi/store.hpp>
 
+#include "store_detail.hpp"
 #include "util.hpp"
 #include "validation.hpp"
 
 namespace edgehub::devapi {
 
+using namespace detail;  // NOLINT: the store helpers
+
 namespace {
 
-std::string object_key(const ResourceInfo& resource, const std::string& ns,
-                       const std::string& name) {
-  return resource.namespaced ? ns + "/" + name : name;
-}
-
-// Key prefix of one namespace ("" for every namespace / cluster scope).
-std::string scope_prefix(const ResourceInfo& resource, const std::string& ns) {
-  return resource.namespaced && !ns.empty() ? ns + "/" : std::string();
-}
-
-const json& metadata_of(const json& object) {
-  static const json empty = json::object();
-  auto it = object.find("metadata");
-  return it != object.end() && it->is_object() ? *it : empty;
-}
-
-std::string meta_string(const json& object, const char* field) {
-  const json& meta = metadata_of(object);
-  auto it = meta.find(field);
-  return it != meta.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-json labels_of(const json& object) {
-  const json& meta = metadata_of(object);
-  auto it = meta.find("labels");
-  return it != meta.end() ? *it : json();
-}
-
-// Everything except metadata and status: what `generation` tracks.
-json spec_part(const json& object) {
-  json out = object;
-  out.erase("metadata");
-  out.erase("status");
-  out.erase("kind");
-  out.erase("apiVersion");
-  return out;
-}
-
-json invalid_list_options(const std::string& field, const std::string& reason,
-                          const std::string& detail) {
-  (void)reason;
-  return json::array({{{"reason", reason}, {"message", detail}, {"field", field}}});
-}
-
-[[noreturn]] void throw_list_options_invalid(const std::string& field, const std::string& reason,
-                                             const std::string& detail) {
-  const std::string message =
-      "ListOptions.meta.k8s.io \"\" is invalid: " + field + ": " + detail;
-  throw ApiError(422, "Invalid", message,
-                 json{{"group", "meta.k8s.io"},
-                      {"kind", "ListOptions"},
-                      {"causes", invalid_list_options(field, reason, detail)}});
-}
-
-ApiError too_large_rv(std::uint64_t asked, std::uint64_t current) {
-  return ApiError(504, "Timeout",
-                  "Too large resource version: " + std::to_string(asked) +
-                      ", current: " + std::to_string(current),
-                  json{{"causes", json::array({{{"reason", "ResourceVersionTooLarge"},
-                                                {"message", "Too large resource version"}}})},
-                       {"retryAfterSeconds", 1}});
+// Whether anything but metadata and status differs: what `generation` tracks. Compares in
+// place; copying both objects showed up in the watch fan-out profile.
+bool spec_changed(const json& a, const json& b) {
+  auto skipped = [](const std::string& key) {
+    return key == "metadata" || key == "status" || key == "kind" || key == "apiVersion";
+  };
+  std::size_t compared = 0;
+  for (const auto& [key, value] : a.items()) {
+    if (skipped(key)) continue;
+    auto it = b.find(key);
+    if (it == b.end() || *it != value) return true;
+    ++compared;
+  }
+  std::size_t others = 0;
+  for (const auto& [key, value] : b.items()) {
+    if (!skipped(key)) ++others;
+  }
+  return others != compared;
 }
 
 bool pod_is_terminal(const json& pod) {
@@ -79,11 +39,16 @@ bool pod_is_terminal(const json& pod) {
 
 const char* to_string(EventType type) {
   switch (type) {
-    case EventType::kAdded: return "ADDED";
-    case EventType::kModified: return "MODIFIED";
-    case EventType::kDeleted: return "DELETED";
-    case EventType::kBookmark: return "BOOKMARK";
-    case EventType::kError: return "ERROR";
+    case EventType::kAdded:
+      return "ADDED";
+    case EventType::kModified:
+      return "MODIFIED";
+    case EventType::kDeleted:
+      return "DELETED";
+    case EventType::kBookmark:
+      return "BOOKMARK";
+    case EventType::kError:
+      return "ERROR";
   }
   return "ERROR";
 }
@@ -92,14 +57,18 @@ Store::Store(std::size_t history_limit) : history_limit_(history_limit == 0 ? 1 
 
 Store::~Store() = default;
 
-Store::Bucket& Store::bucket(const ResourceInfo& resource) { return buckets_[&resource]; }
+Store::Bucket& Store::bucket(const ResourceInfo& resource) {
+  return buckets_[&resource];
+}
 
 const Store::Bucket* Store::find_bucket(const ResourceInfo& resource) const {
   auto it = buckets_.find(&resource);
   return it == buckets_.end() ? nullptr : &it->second;
 }
 
-std::uint64_t Store::next_rv() { return ++rv_; }
+std::uint64_t Store::next_rv() {
+  return ++rv_;
+}
 
 std::uint64_t Store::parse_rv(const std::string& text) const {
   std::uint64_t value = 0;
@@ -113,8 +82,8 @@ std::uint64_t Store::parse_rv(const std::string& text) const {
   return value;
 }
 
-void Store::commit(const ResourceInfo& resource, EventType type,
-                   std::shared_ptr<const json> object, std::shared_ptr<const json> previous) {
+void Store::commit(const ResourceInfo& resource, EventType type, std::shared_ptr<const json> object,
+                   std::shared_ptr<const json> previous) {
   StoreEvent event;
   event.rv = rv_;
   event.resource = &resource;
@@ -129,26 +98,6 @@ void Store::commit(const ResourceInfo& resource, EventType type,
   while (history_.size() > history_limit_) {
     compacted_rv_ = history_.front().rv;
     history_.pop_front();
-  }
-}
-
-void Store::dispatch(const Watch& watch, const StoreEvent& event) const {
-  auto matches = [&](const json& object) {
-    if (!watch.ns.empty() && meta_string(object, "namespace") != watch.ns) return false;
-    return watch.labels.matches(labels_of(object)) && watch.fields.matches(object);
-  };
-  const bool now = matches(*event.object);
-  if (event.type == EventType::kModified) {
-    const bool before = event.previous && matches(*event.previous);
-    if (now && before) {
-      watch.sink->deliver(EventType::kModified, event);
-    } else if (now) {
-      watch.sink->deliver(EventType::kAdded, event);
-    } else if (before) {
-      watch.sink->deliver(EventType::kDeleted, event);
-    }
-  } else if (now) {
-    watch.sink->deliver(event.type, event);
   }
 }
 
@@ -172,7 +121,8 @@ json Store::create(const ResourceInfo& resource, const std::string& ns, json obj
           "the namespace of the provided object does not match the namespace sent on the "
           "request");
     }
-    if (ns.empty()) throw ApiError::bad_request("a namespace is required to create " + resource.resource);
+    if (ns.empty())
+      throw ApiError::bad_request("a namespace is required to create " + resource.resource);
     meta["namespace"] = ns;
   } else {
     meta.erase("namespace");
@@ -211,106 +161,6 @@ json Store::get(const ResourceInfo& resource, const std::string& ns,
     if (it != objects->end()) return *it->second;
   }
   throw ApiError::not_found(resource, name);
-}
-
-json Store::list(const ResourceInfo& resource, const std::string& ns,
-                 const ListOptions& options) const {
-  const auto labels = LabelSelector::parse(options.label_selector);
-  const auto fields = FieldSelector::parse(options.field_selector, resource);
-  const std::string rv_text = options.resource_version.value_or("");
-  if (options.resource_version_match) {
-    const std::string& match = *options.resource_version_match;
-    if (rv_text.empty()) {
-      throw_list_options_invalid(
-          "resourceVersionMatch", "FieldValueForbidden",
-          "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided");
-    }
-    if (match != "NotOlderThan" && match != "Exact") {
-      throw_list_options_invalid("resourceVersionMatch", "FieldValueNotSupported",
-                                 "Unsupported value: \"" + match +
-                                     "\": supported values: \"Exact\", \"NotOlderThan\", \"\"");
-    }
-    if (match == "Exact" && rv_text == "0") {
-      throw_list_options_invalid(
-          "resourceVersionMatch", "FieldValueForbidden",
-          "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"");
-    }
-    if (!options.continue_token.empty()) {
-      throw_list_options_invalid("resourceVersionMatch", "FieldValueForbidden",
-                                 "Forbidden: resourceVersionMatch is forbidden when continue "
-                                 "is provided");
-    }
-  }
-  if (!options.continue_token.empty() && !rv_text.empty() && rv_text != "0") {
-    throw ApiError::bad_request(
-        "specifying resource version is not allowed when using continue");
-  }
-  const std::uint64_t asked_rv = parse_rv(rv_text);
-
-  std::string start_key;
-  std::uint64_t token_rv = 0;
-  if (!options.continue_token.empty()) {
-    const auto raw = detail::base64_decode(options.continue_token);
-    if (!raw) {
-      throw ApiError::bad_request("invalid continue token: illegal base64 data");
-    }
-    json token = json::parse(*raw, nullptr, false);
-    if (token.is_discarded() || !token.is_object() || !token.contains("start") ||
-        !token["start"].is_string() || !token.contains("rv") || !token["rv"].is_number_unsigned()) {
-      throw ApiError::bad_request(
-          "invalid continue token: continue key is not valid: invalid character looking for "
-          "beginning of value");
-    }
-    if (token.value("v", "") != "meta.k8s.io/v1") {
-      throw ApiError::bad_request("invalid continue token: continue key is not valid: server "
-                                  "does not recognize this encoded version");
-    }
-    start_key = token["start"].get<std::string>();
-    token_rv = token["rv"].get<std::uint64_t>();
-  }
-
-  std::lock_guard lock(mutex_);
-  if (asked_rv > rv_ && (options.resource_version_match || asked_rv != 0)) {
-    throw too_large_rv(asked_rv, rv_);
-  }
-  if (options.resource_version_match == "Exact" && asked_rv != rv_) {
-    // No snapshots are kept: only the current state can be listed exactly.
-    throw ApiError::expired("The resourceVersion for the provided list is too old.");
-  }
-  const std::uint64_t list_rv = token_rv != 0 ? token_rv : rv_;
-  const std::string prefix = scope_prefix(resource, ns);
-  json items = json::array();
-  std::string last_key;
-  bool more = false;
-  std::int64_t remaining = 0;
-  if (const Bucket* objects = find_bucket(resource)) {
-    auto it = start_key.empty() ? objects->lower_bound(prefix) : objects->lower_bound(start_key);
-    for (; it != objects->end(); ++it) {
-      if (it->first.compare(0, prefix.size(), prefix) != 0) break;
-      const json& object = *it->second;
-      if (!labels.matches(labels_of(object)) || !fields.matches(object)) continue;
-      if (options.limit > 0 && static_cast<std::int64_t>(items.size()) >= options.limit) {
-        more = true;
-        ++remaining;
-        continue;
-      }
-      json item = object;
-      item.erase("kind");
-      item.erase("apiVersion");
-      items.push_back(std::move(item));
-      last_key = it->first;
-    }
-  }
-  json meta = {{"resourceVersion", std::to_string(list_rv)}};
-  if (more) {
-    const json token = {{"v", "meta.k8s.io/v1"}, {"rv", list_rv}, {"start", last_key + '\0'}};
-    meta["continue"] = detail::base64url_encode(token.dump());
-    if (labels.empty() && fields.empty()) meta["remainingItemCount"] = remaining;
-  }
-  return {{"kind", resource.kind + "List"},
-          {"apiVersion", resource.api_version()},
-          {"metadata", meta},
-          {"items", items}};
 }
 
 json Store::update(const ResourceInfo& resource, const std::string& ns, const std::string& name,
@@ -363,8 +213,9 @@ json Store::patch(const ResourceInfo& resource, const std::string& ns, const std
   return store_update(resource, old, std::move(patched), status_subresource);
 }
 
-// Called with the lock held; `old` is the stored object being replaced.
-json Store::store_update(const ResourceInfo& resource, const std::shared_ptr<const json>& old,
+// Called with the lock held; `old` (held by value: the bucket entry may be erased here) is the
+// stored object being replaced.
+json Store::store_update(const ResourceInfo& resource, std::shared_ptr<const json> old,
                          json updated, bool status_subresource) {
   json result;
   if (status_subresource) {
@@ -400,7 +251,7 @@ json Store::store_update(const ResourceInfo& resource, const std::shared_ptr<con
   meta.erase("managedFields");
   meta.erase("selfLink");
   meta["resourceVersion"] = old_meta.value("resourceVersion", "");
-  if (!status_subresource && spec_part(result) != spec_part(*old)) {
+  if (!status_subresource && spec_changed(result, *old)) {
     meta["generation"] = old_meta.value("generation", 0) + 1;
   }
   if (result == *old) return result;  // a no-op write: no new resourceVersion, no event
@@ -439,18 +290,18 @@ DeleteResult Store::delete_locked(const ResourceInfo& resource, const std::strin
   const std::shared_ptr<const json> old = it->second;
   const std::string name = meta_string(*old, "name");
   if (options.precondition_uid && *options.precondition_uid != meta_string(*old, "uid")) {
-    throw ApiError::conflict(resource, name,
-                             "Precondition failed: UID in precondition: " +
-                                 *options.precondition_uid +
-                                 ", UID in object meta: " + meta_string(*old, "uid"));
+    throw ApiError::conflict(
+        resource, name,
+        "Precondition failed: UID in precondition: " + *options.precondition_uid +
+            ", UID in object meta: " + meta_string(*old, "uid"));
   }
   if (options.precondition_resource_version &&
       *options.precondition_resource_version != meta_string(*old, "resourceVersion")) {
-    throw ApiError::conflict(resource, name,
-                             "Precondition failed: ResourceVersion in precondition: " +
-                                 *options.precondition_resource_version +
-                                 ", ResourceVersion in object meta: " +
-                                 meta_string(*old, "resourceVersion"));
+    throw ApiError::conflict(
+        resource, name,
+        "Precondition failed: ResourceVersion in precondition: " +
+            *options.precondition_resource_version +
+            ", ResourceVersion in object meta: " + meta_string(*old, "resourceVersion"));
   }
   const bool is_pod = resource.resource == "pods";
   const json& old_meta = metadata_of(*old);
@@ -540,99 +391,6 @@ json Store::remove_collection(const ResourceInfo& resource, const std::string& n
           {"apiVersion", resource.api_version()},
           {"metadata", {{"resourceVersion", std::to_string(rv_)}}},
           {"items", items}};
-}
-
-std::uint64_t Store::watch(const ResourceInfo& resource, const WatchOptions& options,
-                           std::shared_ptr<Watcher> watcher) {
-  Watch watch{&resource, resource.namespaced ? options.namespace_ : std::string(),
-              LabelSelector::parse(options.label_selector),
-              FieldSelector::parse(options.field_selector, resource), std::move(watcher)};
-  if (options.resource_version_match) {
-    if (!options.send_initial_events) {
-      throw_list_options_invalid("resourceVersionMatch", "FieldValueForbidden",
-                                 "Forbidden: resourceVersionMatch is forbidden for watch unless "
-                                 "sendInitialEvents is provided");
-    }
-    if (*options.resource_version_match != "NotOlderThan") {
-      throw_list_options_invalid("resourceVersionMatch", "FieldValueNotSupported",
-                                 "Unsupported value: \"" + *options.resource_version_match +
-                                     "\": supported values: \"NotOlderThan\"");
-    }
-  } else if (options.send_initial_events) {
-    throw_list_options_invalid("sendInitialEvents", "FieldValueForbidden",
-                               "Forbidden: sendInitialEvents is forbidden for watch unless the "
-                               "WatchList feature gate is enabled");
-  }
-  const std::string rv_text = options.resource_version.value_or("");
-  const std::uint64_t from = parse_rv(rv_text);
-  const bool initial = options.send_initial_events || rv_text.empty() || rv_text == "0";
-
-  std::lock_guard lock(mutex_);
-  if (initial) {
-    const std::string prefix = scope_prefix(resource, watch.ns);
-    if (const Bucket* objects = find_bucket(resource)) {
-      for (auto it = objects->lower_bound(prefix);
-           it != objects->end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-        StoreEvent event;
-        event.rv = parse_rv(meta_string(*it->second, "resourceVersion"));
-        event.resource = &resource;
-        event.type = EventType::kAdded;
-        event.object = it->second;
-        event.object_text = std::make_shared<const std::string>(it->second->dump());
-        dispatch(watch, event);
-      }
-    }
-    if (options.allow_bookmarks && (options.send_initial_events || rv_text.empty())) {
-      watch.sink->bookmark(rv_, true);
-    }
-  } else {
-    if (from < compacted_rv_) {
-      throw ApiError::expired("too old resource version: " + std::to_string(from) + " (" +
-                              std::to_string(compacted_rv_ + 1) + ")");
-    }
-    for (const auto& event : history_) {
-      if (event.rv > from && event.resource == &resource) dispatch(watch, event);
-    }
-  }
-  const std::uint64_t id = next_watch_id_++;
-  watches_.emplace(id, std::move(watch));
-  return id;
-}
-
-void Store::unwatch(std::uint64_t id) {
-  std::lock_guard lock(mutex_);
-  watches_.erase(id);
-}
-
-void Store::request_bookmark(std::uint64_t id) {
-  std::lock_guard lock(mutex_);
-  auto it = watches_.find(id);
-  if (it != watches_.end()) it->second.sink->bookmark(rv_, false);
-}
-
-std::uint64_t Store::current_resource_version() const {
-  std::lock_guard lock(mutex_);
-  return rv_;
-}
-
-std::size_t Store::watcher_count() const {
-  std::lock_guard lock(mutex_);
-  return watches_.size();
-}
-
-void Store::expire_history() {
-  std::lock_guard lock(mutex_);
-  history_.clear();
-  compacted_rv_ = rv_;
-}
-
-void Store::close_watchers() {
-  std::map<std::uint64_t, Watch> closing;
-  {
-    std::lock_guard lock(mutex_);
-    closing.swap(watches_);
-    for (auto& [id, watch] : closing) watch.sink->close();
-  }
 }
 
 }  // namespace edgehub::devapi

@@ -40,8 +40,10 @@ std::string new_uid() {
 }
 
 namespace {
-constexpr std::string_view kStd = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-constexpr std::string_view kUrl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr std::string_view kStd =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr std::string_view kUrl =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 std::string encode(std::string_view data, std::string_view alphabet, bool pad) {
   std::string out;
@@ -69,8 +71,12 @@ std::string encode(std::string_view data, std::string_view alphabet, bool pad) {
 }
 }  // namespace
 
-std::string base64url_encode(std::string_view data) { return encode(data, kUrl, false); }
-std::string base64_encode(std::string_view data) { return encode(data, kStd, true); }
+std::string base64url_encode(std::string_view data) {
+  return encode(data, kUrl, false);
+}
+std::string base64_encode(std::string_view data) {
+  return encode(data, kStd, true);
+}
 
 std::optional<std::string> base64_decode(std::string_view text) {
   std::string out;
@@ -79,11 +85,16 @@ std::optional<std::string> base64_decode(std::string_view text) {
   for (char c : text) {
     if (c == '=') break;
     int v = -1;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      v = 62;
+    else if (c == '/' || c == '_')
+      v = 63;
     if (v < 0) return std::nullopt;
     acc = (acc << 6) | static_cast<unsigned>(v);
     bits += 6;

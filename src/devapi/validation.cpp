@@ -9,7 +9,9 @@ using nlohmann::json;
 
 namespace {
 
-bool is_alnum_lower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool is_alnum_lower(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 bool is_dns_label(std::string_view s, std::size_t max = 63) {
   if (s.empty() || s.size() > max) return false;
@@ -60,10 +62,10 @@ void validate_for_create(const ResourceInfo& resource, const json& object) {
     const bool label_only = resource.resource == "namespaces";
     const bool ok = label_only ? is_dns_label(name) : is_dns_subdomain(name);
     if (!ok) {
-      causes.push_back(cause("FieldValueInvalid",
-                             "Invalid value: \"" + name + "\": " +
-                                 (label_only ? kLabelMessage : kSubdomainMessage),
-                             "metadata.name"));
+      causes.push_back(cause(
+          "FieldValueInvalid",
+          "Invalid value: \"" + name + "\": " + (label_only ? kLabelMessage : kSubdomainMessage),
+          "metadata.name"));
     }
   }
   if (resource.resource == "pods") {
@@ -108,7 +110,8 @@ void apply_defaults(const ResourceInfo& resource, json& object) {
           const std::string image = c.value("image", "");
           const auto slash = image.rfind('/');
           const auto colon = image.rfind(':');
-          const bool tagged = colon != std::string::npos && (slash == std::string::npos || colon > slash);
+          const bool tagged =
+              colon != std::string::npos && (slash == std::string::npos || colon > slash);
           const bool latest = !tagged || image.substr(colon + 1) == "latest";
           c["imagePullPolicy"] = latest ? "Always" : "IfNotPresent";
         }

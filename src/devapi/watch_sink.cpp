@@ -4,37 +4,48 @@ namespace edgehub::devapi::detail {
 
 WatchSink::WatchSink(const ResourceInfo& resource, std::size_t queue_limit,
                      std::function<void()> wake)
-    : resource_(resource), queue_limit_(queue_limit == 0 ? 1 : queue_limit),
+    : resource_(resource),
+      queue_limit_(queue_limit == 0 ? 1 : queue_limit),
       wake_(std::move(wake)) {}
 
-void WatchSink::push_locked(std::string line) {
-  if (overflowed_ || closed_) return;
+bool WatchSink::admit_locked() {
+  if (overflowed_ || closed_) return false;
   if (pending_events_ >= queue_limit_) {
     // Like the real server's cacher, drop the watcher rather than block the store or buffer
     // without bound; the client resumes from the last resourceVersion it saw.
     overflowed_ = true;
     pending_.clear();
     pending_events_ = 0;
-  } else {
-    pending_ += line;
-    ++pending_events_;
+    wake_locked();
+    return false;
   }
+  ++pending_events_;
+  return true;
+}
+
+void WatchSink::wake_locked() {
   if (!wake_pending_) {
     wake_pending_ = true;
     wake_();
   }
 }
 
+void WatchSink::push_locked(std::string_view line) {
+  if (!admit_locked()) return;
+  pending_ += line;
+  wake_locked();
+}
+
 void WatchSink::deliver(EventType type, const StoreEvent& event) {
-  std::string line;
-  line.reserve(event.object_text->size() + 32);
-  line += R"({"type":")";
-  line += to_string(type);
-  line += R"(","object":)";
-  line += *event.object_text;
-  line += "}\n";
   std::lock_guard lock(mutex_);
-  push_locked(std::move(line));
+  if (!admit_locked()) return;
+  // Appended in place: this runs once per event per watcher under the store lock.
+  pending_ += R"({"type":")";
+  pending_ += to_string(type);
+  pending_ += R"(","object":)";
+  pending_ += *event.object_text;
+  pending_ += "}\n";
+  wake_locked();
 }
 
 void WatchSink::bookmark(std::uint64_t rv, bool initial_events_end) {
@@ -44,22 +55,20 @@ void WatchSink::bookmark(std::uint64_t rv, bool initial_events_end) {
       {"kind", resource_.kind}, {"apiVersion", resource_.api_version()}, {"metadata", meta}};
   std::string line = R"({"type":"BOOKMARK","object":)" + object.dump() + "}\n";
   std::lock_guard lock(mutex_);
-  push_locked(std::move(line));
+  push_locked(line);
 }
 
 void WatchSink::close() {
   std::lock_guard lock(mutex_);
   closed_ = true;
-  if (!wake_pending_) {
-    wake_pending_ = true;
-    wake_();
-  }
+  wake_locked();
 }
 
-WatchSink::Batch WatchSink::take() {
+WatchSink::Batch WatchSink::take_into(std::string& data) {
+  data.clear();
   std::lock_guard lock(mutex_);
   Batch batch;
-  batch.data.swap(pending_);
+  data.swap(pending_);
   batch.events = pending_events_;
   batch.overflowed = overflowed_;
   batch.closed = closed_;
@@ -69,11 +78,11 @@ WatchSink::Batch WatchSink::take() {
 }
 
 std::string WatchSink::overflow_line() const {
-  return error_event_line(ApiError(
-      500, "InternalError",
-      "Internal error occurred: the watch of " + resource_.qualified_name() +
-          " fell more than " + std::to_string(queue_limit_) +
-          " events behind and was closed; resume from the last resourceVersion received"));
+  return error_event_line(
+      ApiError(500, "InternalError",
+               "Internal error occurred: the watch of " + resource_.qualified_name() +
+                   " fell more than " + std::to_string(queue_limit_) +
+                   " events behind and was closed; resume from the last resourceVersion received"));
 }
 
 std::string error_event_line(const ApiError& error) {

@@ -21,18 +21,21 @@ class WatchSink final : public Watcher {
   void close() override;
 
   struct Batch {
-    std::string data;  // complete lines
     std::size_t events = 0;
     bool overflowed = false;  // the watcher fell too far behind: end the stream with an error
     bool closed = false;      // close() was called
   };
-  Batch take();
+  // Moves the queued lines into `data` (complete lines; its old contents are discarded and its
+  // storage is reused for the next batch).
+  Batch take_into(std::string& data);
 
   // The ERROR event line sent to a watcher that fell behind.
   std::string overflow_line() const;
 
  private:
-  void push_locked(std::string line);
+  bool admit_locked();  // counts one more queued event, or overflows
+  void wake_locked();
+  void push_locked(std::string_view line);
 
   const ResourceInfo& resource_;
   const std::size_t queue_limit_;

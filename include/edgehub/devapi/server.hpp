@@ -14,7 +14,7 @@ namespace edgehub::devapi {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 0;  // 0: pick a free port; see Server::port()
+  std::uint16_t port = 0;             // 0: pick a free port; see Server::port()
   std::size_t watch_history = 10000;  // events kept for watches that resume from an RV
   // Events queued for one watch connection before it counts as too slow and is closed with
   // an ERROR event (the store and the other watchers never wait for it).

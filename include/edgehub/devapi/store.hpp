@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <edgehub/devapi/api_error.hpp>
 #include <edgehub/devapi/patch.hpp>
 #include <edgehub/devapi/resources.hpp>
@@ -17,7 +18,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-#include <deque>
 
 namespace edgehub::devapi {
 
@@ -102,11 +102,36 @@ class Store {
               json object, bool status_subresource = false);
   json patch(const ResourceInfo& resource, const std::string& ns, const std::string& name,
              PatchType type, const json& patch, bool status_subresource = false);
-  DeleteResult remove(const ResourceInfo& resource, const std::string& ns,
-                      const std::string& name, const DeleteOptions& options = {});
+  DeleteResult remove(const ResourceInfo& resource, const std::string& ns, const std::string& name,
+                      const DeleteOptions& options = {});
   // DELETE on a collection: deletes (or marks) every object matching the selectors.
   json remove_collection(const ResourceInfo& resource, const std::string& ns,
                          const ListOptions& options, const DeleteOptions& delete_options);
+
+  // The same operations by resource name ("pods", "leases.coordination.k8s.io",
+  // "nodesyncs.edgehub.io"); an unknown name throws std::invalid_argument.
+  json create(std::string_view resource, const std::string& ns, json object) {
+    return create(resource_by_name(resource), ns, std::move(object));
+  }
+  json get(std::string_view resource, const std::string& ns, const std::string& name) const {
+    return get(resource_by_name(resource), ns, name);
+  }
+  json list(std::string_view resource, const std::string& ns,
+            const ListOptions& options = {}) const {
+    return list(resource_by_name(resource), ns, options);
+  }
+  json update(std::string_view resource, const std::string& ns, const std::string& name,
+              json object, bool status_subresource = false) {
+    return update(resource_by_name(resource), ns, name, std::move(object), status_subresource);
+  }
+  json patch(std::string_view resource, const std::string& ns, const std::string& name,
+             PatchType type, const json& patch_body, bool status_subresource = false) {
+    return patch(resource_by_name(resource), ns, name, type, patch_body, status_subresource);
+  }
+  DeleteResult remove(std::string_view resource, const std::string& ns, const std::string& name,
+                      const DeleteOptions& options = {}) {
+    return remove(resource_by_name(resource), ns, name, options);
+  }
 
   // Registers a watcher; replays history after the requested resourceVersion (or the current
   // objects) through watcher.deliver before returning. Throws ApiError 410 "Expired" when the
@@ -143,8 +168,8 @@ class Store {
   void commit(const ResourceInfo& resource, EventType type, std::shared_ptr<const json> object,
               std::shared_ptr<const json> previous);
   void dispatch(const Watch& watch, const StoreEvent& event) const;
-  json store_update(const ResourceInfo& resource, const std::shared_ptr<const json>& old,
-                    json updated, bool status_subresource);
+  json store_update(const ResourceInfo& resource, std::shared_ptr<const json> old, json updated,
+                    bool status_subresource);
   DeleteResult delete_locked(const ResourceInfo& resource, const std::string& key,
                              const DeleteOptions& options);
   std::uint64_t parse_rv(const std::string& text) const;

@@ -75,8 +75,8 @@ WatchStream::WatchStream(std::uint16_t port, const std::string& target,
   }
   impl_->socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
   set_timeout(impl_->socket, timeout);
-  const std::string request = "GET " + target +
-                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n";
+  const std::string request =
+      "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n";
   asio::write(impl_->socket, asio::buffer(request));
 }
 
@@ -115,7 +115,8 @@ void WatchStream::read_header() {
       std::size_t pos = head.find("\r\n");
       while (pos != std::string::npos) {
         const std::size_t next = head.find("\r\n", pos + 2);
-        const std::string line = head.substr(pos + 2, next == std::string::npos ? next : next - pos - 2);
+        const std::string line =
+            head.substr(pos + 2, next == std::string::npos ? next : next - pos - 2);
         const auto colon = line.find(':');
         if (colon != std::string::npos) {
           std::string value = line.substr(colon + 1);

@@ -37,8 +37,7 @@ class WatchStream {
  public:
   // receive_buffer: shrink the socket's receive buffer (slow-consumer tests).
   WatchStream(std::uint16_t port, const std::string& target,
-              std::chrono::milliseconds timeout = std::chrono::seconds(20),
-              int receive_buffer = 0);
+              std::chrono::milliseconds timeout = std::chrono::seconds(20), int receive_buffer = 0);
   ~WatchStream();
   WatchStream(const WatchStream&) = delete;
   WatchStream& operator=(const WatchStream&) = delete;

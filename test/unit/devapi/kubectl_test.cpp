@@ -118,7 +118,8 @@ class KubectlTest : public ::testing::Test {
 
   // Runs kubectl to completion; returns its combined output, failing the test on non-zero exit.
   std::string run(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--kubeconfig", kubeconfig_, "--cache-dir", (dir_ / "cache").string()});
+    args.insert(args.begin(),
+                {"--kubeconfig", kubeconfig_, "--cache-dir", (dir_ / "cache").string()});
     Child child(kubectl_, args);
     const int status = child.wait(std::chrono::seconds(60));
     EXPECT_EQ(status, 0) << "kubectl " << args.back() << " failed:\n" << child.output();
@@ -174,7 +175,8 @@ TEST_F(KubectlTest, CreateGetWatchLabelPatchApplyDelete) {
   EXPECT_NE(run({"label", "pod", "web", "tier=front"}).find("pod/web labeled"), std::string::npos);
   EXPECT_EQ(pod()["metadata"]["labels"]["tier"], "front");
 
-  run({"patch", "pod", "web", "--type=merge", "-p", R"({"metadata":{"annotations":{"note":"hi"}}})"});
+  run({"patch", "pod", "web", "--type=merge", "-p",
+       R"({"metadata":{"annotations":{"note":"hi"}}})"});
   EXPECT_EQ(pod()["metadata"]["annotations"]["note"], "hi");
 
   std::string changed = kPodYaml;
@@ -185,7 +187,8 @@ TEST_F(KubectlTest, CreateGetWatchLabelPatchApplyDelete) {
       "kubectl.kubernetes.io/last-applied-configuration"));
 
   // Client-side apply of a new object, then of a change to it.
-  const std::string cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n";
+  const std::string cm =
+      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: \"1\"\n";
   EXPECT_NE(run({"apply", "-f", write("cm.yaml", cm)}).find("configmap/settings created"),
             std::string::npos);
   std::string cm2 = cm;

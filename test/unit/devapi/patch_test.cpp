@@ -9,9 +9,9 @@ namespace {
 using nlohmann::json;
 
 TEST(StrategicMerge, MergesContainersByNameAndKeepsOthers) {
-  const json pod = {{"spec",
-                     {{"containers",
-                       {{{"name", "a"}, {"image", "a:1"}}, {{"name", "b"}, {"image", "b:1"}}}}}}};
+  const json pod = {
+      {"spec",
+       {{"containers", {{{"name", "a"}, {"image", "a:1"}}, {{"name", "b"}, {"image", "b:1"}}}}}}};
   const json patch = {{"spec", {{"containers", {{{"name", "b"}, {"image", "b:2"}}}}}}};
   const json out = apply_strategic_merge_patch(pod, patch);
   EXPECT_EQ(out["spec"]["containers"],
@@ -21,8 +21,7 @@ TEST(StrategicMerge, MergesContainersByNameAndKeepsOthers) {
 TEST(StrategicMerge, PatchDeleteDirectiveRemovesElement) {
   const json pod = {{"spec", {{"containers", {{{"name", "a"}}, {{"name", "b"}}}}}}};
   const json patch = {{"spec", {{"containers", {{{"name", "a"}, {"$patch", "delete"}}}}}}};
-  EXPECT_EQ(apply_strategic_merge_patch(pod, patch)["spec"]["containers"],
-            (json{{{"name", "b"}}}));
+  EXPECT_EQ(apply_strategic_merge_patch(pod, patch)["spec"]["containers"], (json{{{"name", "b"}}}));
 }
 
 TEST(StrategicMerge, ListsWithoutMergeKeyAreReplacedAndNullDeletes) {
@@ -34,13 +33,14 @@ TEST(StrategicMerge, ListsWithoutMergeKeyAreReplacedAndNullDeletes) {
 
 TEST(StrategicMerge, FinalizersMergeAsASetAndCanBeDeleted) {
   const json obj = {{"metadata", {{"finalizers", {"a", "b"}}}}};
-  EXPECT_EQ(apply_strategic_merge_patch(obj, {{"metadata", {{"finalizers", {"c", "a"}}}}})
-                ["metadata"]["finalizers"],
-            (json{"a", "b", "c"}));
   EXPECT_EQ(apply_strategic_merge_patch(
-                obj, {{"metadata", {{"$deleteFromPrimitiveList/finalizers", {"a"}}}}})
-                ["metadata"]["finalizers"],
-            (json{"b"}));
+                obj, {{"metadata", {{"finalizers", {"c", "a"}}}}})["metadata"]["finalizers"],
+            (json{"a", "b", "c"}));
+  EXPECT_EQ(
+      apply_strategic_merge_patch(
+          obj, {{"metadata",
+                 {{"$deleteFromPrimitiveList/finalizers", {"a"}}}}})["metadata"]["finalizers"],
+      (json{"b"}));
 }
 
 TEST(StrategicMerge, SetElementOrderReordersConditions) {
@@ -48,8 +48,9 @@ TEST(StrategicMerge, SetElementOrderReordersConditions) {
   const json patch = {{"status",
                        {{"$setElementOrder/conditions", {{{"type", "B"}}, {{"type", "A"}}}},
                         {"conditions", {{{"type", "A"}, {"status", "True"}}}}}}};
-  EXPECT_EQ(apply_strategic_merge_patch(obj, patch),
-            (json{{"status", {{"conditions", {{{"type", "B"}}, {{"type", "A"}, {"status", "True"}}}}}}}));
+  EXPECT_EQ(
+      apply_strategic_merge_patch(obj, patch),
+      (json{{"status", {{"conditions", {{{"type", "B"}}, {{"type", "A"}, {"status", "True"}}}}}}}));
 }
 
 TEST(MergePatch, Rfc7386) {

@@ -85,9 +85,10 @@ class Samples : public ::testing::TestWithParam<std::string> {
     store.create(nodes, "", {{"metadata", {{"name", "node-x"}}}});
     store.create(nodes, "", {{"metadata", {{"name", "node-y"}}}});
     for (const char* name : {"pod-a", "pod-b"}) {
-      store.create(resource_by_name("pods"), "default",
-                   {{"metadata", {{"name", name}}},
-                    {"spec", {{"nodeName", "node-x"}, {"containers", {{{"name", "c"}, {"image", "x"}}}}}}});
+      store.create(
+          resource_by_name("pods"), "default",
+          {{"metadata", {{"name", name}}},
+           {"spec", {{"nodeName", "node-x"}, {"containers", {{{"name", "c"}, {"image", "x"}}}}}}});
     }
   }
   Server server_{ServerOptions{}};
@@ -108,11 +109,10 @@ TEST_P(Samples, ErrorStatusMatchesRealServer) {
 INSTANTIATE_TEST_SUITE_P(KubeSamples, Samples,
                          ::testing::Values("bad-fieldselector-400", "bad-json-400",
                                            "bad-labelselector-400", "bad-rvmatch-422",
-                                           "conflict-409-update", "get-lease-404",
-                                           "get-pod-404", "invalid-pod-422",
-                                           "list-continue-bogus-400", "list-exact-compacted-410",
-                                           "method-not-allowed-405", "pod-exists-409",
-                                           "unknown-resource-404"),
+                                           "conflict-409-update", "get-lease-404", "get-pod-404",
+                                           "invalid-pod-422", "list-continue-bogus-400",
+                                           "list-exact-compacted-410", "method-not-allowed-405",
+                                           "pod-exists-409", "unknown-resource-404"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& c : name) {
@@ -146,7 +146,8 @@ TEST(SamplesWatch, ExpiredWatchIsAnErrorEventLikeTheRealOne) {
   EXPECT_EQ(watch.status(), 200);
   const auto event = watch.next();
   ASSERT_TRUE(event);
-  const auto real = nlohmann::json::parse(read_file(sample_path("v1.36.3", "watch-too-old-rv.body")));
+  const auto real =
+      nlohmann::json::parse(read_file(sample_path("v1.36.3", "watch-too-old-rv.body")));
   EXPECT_EQ((*event)["type"], real["type"]);
   expect_same_status((*event)["object"], real["object"], "watch-too-old-rv");
   EXPECT_FALSE(watch.next());

@@ -1,8 +1,9 @@
 // The server over HTTP: verbs, discovery, subresources, token requests and watch streams.
 #include <gtest/gtest.h>
 
-#include <edgehub/devapi/server.hpp>
 #include <condition_variable>
+#include <edgehub/devapi/server.hpp>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -51,7 +52,8 @@ TEST_F(ServerTest, Discovery) {
   EXPECT_EQ(groups["kind"], "APIGroupList");
   std::vector<std::string> names;
   for (const auto& g : groups["groups"]) names.push_back(g["name"]);
-  EXPECT_EQ(names, (std::vector<std::string>{"coordination.k8s.io", "devices.kubeedge.io", "edgehub.io"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"coordination.k8s.io", "devices.kubeedge.io", "edgehub.io"}));
   const json core = http_get(port(), "/api/v1").json();
   EXPECT_EQ(core["groupVersion"], "v1");
   bool pods_status = false;
@@ -77,24 +79,28 @@ TEST_F(ServerTest, CrudOverHttp) {
 
   json updated = got.json();
   updated["metadata"]["labels"]["v"] = "2";
-  auto put = http_call(port(), {"PUT", "/api/v1/namespaces/default/pods/a", updated.dump(), "application/json", {}});
+  auto put = http_call(
+      port(), {"PUT", "/api/v1/namespaces/default/pods/a", updated.dump(), "application/json", {}});
   EXPECT_EQ(put.status, 200);
   EXPECT_EQ(put.json()["metadata"]["labels"]["v"], "2");
-  put = http_call(port(), {"PUT", "/api/v1/namespaces/default/pods/a", updated.dump(), "application/json", {}});
+  put = http_call(
+      port(), {"PUT", "/api/v1/namespaces/default/pods/a", updated.dump(), "application/json", {}});
   EXPECT_EQ(put.status, 409);
 
   const auto list = http_get(port(), "/api/v1/pods?labelSelector=app%3Dweb");
   EXPECT_EQ(list.json()["items"].size(), 1U);
   EXPECT_EQ(http_get(port(), "/api/v1/namespaces/other/pods").json()["items"].size(), 0U);
 
-  auto del = http_call(port(), {"DELETE", "/api/v1/namespaces/default/pods/a?gracePeriodSeconds=0", "", "", {}});
+  auto del = http_call(
+      port(), {"DELETE", "/api/v1/namespaces/default/pods/a?gracePeriodSeconds=0", "", "", {}});
   EXPECT_EQ(del.status, 200);
   EXPECT_EQ(http_get(port(), "/api/v1/namespaces/default/pods/a").status, 404);
 }
 
 TEST_F(ServerTest, ClusterScopedAndCustomResources) {
-  EXPECT_EQ(post("/apis/edgehub.io/v1alpha1/nodesyncs",
-                 {{"apiVersion", "edgehub.io/v1alpha1"}, {"kind", "NodeSync"}, {"metadata", {{"name", "edge-1"}}}})
+  EXPECT_EQ(post("/apis/edgehub.io/v1alpha1/nodesyncs", {{"apiVersion", "edgehub.io/v1alpha1"},
+                                                         {"kind", "NodeSync"},
+                                                         {"metadata", {{"name", "edge-1"}}}})
                 .status,
             201);
   const auto status = patch("/apis/edgehub.io/v1alpha1/nodesyncs/edge-1/status",
@@ -122,11 +128,15 @@ TEST_F(ServerTest, ClusterScopedAndCustomResources) {
 TEST_F(ServerTest, NodeStatusStrategicMergePatchMergesConditions) {
   post("/api/v1/nodes", {{"metadata", {{"name", "node-x"}}}});
   patch("/api/v1/nodes/node-x/status",
-        {{"status", {{"conditions", {{{"type", "Ready"}, {"status", "False"}}, {{"type", "DiskPressure"}, {"status", "False"}}}}}}},
+        {{"status",
+          {{"conditions",
+            {{{"type", "Ready"}, {"status", "False"}},
+             {{"type", "DiskPressure"}, {"status", "False"}}}}}}},
         "application/strategic-merge-patch+json");
-  const auto result = patch("/api/v1/nodes/node-x/status",
-                            {{"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}},
-                            "application/strategic-merge-patch+json");
+  const auto result =
+      patch("/api/v1/nodes/node-x/status",
+            {{"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}},
+            "application/strategic-merge-patch+json");
   ASSERT_EQ(result.status, 200) << result.body;
   const json conditions = result.json()["status"]["conditions"];
   ASSERT_EQ(conditions.size(), 2U);
@@ -138,14 +148,18 @@ TEST_F(ServerTest, NodeStatusStrategicMergePatchMergesConditions) {
 TEST_F(ServerTest, TableRequestsFallBackToJson) {
   post("/api/v1/namespaces/default/pods", pod_json("a"));
   const auto result = http_call(
-      port(), {"GET", "/api/v1/namespaces/default/pods", "", "",
+      port(), {"GET",
+               "/api/v1/namespaces/default/pods",
+               "",
+               "",
                {{"Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}}});
   EXPECT_EQ(result.status, 200);
   EXPECT_EQ(result.json()["kind"], "PodList");
 }
 
 TEST_F(ServerTest, TokenRequest) {
-  EXPECT_EQ(post("/api/v1/namespaces/default/serviceaccounts/edge/token", json::object()).status, 404);
+  EXPECT_EQ(post("/api/v1/namespaces/default/serviceaccounts/edge/token", json::object()).status,
+            404);
   post("/api/v1/namespaces/default/serviceaccounts", {{"metadata", {{"name", "edge"}}}});
   const auto result = post("/api/v1/namespaces/default/serviceaccounts/edge/token",
                            {{"apiVersion", "authentication.k8s.io/v1"},
@@ -174,7 +188,11 @@ TEST_F(ServerTest, WatchFromResourceVersionStreamsChunkedEvents) {
   patch("/api/v1/namespaces/default/pods/a/status", {{"status", {{"phase", "Running"}}}},
         "application/merge-patch+json");
   http_call(port(), {"DELETE", "/api/v1/namespaces/default/pods/a", "", "", {}});
-  http_call(port(), {"DELETE", "/api/v1/namespaces/default/pods/a", R"({"gracePeriodSeconds":0})", "application/json", {}});
+  http_call(port(), {"DELETE",
+                     "/api/v1/namespaces/default/pods/a",
+                     R"({"gracePeriodSeconds":0})",
+                     "application/json",
+                     {}});
   std::vector<std::string> types;
   for (int i = 0; i < 4; ++i) {
     event = watch.next();
@@ -186,7 +204,9 @@ TEST_F(ServerTest, WatchFromResourceVersionStreamsChunkedEvents) {
 }
 
 TEST_F(ServerTest, WatchWithFieldSelectorSeesOnlyItsNode) {
-  WatchStream watch(port(), "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3Dnode-x&resourceVersion=" + rv_now());
+  WatchStream watch(
+      port(),
+      "/api/v1/pods?watch=1&fieldSelector=spec.nodeName%3Dnode-x&resourceVersion=" + rv_now());
   post("/api/v1/namespaces/default/pods", pod_json("elsewhere", "node-y"));
   post("/api/v1/namespaces/default/pods", pod_json("mine", "node-x"));
   const auto event = watch.next();
@@ -201,7 +221,9 @@ TEST_F(ServerTest, BadSelectorOnWatchIsAPlain400) {
 
 TEST_F(ServerTest, WatchTimeoutEndsWithABookmark) {
   post("/api/v1/namespaces/default/pods", pod_json("a"));
-  WatchStream watch(port(), "/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion=" + rv_now());
+  WatchStream watch(
+      port(),
+      "/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion=" + rv_now());
   const auto events = watch.until([](const json&) { return false; });
   ASSERT_EQ(events.size(), 1U);
   EXPECT_EQ(events[0]["type"], "BOOKMARK");
@@ -247,13 +269,65 @@ TEST_F(ServerTest, ExpireHistoryGivesGoneToOlderWatches) {
   EXPECT_EQ((*added)["type"], "ADDED");
 }
 
+TEST_F(ServerTest, WatchListSendsInitialEventsThenAnnotatedBookmark) {
+  post("/api/v1/namespaces/default/pods", pod_json("a"));
+  WatchStream watch(port(),
+                    "/api/v1/pods?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+                    "&resourceVersionMatch=NotOlderThan&resourceVersion=0");
+  const auto events = watch.until([](const json& e) { return e["type"] == "BOOKMARK"; });
+  ASSERT_EQ(events.size(), 2U);
+  EXPECT_EQ(events[0]["type"], "ADDED");
+  EXPECT_EQ(events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+  EXPECT_EQ(events[1]["object"]["metadata"]["resourceVersion"], rv_now());
+  EXPECT_EQ(
+      http_get(port(), "/api/v1/pods?watch=1&resourceVersionMatch=NotOlderThan&resourceVersion=0")
+          .status,
+      422);
+}
+
+TEST_F(ServerTest, ManyConcurrentWatchersEachSeeEveryUpdateInOrder) {
+  constexpr int kWatchers = 30;
+  constexpr int kUpdates = 200;
+  post("/api/v1/namespaces/default/pods", pod_json("a"));
+  std::vector<std::unique_ptr<WatchStream>> watches;
+  for (int i = 0; i < kWatchers; ++i) {
+    watches.push_back(std::make_unique<WatchStream>(
+        port(), "/api/v1/namespaces/default/pods?watch=1&resourceVersion=" + rv_now()));
+  }
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 2; ++w) {
+    writers.emplace_back([&, w] {
+      std::string key = "w";
+      key += std::to_string(w);
+      for (int i = 0; i < kUpdates / 2; ++i) {
+        server_.store().patch(resource_by_name("pods"), "default", "a", PatchType::kMerge,
+                              {{"metadata", {{"labels", {{key, std::to_string(i)}}}}}});
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  for (auto& watch : watches) {
+    std::uint64_t last_rv = 0;
+    int seen = 0;
+    watch->until([&](const json& e) {
+      const auto rv = std::stoull(e["object"]["metadata"]["resourceVersion"].get<std::string>());
+      EXPECT_EQ(e["type"], "MODIFIED");
+      EXPECT_GT(rv, last_rv);
+      last_rv = rv;
+      return ++seen == kUpdates;
+    });
+    EXPECT_EQ(seen, kUpdates);
+  }
+}
+
 TEST(ServerBookmarks, PeriodicBookmarks) {
   ServerOptions options;
   options.bookmark_interval = std::chrono::milliseconds(20);
   Server server(options);
   server.start();
-  WatchStream watch(server.port(), "/api/v1/nodes?watch=1&allowWatchBookmarks=true&resourceVersion=" +
-                                       std::to_string(server.store().current_resource_version()));
+  WatchStream watch(server.port(),
+                    "/api/v1/nodes?watch=1&allowWatchBookmarks=true&resourceVersion=" +
+                        std::to_string(server.store().current_resource_version()));
   for (int i = 0; i < 3; ++i) {
     const auto event = watch.next();
     ASSERT_TRUE(event);
@@ -268,7 +342,8 @@ TEST(ServerSlowWatcher, SlowWatcherIsClosedWithoutBlockingOthers) {
   server.start();
   const auto& configmaps = resource_by_name("configmaps");
   const std::string from = std::to_string(server.store().current_resource_version());
-  const std::string target = "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=" + from;
+  const std::string target =
+      "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=" + from;
   WatchStream slow(server.port(), target, std::chrono::seconds(20), 4096);
   ASSERT_EQ(slow.status(), 200);
   WatchStream fast(server.port(), target);
@@ -301,8 +376,8 @@ TEST(ServerSlowWatcher, SlowWatcherIsClosedWithoutBlockingOthers) {
                           {{"metadata", {{"name", name}}}, {"data", {{"blob", payload}}}});
     if ((i + 1) % kBatch == 0) {
       std::unique_lock lock(mutex);
-      const bool ok = caught_up.wait_for(lock, std::chrono::seconds(20),
-                                         [&] { return fast_events == i + 1; });
+      const bool ok =
+          caught_up.wait_for(lock, std::chrono::seconds(20), [&] { return fast_events == i + 1; });
       if (!ok) {
         ADD_FAILURE() << "the fast watcher stalled at " << fast_events << " events";
         break;

@@ -7,11 +7,18 @@
 namespace edgehub::devapi {
 namespace {
 
-const ResourceInfo& pods() { return resource_by_name("pods"); }
-const ResourceInfo& nodes() { return resource_by_name("nodes"); }
-const ResourceInfo& configmaps() { return resource_by_name("configmaps"); }
+const ResourceInfo& pods() {
+  return resource_by_name("pods");
+}
+const ResourceInfo& nodes() {
+  return resource_by_name("nodes");
+}
+const ResourceInfo& configmaps() {
+  return resource_by_name("configmaps");
+}
 
-json pod(const std::string& name, const std::string& node = "node-x", json labels = json::object()) {
+json pod(const std::string& name, const std::string& node = "node-x",
+         json labels = json::object()) {
   return {{"apiVersion", "v1"},
           {"kind", "Pod"},
           {"metadata", {{"name", name}, {"labels", labels}}},
@@ -48,6 +55,18 @@ TEST(Store, CreateFillsMetadataWithIncreasingResourceVersions) {
   EXPECT_EQ(store.get(pods(), "default", "a"), a);
 }
 
+TEST(Store, ResourcesByName) {
+  Store store;
+  store.create("leases.coordination.k8s.io", "kube-node-lease", {{"metadata", {{"name", "n"}}}});
+  EXPECT_EQ(store.get("leases.coordination.k8s.io", "kube-node-lease", "n")["kind"], "Lease");
+  store.patch("leases.coordination.k8s.io", "kube-node-lease", "n", PatchType::kMerge,
+              {{"spec", {{"holderIdentity", "hub-0"}}}});
+  EXPECT_EQ(store.list("leases.coordination.k8s.io", "")["items"][0]["spec"]["holderIdentity"],
+            "hub-0");
+  EXPECT_TRUE(store.remove("leases.coordination.k8s.io", "kube-node-lease", "n").gone);
+  EXPECT_THROW(store.create("frobnicators", "default", json::object()), std::invalid_argument);
+}
+
 TEST(Store, DuplicateCreateIsAlreadyExists) {
   Store store;
   store.create(pods(), "default", pod("a"));
@@ -76,10 +95,13 @@ TEST(Store, GenerateNameMakesAName) {
 
 TEST(Store, GetMissingIsNotFound) {
   Store store;
-  const ApiError e = expect_error([&] { store.get(resource_by_name("leases.coordination.k8s.io"), "kube-node-lease", "node-x"); });
+  const ApiError e = expect_error([&] {
+    store.get(resource_by_name("leases.coordination.k8s.io"), "kube-node-lease", "node-x");
+  });
   EXPECT_EQ(e.code(), 404);
   EXPECT_EQ(std::string(e.what()), "leases.coordination.k8s.io \"node-x\" not found");
-  EXPECT_EQ(e.details(), (json{{"name", "node-x"}, {"group", "coordination.k8s.io"}, {"kind", "leases"}}));
+  EXPECT_EQ(e.details(),
+            (json{{"name", "node-x"}, {"group", "coordination.k8s.io"}, {"kind", "leases"}}));
 }
 
 TEST(Store, UpdateWithStaleResourceVersionConflicts) {
@@ -154,9 +176,9 @@ TEST(Store, StrategicMergeMergesNodeConditionsByType) {
 TEST(Store, PatchOnMainResourceIgnoresStatus) {
   Store store;
   store.create(pods(), "default", pod("a"));
-  const json patched = store.patch(pods(), "default", "a", PatchType::kMerge,
-                                   {{"metadata", {{"labels", {{"x", "1"}}}}},
-                                    {"status", {{"phase", "Running"}}}});
+  const json patched =
+      store.patch(pods(), "default", "a", PatchType::kMerge,
+                  {{"metadata", {{"labels", {{"x", "1"}}}}}, {"status", {{"phase", "Running"}}}});
   EXPECT_EQ(patched["metadata"]["labels"]["x"], "1");
   EXPECT_EQ(patched["status"]["phase"], "Pending");
 }
@@ -176,9 +198,10 @@ TEST(Store, PatchWithStaleResourceVersionConflicts) {
 TEST(Store, JsonPatch) {
   Store store;
   store.create(configmaps(), "default", {{"metadata", {{"name", "cm"}}}, {"data", {{"a", "1"}}}});
-  const json patched = store.patch(configmaps(), "default", "cm", PatchType::kJson,
-                                   json::array({{{"op", "replace"}, {"path", "/data/a"}, {"value", "2"}},
-                                                {{"op", "add"}, {"path", "/data/b"}, {"value", "3"}}}));
+  const json patched =
+      store.patch(configmaps(), "default", "cm", PatchType::kJson,
+                  json::array({{{"op", "replace"}, {"path", "/data/a"}, {"value", "2"}},
+                               {{"op", "add"}, {"path", "/data/b"}, {"value", "3"}}}));
   EXPECT_EQ(patched["data"], (json{{"a", "2"}, {"b", "3"}}));
   const ApiError e = expect_error([&] {
     store.patch(configmaps(), "default", "cm", PatchType::kJson,
@@ -236,7 +259,8 @@ TEST(Store, DeletePreconditionMismatchConflicts) {
   store.create(configmaps(), "default", {{"metadata", {{"name", "cm"}}}});
   DeleteOptions options;
   options.precondition_uid = "not-the-uid";
-  EXPECT_EQ(expect_error([&] { store.remove(configmaps(), "default", "cm", options); }).code(), 409);
+  EXPECT_EQ(expect_error([&] { store.remove(configmaps(), "default", "cm", options); }).code(),
+            409);
 }
 
 class StoreList : public ::testing::Test {
@@ -273,8 +297,7 @@ TEST_F(StoreList, ListShapeAndNamespaces) {
   const json list = store.list(pods(), "default");
   EXPECT_EQ(list["kind"], "PodList");
   EXPECT_EQ(list["apiVersion"], "v1");
-  EXPECT_EQ(list["metadata"]["resourceVersion"],
-            std::to_string(store.current_resource_version()));
+  EXPECT_EQ(list["metadata"]["resourceVersion"], std::to_string(store.current_resource_version()));
   EXPECT_FALSE(list["items"][0].contains("kind"));
   EXPECT_EQ(names("default", {}), (V{"a", "b"}));
   EXPECT_EQ(names("", {}), (V{"a", "b", "c", "d"}));

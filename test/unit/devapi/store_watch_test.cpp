@@ -16,7 +16,8 @@ struct Recorded {
 class Recorder : public Watcher {
  public:
   void deliver(EventType type, const StoreEvent& event) override {
-    events.push_back({to_string(type), (*event.object)["metadata"]["name"].get<std::string>(), event.rv});
+    events.push_back(
+        {to_string(type), (*event.object)["metadata"]["name"].get<std::string>(), event.rv});
   }
   void bookmark(std::uint64_t rv, bool end) override {
     events.push_back({end ? "BOOKMARK-END" : "BOOKMARK", "", rv});
@@ -35,7 +36,9 @@ class Recorder : public Watcher {
   bool closed = false;
 };
 
-const ResourceInfo& pods() { return resource_by_name("pods"); }
+const ResourceInfo& pods() {
+  return resource_by_name("pods");
+}
 using V = std::vector<std::string>;
 
 json pod(const std::string& name, json labels = json::object()) {
@@ -47,7 +50,8 @@ TEST(StoreWatch, ReplaysHistoryAfterResourceVersionThenStreams) {
   Store store;
   const std::string from = std::to_string(store.current_resource_version());
   store.create(pods(), "default", pod("a"));
-  store.patch(pods(), "default", "a", PatchType::kMerge, {{"metadata", {{"labels", {{"x", "1"}}}}}});
+  store.patch(pods(), "default", "a", PatchType::kMerge,
+              {{"metadata", {{"labels", {{"x", "1"}}}}}});
   auto recorder = std::make_shared<Recorder>();
   WatchOptions options;
   options.resource_version = from;
@@ -72,6 +76,17 @@ TEST(StoreWatch, WithoutResourceVersionStartsWithCurrentObjects) {
   options.allow_bookmarks = true;
   store.watch(pods(), options, recorder);
   EXPECT_EQ(recorder->types(), (V{"ADDED:a", "BOOKMARK-END"}));
+}
+
+TEST(StoreWatch, BadSelectorsAreBadRequests) {
+  Store store;
+  WatchOptions options;
+  options.label_selector = "a in ((";
+  EXPECT_THROW(store.watch(pods(), options, std::make_shared<Recorder>()), ApiError);
+  options.label_selector.clear();
+  options.field_selector = "spec.foo=bar";
+  EXPECT_THROW(store.watch(pods(), options, std::make_shared<Recorder>()), ApiError);
+  EXPECT_EQ(store.watcher_count(), 0U);
 }
 
 TEST(StoreWatch, ExpiredResourceVersionIsGone) {
@@ -118,9 +133,12 @@ TEST(StoreWatch, ObjectThatStopsMatchingIsDeletedForTheWatcher) {
   options.resource_version = std::to_string(store.current_resource_version());
   options.label_selector = "app=web";
   store.watch(pods(), options, recorder);
-  store.patch(pods(), "default", "a", PatchType::kMerge, {{"metadata", {{"labels", {{"app", "db"}}}}}});
-  store.patch(pods(), "default", "a", PatchType::kMerge, {{"metadata", {{"labels", {{"x", "1"}}}}}});
-  store.patch(pods(), "default", "a", PatchType::kMerge, {{"metadata", {{"labels", {{"app", "web"}}}}}});
+  store.patch(pods(), "default", "a", PatchType::kMerge,
+              {{"metadata", {{"labels", {{"app", "db"}}}}}});
+  store.patch(pods(), "default", "a", PatchType::kMerge,
+              {{"metadata", {{"labels", {{"x", "1"}}}}}});
+  store.patch(pods(), "default", "a", PatchType::kMerge,
+              {{"metadata", {{"labels", {{"app", "web"}}}}}});
   EXPECT_EQ(recorder->types(), (V{"DELETED:a", "ADDED:a"}));
 }
 
