@@ -5,6 +5,7 @@
 #include <map>
 
 #include "discovery.hpp"
+#include "protobuf.hpp"
 #include "util.hpp"
 
 namespace edgehub::devapi::detail {
@@ -84,7 +85,19 @@ Reply json_reply(unsigned status, const json& body) {
   return {status, body.dump(), "application/json"};
 }
 
+std::string content_type_of(const HttpRequest& request);
+
 json parse_body(const HttpRequest& request, const ResourceInfo& resource) {
+  const std::string type = content_type_of(request);
+  if (type == "application/vnd.kubernetes.protobuf") {
+    return decode_protobuf_object(request.body(), resource);
+  }
+  if (type.find("protobuf") != std::string::npos || type.find("cbor") != std::string::npos) {
+    throw ApiError(415, "UnsupportedMediaType",
+                   "the body of the request was in an unknown format - accepted media types "
+                   "include: application/json, application/yaml",
+                   nlohmann::json::object());
+  }
   const std::string& body = request.body();
   try {
     return json::parse(body);

@@ -126,7 +126,7 @@ void apply_defaults(const ResourceInfo& resource, json& object) {
     if (!object.contains("spec")) object["spec"] = {{"finalizers", json::array({"kubernetes"})}};
     object["status"] = {{"phase", "Active"}};
   } else if (resource.resource == "secrets") {
-    if (!object.contains("type")) object["type"] = "Opaque";
+    if (object.value("type", "").empty()) object["type"] = "Opaque";
   }
 }
 

@@ -207,5 +207,22 @@ TEST_F(KubectlTest, CreateGetWatchLabelPatchApplyDelete) {
   run({"delete", "configmap", "settings"});
 }
 
+// kubectl's generators post protobuf bodies; the server decodes those kinds.
+TEST_F(KubectlTest, GeneratorsThatPostProtobuf) {
+  EXPECT_NE(run({"create", "namespace", "team"}).find("namespace/team created"), std::string::npos);
+  run({"-n", "team", "create", "configmap", "cfg", "--from-literal=a=b"});
+  run({"-n", "team", "create", "secret", "generic", "pw", "--from-literal=pw=hunter2"});
+  run({"-n", "team", "create", "serviceaccount", "robot"});
+  Store& store = server_.store();
+  EXPECT_EQ(store.get("namespaces", "", "team")["status"]["phase"], "Active");
+  EXPECT_EQ(store.get("configmaps", "team", "cfg")["data"], (json{{"a", "b"}}));
+  const json secret = store.get("secrets", "team", "pw");
+  EXPECT_EQ(secret["data"]["pw"], "aHVudGVyMg==");
+  EXPECT_EQ(secret["type"], "Opaque");
+  EXPECT_EQ(store.get("serviceaccounts", "team", "robot")["metadata"]["namespace"], "team");
+  run({"delete", "namespace", "team"});
+  EXPECT_EQ(store.list("configmaps", "team")["items"].size(), 0U);
+}
+
 }  // namespace
 }  // namespace edgehub::devapi

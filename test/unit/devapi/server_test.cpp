@@ -145,6 +145,28 @@ TEST_F(ServerTest, NodeStatusStrategicMergePatchMergesConditions) {
   EXPECT_EQ(bad.status, 415);
 }
 
+TEST_F(ServerTest, ProtobufBodiesOnlyForTheKindsKubectlGeneratorsPost) {
+  const std::string protobuf = "application/vnd.kubernetes.protobuf";
+  EXPECT_EQ(
+      http_call(port(), {"POST", "/api/v1/namespaces/default/pods", "k8s", protobuf, {}}).status,
+      415);
+  EXPECT_EQ(
+      http_call(port(), {"POST", "/api/v1/namespaces/default/configmaps", "garbage", protobuf, {}})
+          .status,
+      400);
+  // "k8s\0" + Unknown{raw = ConfigMap{metadata{name "c"}, data{"k": "v"}}}
+  const std::string meta = std::string("\x0a\x01", 2) + "c";
+  const std::string entry = std::string("\x0a\x01", 2) + "k" + std::string("\x12\x01", 2) + "v";
+  const std::string cm = std::string("\x0a", 1) + static_cast<char>(meta.size()) + meta +
+                         std::string("\x12", 1) + static_cast<char>(entry.size()) + entry;
+  const std::string body =
+      std::string("k8s\0", 4) + std::string("\x12", 1) + static_cast<char>(cm.size()) + cm;
+  const auto created =
+      http_call(port(), {"POST", "/api/v1/namespaces/default/configmaps", body, protobuf, {}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(created.json()["data"], (json{{"k", "v"}}));
+}
+
 TEST_F(ServerTest, TableRequestsFallBackToJson) {
   post("/api/v1/namespaces/default/pods", pod_json("a"));
   const auto result = http_call(
