@@ -126,9 +126,55 @@ class Kubeconfig {
   Result<ClientConfig> load(std::string_view wanted_context) const;
 
  private:
+  Result<void> apply_cluster(const YAML::Node& cluster, const std::string& prefix,
+                             ClientConfig& cfg) const;
+  Result<void> apply_user(const YAML::Node& user, const std::string& prefix,
+                          ClientConfig& cfg) const;
+
+ private:
   std::string path_;
   std::filesystem::path dir_;
 };
+
+Result<void> Kubeconfig::apply_cluster(const YAML::Node& cluster, const std::string& prefix,
+                                       ClientConfig& cfg) const {
+  std::string server = cluster["server"].as<std::string>("");
+  if (server.empty()) return fail(prefix + "server", "missing");
+  if (auto r = cfg.set_server(server, prefix + "server"); !r) return r.error();
+  cfg.tls_server_name = cluster["tls-server-name"].as<std::string>(cfg.host);
+  cfg.insecure_skip_tls_verify = cluster["insecure-skip-tls-verify"].as<bool>(false);
+  bool present = false;
+  auto ca = material(cluster, prefix, "certificate-authority", present);
+  if (!ca) return ca.error();
+  cfg.ca_pem = std::move(*ca);
+  return {};
+}
+
+Result<void> Kubeconfig::apply_user(const YAML::Node& user, const std::string& prefix,
+                                    ClientConfig& cfg) const {
+  bool has_cert = false, has_key = false;
+  auto cert = material(user, prefix, "client-certificate", has_cert);
+  if (!cert) return cert.error();
+  auto key = material(user, prefix, "client-key", has_key);
+  if (!key) return key.error();
+  if (has_cert != has_key) {
+    return fail(prefix + (has_cert ? "client-key" : "client-certificate"),
+                "missing (client-certificate and client-key go together)");
+  }
+  cfg.client_cert_pem = std::move(*cert);
+  cfg.client_key_pem = std::move(*key);
+  if (auto tok = user["token"]) {
+    cfg.token = TokenSource::fixed(tok.as<std::string>(""));
+  } else if (auto tf = user["tokenFile"]) {
+    std::string path = resolve(tf.as<std::string>(""));
+    std::string probe;
+    if (read_file(path, probe) != ReadStatus::Ok) {
+      return fail(prefix + "tokenFile", "file not found: " + path);
+    }
+    cfg.token = TokenSource::file(path);
+  }
+  return {};
+}
 
 Result<ClientConfig> Kubeconfig::load(std::string_view wanted_context) const {
   std::string text;
@@ -171,15 +217,7 @@ Result<ClientConfig> Kubeconfig::load(std::string_view wanted_context) const {
     YAML::Node cluster = cl->first["cluster"];
     if (!cluster.IsMap()) return fail(cl_prefix.substr(0, cl_prefix.size() - 1), "missing");
 
-    std::string server = cluster["server"].as<std::string>("");
-    if (server.empty()) return fail(cl_prefix + "server", "missing");
-    if (auto r = cfg.set_server(server, cl_prefix + "server"); !r) return r.error();
-    cfg.tls_server_name = cluster["tls-server-name"].as<std::string>(cfg.host);
-    cfg.insecure_skip_tls_verify = cluster["insecure-skip-tls-verify"].as<bool>(false);
-    bool present = false;
-    auto ca = material(cluster, cl_prefix, "certificate-authority", present);
-    if (!ca) return ca.error();
-    cfg.ca_pem = std::move(*ca);
+    if (auto r = apply_cluster(cluster, cl_prefix, cfg); !r) return r.error();
 
     std::string user_name = context["user"].as<std::string>("");
     if (!user_name.empty()) {
@@ -189,27 +227,7 @@ Result<ClientConfig> Kubeconfig::load(std::string_view wanted_context) const {
       YAML::Node user = us->first["user"];
       if (user && !user.IsMap()) return fail(us_prefix.substr(0, us_prefix.size() - 1), "must be a mapping");
       if (user) {
-        bool has_cert = false, has_key = false;
-        auto cert = material(user, us_prefix, "client-certificate", has_cert);
-        if (!cert) return cert.error();
-        auto key = material(user, us_prefix, "client-key", has_key);
-        if (!key) return key.error();
-        if (has_cert != has_key) {
-          return fail(us_prefix + (has_cert ? "client-key" : "client-certificate"),
-                      "missing (client-certificate and client-key go together)");
-        }
-        cfg.client_cert_pem = std::move(*cert);
-        cfg.client_key_pem = std::move(*key);
-        if (auto tok = user["token"]) {
-          cfg.token = TokenSource::fixed(tok.as<std::string>(""));
-        } else if (auto tf = user["tokenFile"]) {
-          std::string path = resolve(tf.as<std::string>(""));
-          std::string probe;
-          if (read_file(path, probe) != ReadStatus::Ok) {
-            return fail(us_prefix + "tokenFile", "file not found: " + path);
-          }
-          cfg.token = TokenSource::file(path);
-        }
+        if (auto r = apply_user(user, us_prefix, cfg); !r) return r.error();
       }
     }
     return cfg;

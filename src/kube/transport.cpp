@@ -88,7 +88,8 @@ Result<std::unique_ptr<Client::Impl>> make_impl(net::any_io_executor ex, ClientC
 }
 
 Client::Impl::Impl(net::any_io_executor ex, ClientConfig cfg, ClientOptions opt)
-    : executor(ex), config(std::move(cfg)), options(opt), limiter(opt.qps, opt.burst),
+    : executor(ex), config(std::move(cfg)), options(opt),
+      limiter(opt.qps, opt.burst, opt.clock ? opt.clock : RateLimiter::Now(&RateLimiter::Clock::now)),
       poll_timer_(ex) {
   bool v6 = config.host.find(':') != std::string::npos;
   host_header_ = v6 ? "[" + config.host + "]" : config.host;

@@ -25,6 +25,7 @@ struct ClientOptions {
   double burst = 100;
   std::size_t max_idle_connections = 16;
   std::size_t max_body_bytes = 256u << 20;  // for non-watch responses
+  RateLimiter::Now clock;  // the rate limiter's clock; empty: steady_clock (tests inject one)
 };
 
 struct RequestOptions {

@@ -6,6 +6,9 @@
 #include <edgehub/kube/watch_decoder.hpp>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <random>
 
 namespace edgehub::kube {
 namespace {
@@ -55,6 +58,39 @@ TEST(KubeDecoder, MalformedInputsAreProtocolErrors) {
   EXPECT_FALSE(decode_list("{\"items\":[{\"metadata\":[]}]}"));
   EXPECT_TRUE(decode_list("{\"items\":null,\"metadata\":{}}"));
   EXPECT_FALSE(decode_object("{\"metadata\":{\"name\":\"x\"}"));
+}
+
+TEST(KubeDecoder, MutatedEventsNeverCrash) {
+  const std::string base =
+      nlohmann::json{{"type", "MODIFIED"},
+                     {"object",
+                      {{"kind", "Pod"},
+                       {"metadata", {{"name", "p"}, {"namespace", "n"}, {"uid", "u"}, {"resourceVersion", "5"},
+                                     {"labels", {{"a", "b\"c"}}}}},
+                       {"spec", {{"nodeName", "x"}, {"containers", {{{"name", "c"}, {"args", {"-a", "{[\\\"]}"}}}}}}},
+                       {"status", {{"phase", "Running"}, {"n", {1, 2.5e3, true, nullptr}}}}}}}
+          .dump();
+  ASSERT_TRUE(decode_watch_event(base));
+  std::mt19937 rng(1234);
+  const std::string alphabet = "{}[]\":,\\ \tabn0-9.eE+";
+  for (int i = 0; i < 20000; ++i) {
+    std::string s = base;
+    int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !s.empty(); ++e) {
+      std::size_t pos = rng() % s.size();
+      switch (rng() % 3) {
+        case 0: s[pos] = alphabet[rng() % alphabet.size()]; break;
+        case 1: s.erase(pos, 1 + rng() % 8); break;
+        default: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+      }
+    }
+    auto ev = decode_watch_event(s);  // must not crash; a success must be self-consistent
+    if (ev) {
+      EXPECT_FALSE(ev->object.raw.empty());
+    }
+    auto list = decode_list(s);
+    (void)list;
+  }
 }
 
 TEST(KubeDecoder, DeepNestingDoesNotOverflow) {
