@@ -139,7 +139,8 @@ asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message
     co_return UpstreamResult{std::move(m), std::nullopt};
   }
   const bool failed = result.reply && (result.reply->content.find("\"ErrStatus\"") != std::string::npos);
-  requests_.with({op, type, failed ? "error" : "ok"}).inc();
+  const std::string type_label = form == wire::ResourceForm::object ? type : c.request.route.resource;
+  requests_.with({op, type_label, failed ? "error" : "ok"}).inc();
   co_return result;
 }
 
