@@ -56,10 +56,8 @@ class WebSocketSession final : public Session {
       if (ec) {
         spdlog::info("node {} ({}): WebSocket upgrade failed: {}", self->node_, self->peer_,
                      ec.message());
-        self->closed_ = true;
-        error_code ignored;
-        raw_socket(self->ws_.next_layer()).close(ignored);
-        return;
+        // Reported like any other end, so the connection count and metrics stay right.
+        return self->finish(CloseReason::peer_closed);
       }
       self->ws_.text(true);
       self->arm_keepalive();
