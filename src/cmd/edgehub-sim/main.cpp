@@ -185,7 +185,8 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", o.insecure, "plain ws:// (no TLS)");
   app.add_option("--ca", ca_file, "CA that signed the hub's certificate (no check without it)");
   app.add_flag("--verify-hostname", o.verify_hostname, "check the hub cert against HOST");
-  app.add_option("--client-ca", client_ca, "CA certificate to mint node client certs with");
+  app.add_option("--client-ca", client_ca,
+                 "CA certificate to mint node client certs with (default: --ca)");
   app.add_option("--client-ca-key", client_ca_key, "its private key");
   app.add_option("--certs-dir", o.certs_dir, "or: folder with <node>.crt and <node>.key");
   app.add_flag("--unique-keys", o.unique_keys,
@@ -245,6 +246,8 @@ int main(int argc, char** argv) {
     if (!ca_file.empty()) o.server_ca_pem = net::read_pem_file(ca_file);
     if (!client_ca.empty()) o.client_ca_cert_pem = net::read_pem_file(client_ca);
     if (!client_ca_key.empty()) o.client_ca_key_pem = net::read_pem_file(client_ca_key);
+    // One CA for both sides is the usual setup (`edgehub --dev`): --ca then also mints.
+    if (client_ca.empty() && !client_ca_key.empty()) o.client_ca_cert_pem = o.server_ca_pem;
     o.keepalive = seconds(keepalive);
     o.lease_renew = seconds(lease);
     o.status_report = seconds(status_report);
