@@ -6,7 +6,10 @@
 # while the fleet is idle (keepalives only), the simulator's connect figures, and — with
 # PODS > 0 — API change → edge latency for pods created at RATE per second.
 #
-#   bench/hub_fleet.sh [BUILD_DIR]     env: NODES=10000 HOLD=60 PODS=0 RATE=50
+# With REGISTERED > 0, that many edge Nodes are created in the API first (none connected),
+# to show the replica's memory does not grow with the cluster.
+#
+#   bench/hub_fleet.sh [BUILD_DIR]     env: NODES=10000 HOLD=60 PODS=0 RATE=50 REGISTERED=0
 set -euo pipefail
 
 BUILD=${1:-build/release}
@@ -14,6 +17,7 @@ NODES=${NODES:-10000}
 HOLD=${HOLD:-60}
 PODS=${PODS:-0}
 RATE=${RATE:-50}
+REGISTERED=${REGISTERED:-0}
 HUB=$BUILD/edgehub
 SIM=$BUILD/edgehub-sim
 
@@ -37,6 +41,7 @@ wait_for() {
   echo "timed out waiting in $file:" >&2; cat "$file" >&2; return 1
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 metric() { curl -s "http://127.0.0.1:$admin/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
@@ -49,6 +54,13 @@ YAML
 "$HUB" --dev --config "$work/api.yaml" >"$work/api.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
+api=$(sed -n 's/.*server: \(http[^ ]*\).*/\1/p' "$work/kubeconfig" | head -1)
+if (( REGISTERED > 0 )); then
+  for i in $(seq 1 "$REGISTERED"); do
+    echo "{\"metadata\":{\"name\":\"registered-$i\",\"labels\":{\"node-role.kubernetes.io/edge\":\"\"}}}"
+  done | xargs -P 8 -d '\n' -I{} curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
+      "$api/api/v1/nodes" -d '{}'
+fi
 
 cat >"$work/hub.yaml" <<YAML
 hub:
@@ -80,11 +92,13 @@ rss_empty=$(rss_kib $hub)
 sim=$!
 pids+=($sim)
 connect_start=$(date +%s.%N)
+ticks_connect=$(cpu_ticks $hub)
 for _ in $(seq 1 3000); do
   [[ $(metric edgehub_sessions) == "$NODES" ]] && break
   sleep 0.1
 done
 connect_end=$(date +%s.%N)
+ticks_connected=$(cpu_ticks $hub)
 sessions=$(metric edgehub_sessions)
 sleep 10  # registrations and first leases settle
 
@@ -92,10 +106,11 @@ ticks_before=$(cpu_ticks $hub)
 sleep "$HOLD"
 ticks_after=$(cpu_ticks $hub)
 rss_full=$(rss_kib $hub)
-hz=$(getconf CLK_TCK)
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "edges connected:            $sessions / $NODES in $(echo "$connect_end - $connect_start" | bc) s ($(echo "$NODES / ($connect_end - $connect_start)" | bc) /s, simulator on the same 2 cores)"
+echo "replica CPU while connecting: $(echo "scale=2; ($ticks_connected - $ticks_connect) / $hz" | bc) s for $NODES handshakes + registrations ($(echo "$NODES * $hz / ($ticks_connected - $ticks_connect)" | bc) edges per replica CPU-second)"
+echo "registered Nodes in the API: $REGISTERED"
 echo "replica RSS, no edges:      $rss_empty KiB"
 echo "replica RSS, $NODES idle:   $rss_full KiB"
 echo "RSS per idle edge:          $(echo "scale=1; ($rss_full - $rss_empty) / $NODES" | bc) KiB"
@@ -103,7 +118,6 @@ echo "replica CPU, idle fleet:    $(echo "scale=1; 100 * ($ticks_after - $ticks_
 
 if (( PODS > 0 )); then
   # Pods stamped with their creation time (ns); the simulator measures arrival - stamp.
-  api=$(sed -n 's/.*server: \(http[^ ]*\).*/\1/p' "$work/kubeconfig" | head -1)
   interval=$(echo "scale=4; 1 / $RATE" | bc)
   for i in $(seq 1 "$PODS"); do
     node="edge-$(( (i * 7919) % NODES ))"
