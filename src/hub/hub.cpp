@@ -310,10 +310,19 @@ void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
   std::weak_ptr<Session> weak = s;
   auto node = s->node();
   asio::post(api_io, [this, weak, node = std::move(node), m = std::move(m)]() mutable {
+    std::string what = node + ": " + m.route.operation + " " + m.route.resource;
     asio::co_spawn(api_io, upstream->handle(std::move(node), std::move(m)),
-                   [weak](std::exception_ptr e, UpstreamResult result) {
+                   [weak, what = std::move(what)](std::exception_ptr e, UpstreamResult result) {
                      if (e) {
-                       spdlog::error("upstream request failed unexpectedly");
+                       // A bug, not bad input: bad input is answered inside handle().
+                       std::string reason = "unknown exception";
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         reason = ex.what();
+                       } catch (...) {
+                       }
+                       spdlog::error("node {}: request failed unanswered: {}", what, reason);
                        return;
                      }
                      auto session = weak.lock();

@@ -18,6 +18,21 @@ namespace {
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 using tcp = net::ip::tcp;
 
+// The typed error for an exception thrown out of an exchange (called inside a catch).
+Error current_exception_error() {
+  try {
+    throw;
+  } catch (const boost::system::system_error& e) {
+    return make_error(e.code() == net::error::operation_aborted ? ErrorKind::Cancelled
+                                                                : ErrorKind::StreamBroken,
+                      e.what());
+  } catch (const std::exception& e) {
+    return make_error(ErrorKind::Internal, e.what());
+  } catch (...) {
+    return make_error(ErrorKind::Internal, "unknown exception");
+  }
+}
+
 bool is_ip_literal(const std::string& host) {
   boost::system::error_code ec;
   net::ip::make_address(host, ec);
@@ -236,12 +251,8 @@ net::awaitable<Result<Response>> Client::Impl::exchange(Request req, Priority pr
       if (keep_alive) release(std::move(conn));
       co_return res;
     }
-  } catch (const boost::system::system_error& e) {
-    co_return make_error(e.code() == net::error::operation_aborted ? ErrorKind::Cancelled
-                                                                   : ErrorKind::StreamBroken,
-                         e.what());
-  } catch (const std::exception& e) {
-    co_return make_error(ErrorKind::Internal, e.what());
+  } catch (...) {
+    co_return current_exception_error();
   }
 }
 
@@ -317,12 +328,8 @@ net::awaitable<Result<void>> Client::Impl::stream(Request req, Priority priority
     }
     if (r && keep_alive) release(std::move(conn));
     co_return r;
-  } catch (const boost::system::system_error& e) {
-    co_return make_error(e.code() == net::error::operation_aborted ? ErrorKind::Cancelled
-                                                                   : ErrorKind::StreamBroken,
-                         e.what());
-  } catch (const std::exception& e) {
-    co_return make_error(ErrorKind::Internal, e.what());
+  } catch (...) {
+    co_return current_exception_error();
   }
 }
 
