@@ -186,6 +186,9 @@ std::vector<Key> build() {
               "Un-ACKed messages in flight per node (edgecore buffers 100)."),
       duration_key("delivery.retryInterval", EDGEHUB_FIELD(delivery.retry_interval),
                    "Re-send an un-ACKed message after this long."),
+      bool_key("delivery.nodeSync", EDGEHUB_FIELD(delivery.node_sync),
+               "Keep a NodeSync record per node (ownership claims, what its edge holds). Needs "
+               "the NodeSync CRD; turn off only for a single replica without it."),
       duration_key("delivery.nodeSyncInterval", EDGEHUB_FIELD(delivery.node_sync_interval),
                    "At most one NodeSync write per node per interval (ACKs are coalesced)."),
       int_key("delivery.maxConcurrentResyncs", EDGEHUB_FIELD(delivery.max_concurrent_resyncs), 1,
@@ -216,7 +219,8 @@ std::vector<Key> build() {
       int_key("rebalance.sessionsPerRound", EDGEHUB_FIELD(rebalance.sessions_per_round), 1,
               100'000, "Sessions shed per round at most."),
       duration_key("rebalance.interval", EDGEHUB_FIELD(rebalance.interval),
-                   "Time between rebalancing rounds."),
+                   "Time between rebalancing rounds; also how often the replica renews its "
+                   "membership Lease and reads the fleet's."),
       host_port_key("dev.apiListen", EDGEHUB_FIELD(dev.api_listen),
                     "--dev: address of the embedded API server."),
       string_key("dev.kubeconfigOut", EDGEHUB_FIELD(dev.kubeconfig_out),

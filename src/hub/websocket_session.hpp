@@ -49,8 +49,9 @@ class WebSocketSession final : public Session {
   void accept(beast::http::request<beast::http::string_body> request) {
     ws_.read_message_max(options_.max_message_bytes);
     ws_.auto_fragment(false);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+    ws_.set_option(websocket::stream_base::decorator([this](websocket::response_type& res) {
       res.erase(beast::http::field::server);
+      if (!options_.replica_id.empty()) res.set("X-Edgehub-Replica", options_.replica_id);
     }));
     ws_.async_accept(request, [self = shared_self()](error_code ec) {
       if (ec) {

@@ -51,6 +51,7 @@ struct HubConfig {
 struct DeliveryConfig {
   std::uint32_t window = 16;          // un-ACKed messages in flight per node
   Duration retry_interval{5'000};
+  bool node_sync = true;               // keep NodeSync records (ownership, what edges hold)
   Duration node_sync_interval{5'000}; // coalesced NodeSync writes, per node
   std::uint32_t max_concurrent_resyncs = 64;
 };

@@ -38,6 +38,8 @@ struct SessionOptions {
   std::uint64_t max_message_bytes = 8u << 20;
   DeliveryOptions delivery;
   std::shared_ptr<const SessionMetrics> metrics;  // optional
+  // Sent in the upgrade response as X-Edgehub-Replica (which replica an agent reached).
+  std::string replica_id;
 };
 
 enum class CloseReason {
@@ -49,6 +51,8 @@ enum class CloseReason {
   shutdown,           // the hub is stopping
   node_deleted,       // the Node object was deleted
   shed,               // rebalancing or drain: reconnect elsewhere (close code 1012)
+  claimed,            // another replica claimed the node (its agent connected there)
+  claim_failed,       // the NodeSync claim could not be written (API unreachable)
   write_failed,
 };
 std::string_view to_string(CloseReason reason);

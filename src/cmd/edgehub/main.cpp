@@ -18,6 +18,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "status.hpp"
+
 namespace {
 
 struct Options {
@@ -110,7 +112,12 @@ int serve(edgehub::config::Config config) {
   hub.start();
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  spdlog::info("edgehub: {} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (signal == SIGTERM) {
+    spdlog::info("edgehub: SIGTERM received, draining");
+    hub.drain();
+  } else {
+    spdlog::info("edgehub: SIGINT received, stopping");
+  }
   hub.stop();
   if (dev_api) dev_api->stop();
   return 0;
@@ -211,9 +218,18 @@ int main(int argc, char** argv) {
   create->add_option("--ttl", token_options.ttl, "Validity, e.g. 24h, 30m")->capture_default_str();
   token->require_subcommand(1);
 
+  auto* status = app.add_subcommand("status", "Replicas, their connections and health, from their membership Leases");
+  edgehub::cmd::StatusOptions status_options;
+  status->add_option("--kubeconfig", status_options.kubeconfig,
+                     "Kubeconfig file; empty means the in-cluster service account");
+  status->add_option("--context", status_options.context, "Kubeconfig context");
+  status->add_option("-n,--namespace", status_options.ns, "Namespace of the replicas (hub.namespace)")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   if (init->parsed()) return certs_init(certs_options);
   if (create->parsed()) return token_create(token_options);
+  if (status->parsed()) return edgehub::cmd::print_status(status_options);
   if (reference->parsed()) {
     std::cout << edgehub::config::reference_markdown();
     return 0;
