@@ -196,6 +196,7 @@ void Downstream::on_node(kube::WatchEvent&& ev) {
   if (ev.type == EventType::Deleted) {
     // cloudcore closes the session of a deleted node rather than sending the delete.
     spdlog::info("node {}: Node object deleted; closing its session", node);
+    if (node_sync_ != nullptr) node_sync_->remove_record(node);
     asio::post(session->executor(), [session] { session->close(CloseReason::node_deleted); });
     return;
   }

@@ -235,6 +235,22 @@ void NodeSync::release(const std::string& node) {
   kick(node);
 }
 
+void NodeSync::remove_record(const std::string& node) {
+  states_.erase(node);
+  dirty_.erase(node);
+  asio::co_spawn(
+      client_->executor(),
+      [this, node, alive = alive_]() -> asio::awaitable<void> {
+        static const kube::DeleteOptions kRemove{.priority = kube::Priority::NodeSync};
+        auto removed = co_await client_->remove(kube::resources::nodesyncs(), "", node, kRemove);
+        if (*alive && !removed && !removed.error().is(kube::ErrorKind::NotFound)) {
+          spdlog::warn("node {}: cannot delete the NodeSync record of the deleted Node: {}", node,
+                       removed.error().describe());
+        }
+      },
+      asio::detached);
+}
+
 void NodeSync::kick(const std::string& node) {
   State* s = find(node);
   if (s == nullptr || s->busy || stopped_) return;

@@ -222,6 +222,16 @@ TEST_F(Replicas, AReplicaAboveTheAverageShedsItsSurplusButNeverBelow) {
   EXPECT_EQ(metric(b, R"(edgehub_sessions_handed_off_total{cause="rebalance"})"), 0);
 }
 
+TEST_F(Replicas, ADeletedNodeLosesItsSessionAndItsRecord) {
+  auto& a = start_hub("replica-a");
+  store().create("nodes", "",
+                 {{"metadata", {{"name", "edge-1"}, {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}});
+  auto edge = connect(a, "edge-1");
+  store().remove(devapi::resource_by_name("nodes"), "", "edge-1");
+  EXPECT_TRUE(edge->wait_close(10s).has_value()) << "cloudcore closes a deleted node's session";
+  EXPECT_TRUE(eventually([&] { return owner("edge-1").empty(); })) << "record removed";
+}
+
 TEST_F(Replicas, StatusPrintsTheFleetFromTheMembershipLeases) {
   start_hub("replica-a");
   start_hub("replica-b");

@@ -106,6 +106,9 @@ class NodeSync {
   void acked(const std::string& node, const Change& change);
   // The node's session closed here: flush what is pending, then forget the node.
   void release(const std::string& node);
+  // The Node object was deleted: forget the node and delete its record (a node registering
+  // again under that name starts from an empty record).
+  void remove_record(const std::string& node);
   // Writes every dirty record now (drain); completes when all writes finished or failed.
   boost::asio::awaitable<void> flush_all();
 
