@@ -125,15 +125,23 @@ asio::awaitable<std::shared_ptr<const CertificateAuthority>> load_or_create_ca_s
     throw PkiError("cannot read the CA Secret " + ref.to_string() + ": " + found.error().describe());
   }
   auto ca = std::make_shared<const CertificateAuthority>(initial_ca(ca_cert_file, ca_key_file));
+  const bool from_files = std::filesystem::exists(ca_cert_file);
+  auto result = co_await create_or_adopt_ca_secret(client, ref, ca);
+  if (result == ca) {
+    spdlog::info("CA Secret {}: created it with {} (sha256 {})", ref.to_string(),
+                 from_files ? "the CA of " + ca_cert_file : "a new CA", ca->hash_hex());
+  }
+  co_return result;
+}
+
+asio::awaitable<std::shared_ptr<const CertificateAuthority>> create_or_adopt_ca_secret(
+    kube::Client& client, SecretRef ref, std::shared_ptr<const CertificateAuthority> ca) {
+  const auto secrets = kube::resources::secrets();
+  const kube::RequestOptions options;
   const nlohmann::json data = {{kCaDataKey, base64_encode(ca->cert_der())},
                                {kCaKeyDataKey, base64_encode(ca->key_der())}};
   auto created = co_await client.create(secrets, ref.ns, secret_body(ref, data), options);
-  if (created) {
-    spdlog::info("CA Secret {}: created it with {} (sha256 {})", ref.to_string(),
-                 std::filesystem::exists(ca_cert_file) ? "the CA of " + ca_cert_file : "a new CA",
-                 ca->hash_hex());
-    co_return ca;
-  }
+  if (created) co_return ca;
   if (!created.error().is(kube::ErrorKind::AlreadyExists)) {
     throw PkiError("cannot create the CA Secret " + ref.to_string() + ": " +
                    created.error().describe() +

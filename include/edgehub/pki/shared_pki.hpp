@@ -58,6 +58,10 @@ struct SharedPkiOptions {
 // Reads the CA Secret, creating it when missing; throws PkiError naming the Secret.
 boost::asio::awaitable<std::shared_ptr<const CertificateAuthority>> load_or_create_ca_secret(
     kube::Client& client, SecretRef ref, std::string ca_cert_file, std::string ca_key_file);
+// Its second half: creates the Secret with `ca`; when another replica won the race
+// (AlreadyExists), returns the CA that replica stored instead.
+boost::asio::awaitable<std::shared_ptr<const CertificateAuthority>> create_or_adopt_ca_secret(
+    kube::Client& client, SecretRef ref, std::shared_ptr<const CertificateAuthority> ca);
 
 // Makes sure `ref` holds a token of this CA that is still good for `ttl - interval`; writes a
 // new one (TTL `ttl`) otherwise. Returns when the token it leaves behind becomes due.
