@@ -229,11 +229,10 @@ bool SharedPki::load_ca(asio::io_context& api_io) {
   request.usage = net::CertUsage::server;
   request.validity = std::chrono::hours(24 * 365);
   std::vector<std::string> names = {"localhost", "127.0.0.1", "::1"};
-  names.insert(names.end(), options_.server_names.begin(), options_.server_names.end());
-  for (const auto& name : names) {
-    auto& list = is_ip(name) ? request.ip_addresses : request.dns_names;
-    if (std::find(list.begin(), list.end(), name) == list.end()) list.push_back(name);
+  for (const auto& name : options_.server_names) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   }
+  for (const auto& name : names) (is_ip(name) ? request.ip_addresses : request.dns_names).push_back(name);
   auto server = net::mint(request, ca_->issuer());
   server_cert_pem_ = net::to_pem(server.cert.get());
   server_key_pem_ = net::to_pem(server.key.get());
