@@ -213,9 +213,6 @@ void HttpServer::Impl::accept() {
                      peer, self->connections.size());
         socket.close(peer_ec);
       } else if (self->options.tls) {
-        // A response goes out as several TLS records; without this, Nagle holds the last
-        // one until the client's delayed ACK (40 ms per request on Linux).
-        socket.set_option(tcp::no_delay(true), peer_ec);
         auto c = std::make_shared<Connection<TlsStream>>(
             self, TlsStream(std::move(socket), *self->options.tls), std::move(peer));
         self->connections.insert(c);
