@@ -167,6 +167,7 @@ TEST_F(JoinEndToEnd, ExpiredForgedAndForeignTokensAreRefused) {
   forged[forged.size() - 3] = forged[forged.size() - 3] == 'A' ? 'B' : 'A';
   const auto foreign = pki::create_token(pki::CertificateAuthority::create("another hub"), 1h);
 
+  ::testing::internal::CaptureStdout();  // the hub's log lines (spdlog writes to stdout)
   for (const auto& [token, why] : {std::pair{expired, "token expired"},
                                    std::pair{forged, "token signature does not verify"},
                                    std::pair{foreign, "not the token's"}}) {
@@ -174,6 +175,12 @@ TEST_F(JoinEndToEnd, ExpiredForgedAndForeignTokensAreRefused) {
     EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
     EXPECT_NE((r.out + r.err).find(why), std::string::npos)
         << "wanted \"" << why << "\" in:\n" << r.out << r.err;
+  }
+  std::fflush(stdout);
+  const auto log = ::testing::internal::GetCapturedStdout();
+  EXPECT_NE(log.find("refused node refused-0 from 127.0.0.1:"), std::string::npos) << log;
+  for (const auto& token : {good, expired, forged}) {
+    EXPECT_EQ(log.find(token.substr(65)), std::string::npos) << "token material in the log";
   }
   EXPECT_EQ(hub->sessions(), 0u);
   EXPECT_EQ(metric(*hub, "edgehub_sessions_opened_total"), 0);
