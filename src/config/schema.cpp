@@ -168,6 +168,25 @@ std::vector<Key> build() {
                  "replica must use the same one."),
       string_key("hub.certService.caKeyFile", EDGEHUB_FIELD(hub.cert_service.ca_key_file),
                  "That CA's private key (PEM)."),
+      string_key("hub.certService.caSecret", EDGEHUB_FIELD(hub.cert_service.ca_secret),
+                 "namespace/name of a Secret holding the edge CA (keys cadata and cakeydata, DER, "
+                 "as KubeEdge's kubeedge/casecret), shared by every replica. The first replica "
+                 "creates it from caCertFile/caKeyFile when they exist, else with a fresh CA; "
+                 "each replica then issues its own server certificate from that CA (hub.tls "
+                 "files are not used). Empty: the CA comes from the files."),
+      string_key("hub.certService.tokenSecret", EDGEHUB_FIELD(hub.cert_service.token_secret),
+                 "namespace/name of a Secret (key tokendata, as kubeedge/tokensecret) in which "
+                 "the hub keeps a current join token for `keadm join --token`. Empty: none."),
+      duration_key("hub.certService.tokenRefreshInterval",
+                   EDGEHUB_FIELD(hub.cert_service.token_refresh_interval),
+                   "How often the token in tokenSecret is replaced."),
+      duration_key("hub.certService.tokenTTL", EDGEHUB_FIELD(hub.cert_service.token_ttl),
+                   "Validity of the tokens written to tokenSecret; longer than "
+                   "tokenRefreshInterval, so the token read from the Secret is always usable."),
+      list_key("hub.certService.serverNames", EDGEHUB_FIELD(hub.cert_service.server_names),
+               "With caSecret: DNS names and IPs edges dial (Ingress host, load balancer), added "
+               "to the SANs of the server certificate (localhost, 127.0.0.1, ::1 and "
+               "hub.advertiseAddress are always in)."),
       int_key("hub.maxConnections", EDGEHUB_FIELD(hub.max_connections), 1, 1'000'000,
               "Edge connections accepted at most; more are refused with 503."),
       int_key("hub.ioThreads", EDGEHUB_FIELD(hub.io_threads), 0, 256,

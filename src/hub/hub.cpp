@@ -12,6 +12,7 @@
 #include <edgehub/hub/upstream.hpp>
 #include <edgehub/net/http_server.hpp>
 #include <edgehub/pki/cert_service.hpp>
+#include <edgehub/pki/shared_pki.hpp>
 #include <edgehub/version.hpp>
 #include <spdlog/spdlog.h>
 
@@ -93,6 +94,7 @@ struct Hub::Impl : SessionHost {
   std::unique_ptr<Listener> listener;
   std::unique_ptr<net::HttpServer> admin;
   std::unique_ptr<pki::CertService> cert_service;
+  std::shared_ptr<pki::SharedPki> shared_pki;  // CA and join token Secrets (API thread)
   std::unique_ptr<asio::steady_timer> trim_timer;
   std::atomic<bool> accepting{false};
   std::atomic<bool> downstream_ready{false};
@@ -195,6 +197,13 @@ void Hub::Impl::start() {
                                   .burst = static_cast<double>(c.kube.burst)});
   if (!made) throw std::runtime_error("kubernetes API client: " + made.error().describe());
   client = *made;
+  shared_pki = std::make_shared<pki::SharedPki>(client, pki::SharedPkiOptions::from(c), options.edge_ca);
+  if (shared_pki->load_ca(api_io)) {  // hub.certService.caSecret: the CA every replica shares
+    options.edge_ca = shared_pki->ca();
+    options.server_cert_pem = shared_pki->server_cert_pem();
+    options.server_key_pem = shared_pki->server_key_pem();
+    if (!c.hub.proxy.enabled) options.edge_tls = shared_pki->edge_tls();
+  }
   upstream = std::make_unique<Upstream>(*client, index, metrics, options.kube_ca_pem);
   if (c.delivery.node_sync) {
     node_sync = std::make_unique<NodeSync>(
@@ -269,6 +278,7 @@ void Hub::Impl::start() {
     if (node_sync) node_sync->start();
     downstream->start();
     membership->start();
+    shared_pki->start();
     schedule_trim();
   });
   accepting = true;
@@ -537,6 +547,7 @@ void Hub::Impl::stop() {
       if (trim_timer) trim_timer->cancel();
       if (admin) admin->stop();
       if (cert_service) cert_service->stop();
+      if (shared_pki) shared_pki->stop();
       done->set_value();
     });
     done->get_future().wait_for(std::chrono::seconds(5));

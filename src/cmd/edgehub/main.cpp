@@ -94,13 +94,15 @@ int serve(edgehub::config::Config config) {
   if (!kube) throw std::runtime_error(kube.error().describe());
   options.kube = *kube;
   options.kube_ca_pem = kube->ca_pem;
-  if (!config.hub.proxy.enabled) {
+  // With hub.certService.caSecret the hub issues its TLS material from the Secret's CA.
+  const bool ca_from_secret = !config.hub.cert_service.ca_secret.empty();
+  if (!config.hub.proxy.enabled && !ca_from_secret) {
     options.edge_tls = std::make_shared<edgehub::net::TlsContext>(edgehub::net::TlsContext::server(
         {.cert_chain_pem = read_file(config.hub.tls.cert_file, "hub.tls.certFile"),
          .private_key_pem = read_file(config.hub.tls.key_file, "hub.tls.keyFile"),
          .client_ca_pem = read_file(config.hub.tls.client_ca_file, "hub.tls.clientCAFile")}));
   }
-  if (config.hub.cert_service.enabled) {
+  if (config.hub.cert_service.enabled && !ca_from_secret) {
     options.edge_ca = std::make_shared<const edgehub::pki::CertificateAuthority>(
         edgehub::pki::CertificateAuthority::load(config.hub.cert_service.ca_cert_file,
                                                  config.hub.cert_service.ca_key_file));
