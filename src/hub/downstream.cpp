@@ -33,15 +33,17 @@ namespace {
 // Named options: see the GCC 12 note in upstream.cpp (no aggregate temporaries in co_await).
 const kube::RequestOptions kBulk{};
 
+// `received`: the watch event's time, for the event → socket latency (unset from lists).
 Change make_change(ObjectKind kind, const kube::Object& object, std::string operation,
-                   std::string raw) {
+                   std::string raw, SteadyClock::time_point received = {}) {
   return Change{.kind = kind,
                 .ns = object.meta.namespace_,
                 .name = object.meta.name,
                 .uid = object.meta.uid,
                 .resource_version = resource_version_number(object.meta.resource_version),
                 .operation = std::move(operation),
-                .object = std::make_shared<const std::string>(std::move(raw))};
+                .object = std::make_shared<const std::string>(std::move(raw)),
+                .received = received};
 }
 
 }  // namespace
@@ -164,7 +166,10 @@ void Downstream::send_unreferenced(const std::string& node, const std::vector<Ne
   for (auto& d : deletes) send(node, std::move(d));
 }
 
+// Each handler runs right after the watch decoded the event (same call): its time starts the
+// event → socket latency the sessions measure.
 void Downstream::on_pod(kube::WatchEvent&& ev) {
+  const auto received = SteadyClock::now();
   const auto& node = ev.object.node_name;
   if (!registry_.owns(node)) {
     dropped_.inc();
@@ -173,7 +178,7 @@ void Downstream::on_pod(kube::WatchEvent&& ev) {
   std::vector<NewRef> dropped;
   if (ev.type == EventType::Deleted) {
     index_.remove_pod(node, ev.object.meta.uid, &dropped);
-    send(node, make_change(ObjectKind::pod, ev.object, "delete", ev.object.raw));
+    send(node, make_change(ObjectKind::pod, ev.object, "delete", ev.object.raw, received));
     send_unreferenced(node, dropped);
     return;
   }
@@ -182,11 +187,12 @@ void Downstream::on_pod(kube::WatchEvent&& ev) {
   send_refs(node, fresh);
   send(node, make_change(ObjectKind::pod, ev.object,
                          ev.type == EventType::Added ? "insert" : "update",
-                         with_type_meta(ev.object, "Pod", "v1")));
+                         with_type_meta(ev.object, "Pod", "v1"), received));
   send_unreferenced(node, dropped);
 }
 
 void Downstream::on_node(kube::WatchEvent&& ev) {
+  const auto received = SteadyClock::now();
   const auto& node = ev.object.meta.name;
   auto session = registry_.find(node);
   if (!session) {
@@ -201,10 +207,11 @@ void Downstream::on_node(kube::WatchEvent&& ev) {
     return;
   }
   send(node, make_change(ObjectKind::node, ev.object, "update",
-                         with_type_meta(ev.object, "Node", "v1")));
+                         with_type_meta(ev.object, "Node", "v1"), received));
 }
 
 void Downstream::on_config(kube::WatchEvent&& ev, RefKind kind) {
+  const auto received = SteadyClock::now();
   const auto nodes = index_.nodes_referencing(kind, ev.object.meta.namespace_, ev.object.meta.name);
   if (nodes.empty()) {
     dropped_.inc();
@@ -217,7 +224,8 @@ void Downstream::on_config(kube::WatchEvent&& ev, RefKind kind) {
                                                                    : "update";
   const auto raw = with_type_meta(ev.object, secret ? "Secret" : "ConfigMap", "v1");
   for (const auto& node : nodes) {
-    send(node, make_change(secret ? ObjectKind::secret : ObjectKind::configmap, ev.object, op, raw));
+    send(node, make_change(secret ? ObjectKind::secret : ObjectKind::configmap, ev.object, op, raw,
+                           received));
   }
 }
 

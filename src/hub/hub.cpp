@@ -144,6 +144,14 @@ SessionOptions Hub::Impl::session_options() {
   m->queued = &metrics.gauge("edgehub_delivery_queue_depth",
                              "Messages queued or awaiting an ACK, all sessions.")
                    .with({});
+  m->internal_latency =
+      &metrics
+           .histogram("edgehub_delivery_internal_latency_seconds",
+                      "Time from a watch event decoded to its message written to the edge's "
+                      "socket (first sends).",
+                      {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025,
+                       0.05, 0.1, 0.25, 1})
+           .with({});
   session_metrics = m;
   s.metrics = m;
   return s;

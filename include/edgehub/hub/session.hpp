@@ -30,6 +30,8 @@ struct SessionMetrics {
   metrics::Counter* bad_messages = nullptr;
   metrics::Counter* empty_messages = nullptr;
   metrics::Gauge* queued = nullptr;  // messages waiting or awaiting an ACK, all sessions
+  // Watch event decoded → its frame written to the socket (first sends only).
+  metrics::Histogram* internal_latency = nullptr;
 };
 
 struct SessionOptions {
@@ -93,8 +95,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point opened_at() const { return opened_at_; }
   virtual boost::asio::any_io_executor executor() = 0;
 
-  // Queues one encoded message for the edge (session executor only).
-  virtual void send(std::string frame) = 0;
+  // Queues one encoded message for the edge (session executor only). `received` is the time
+  // of the watch event the frame comes from (for the event → socket latency), else unset.
+  virtual void send(std::string frame, SteadyClock::time_point received) = 0;
+  void send(std::string frame) { send(std::move(frame), SteadyClock::time_point{}); }
   void send(const wire::Message& message) { send(wire::encode(message)); }
   // Closes with a WebSocket close frame (session executor only); idempotent.
   virtual void close(CloseReason reason) = 0;
