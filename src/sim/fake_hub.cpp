@@ -41,6 +41,7 @@ struct FakeHub::Impl : std::enable_shared_from_this<FakeHub::Impl> {
   std::size_t next_context = 0;
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> handshake_failures{0};
+  std::atomic<std::uint64_t> ended{0};
   std::atomic<std::uint64_t> version{1000};
 
   mutable std::mutex mutex;  // guards everything below
@@ -119,6 +120,12 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         hub_->common_names.push_back(ws_.next_layer().peer_common_name());
       }
     }
+    if (!hub_->options.replica_header.empty()) {
+      ws_.set_option(websocket::stream_base::decorator(
+          [id = hub_->options.replica_header](websocket::response_type& res) {
+            res.set("X-Edgehub-Replica", id);
+          }));
+    }
     ws_.async_accept(*request_, [self = this->shared_from_this()](error_code ec) {
       if (ec) return;
       self->request_.reset();
@@ -169,6 +176,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void closed() {
+    hub_->ended.fetch_add(1);
     std::lock_guard lock(hub_->mutex);
     auto it = hub_->sessions.find(node_);
     if (it != hub_->sessions.end() && it->second.lock().get() == this) hub_->sessions.erase(it);
@@ -357,6 +365,7 @@ std::size_t FakeHub::sessions() const {
 
 std::uint64_t FakeHub::accepted() const { return impl_->accepted.load(); }
 std::uint64_t FakeHub::handshake_failures() const { return impl_->handshake_failures.load(); }
+std::uint64_t FakeHub::sessions_ended() const { return impl_->ended.load(); }
 
 bool FakeHub::send(const std::string& node, const wire::Message& message) {
   std::shared_ptr<SessionBase> session;

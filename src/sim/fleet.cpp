@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <edgehub/net/x509_mint.hpp>
 #include <edgehub/sim/fleet.hpp>
+#include <atomic>
 #include <future>
 #include <spdlog/spdlog.h>
 
@@ -244,6 +245,17 @@ nlohmann::json Fleet::state_json() {
     for (auto& n : p) nodes.push_back(std::move(n));
   }
   return {{"nodes", std::move(nodes)}};
+}
+
+bool Fleet::abandon(const std::string& node) {
+  if (impl_->stopped) return false;
+  std::atomic<bool> done{false};
+  impl_->on_each_worker([&](Worker& w) {
+    for (auto& n : w.nodes) {
+      if (n->name() == node && n->abandon()) done = true;
+    }
+  });
+  return done;
 }
 
 std::vector<ObjectRecord> Fleet::objects_of(const std::string& node) {

@@ -84,6 +84,13 @@ class LinkT final : public Link, public std::enable_shared_from_this<LinkT<NextL
     if (!closed_) do_read();
   }
 
+  void abandon() override {
+    // A read may be pending: its completion sees closed_ and neither reports nor reads again.
+    // The socket stays open until close() (node shutdown) so the hub sees no FIN.
+    closed_ = true;
+    abandoned_ = true;
+  }
+
  private:
   void on_tcp(error_code ec) {
     if (ec) return fail(ec, "connect");
@@ -111,16 +118,17 @@ class LinkT final : public Link, public std::enable_shared_from_this<LinkT<NextL
     ws_.auto_fragment(false);
     ws_.text(true);
     const std::string target = "/" + worker_.options.project_id + "/" + node_.name() + "/events";
-    ws_.async_handshake(host_, target, [self = this->shared_from_this()](error_code e) {
-      self->on_upgrade(e);
-    });
+    ws_.async_handshake(upgrade_response_, host_, target,
+                        [self = this->shared_from_this()](error_code e) { self->on_upgrade(e); });
   }
 
   void on_upgrade(error_code ec) {
     if (ec) return fail(ec, "upgrade");
     std::string().swap(host_);
     upgraded_ = true;
-    node_.on_connected(epoch_);
+    std::string replica(upgrade_response_["X-Edgehub-Replica"]);
+    websocket::response_type().swap(upgrade_response_);
+    node_.on_connected(epoch_, std::move(replica));
     if (!closed_) do_read();
   }
 
@@ -131,6 +139,7 @@ class LinkT final : public Link, public std::enable_shared_from_this<LinkT<NextL
   }
 
   void on_read(error_code ec) {
+    if (abandoned_) return;
     if (ec) return fail(ec, "read");
     const auto data = buffer_.cdata();
     const bool go_on = node_.on_message(
@@ -149,6 +158,7 @@ class LinkT final : public Link, public std::enable_shared_from_this<LinkT<NextL
   }
 
   void on_write(error_code ec) {
+    if (abandoned_) return;
     if (ec) return fail(ec, "write");
     queue_.erase(queue_.begin());
     if (queue_.empty()) {
@@ -173,8 +183,10 @@ class LinkT final : public Link, public std::enable_shared_from_this<LinkT<NextL
   beast::flat_buffer buffer_;
   std::vector<std::string> queue_;
   std::string host_;
+  websocket::response_type upgrade_response_;
   bool closed_ = false;
   bool upgraded_ = false;
+  bool abandoned_ = false;
 };
 
 }  // namespace

@@ -104,6 +104,8 @@ void Node::dial_now() {
 
 void Node::shutdown() {
   stopped_ = true;
+  for (auto& old : abandoned_) old->close();
+  abandoned_.clear();
   if (link_) {
     link_->close();
     link_.reset();
@@ -114,10 +116,12 @@ void Node::shutdown() {
   }
 }
 
-void Node::on_connected(std::uint32_t epoch) {
+void Node::on_connected(std::uint32_t epoch, std::string replica) {
   if (!is_current(epoch)) return;
   worker_.dial_done();
   connected_ = true;
+  replica_ = std::move(replica);
+  deliveries_this_connection_ = 0;
   failures_ = 0;
   ++connects_;
   auto& stats = worker_.stats;
@@ -164,6 +168,7 @@ void Node::on_closed(std::uint32_t epoch, const boost::system::error_code& ec,
   (void)was_connected;
   link_->close();
   link_.reset();
+  replica_.clear();
   pending_.clear();
   pending_.shrink_to_fit();
   registered_ = false;
@@ -173,6 +178,23 @@ void Node::on_closed(std::uint32_t epoch, const boost::system::error_code& ec,
                   worker_.options.port, stage, ec.message());
   }
   schedule_reconnect();
+}
+
+bool Node::abandon() {
+  if (!link_ || !connected_ || stopped_) return false;
+  connected_ = false;
+  worker_.stats.connected.fetch_sub(1, std::memory_order_relaxed);
+  worker_.stats.disconnects.fetch_add(1, std::memory_order_relaxed);
+  link_->abandon();
+  abandoned_.push_back(std::move(link_));
+  pending_.clear();
+  registered_ = false;
+  spdlog::info("node {}: connection to replica '{}' abandoned (left open, unread); dialing again",
+               name_, replica_);
+  replica_.clear();
+  failures_ = 0;
+  begin(std::chrono::milliseconds(0));
+  return true;
 }
 
 void Node::schedule_reconnect() {
@@ -517,6 +539,9 @@ void Node::record(const nlohmann::json& object, std::string_view kind, std::stri
   if (version.empty()) version = str(meta, "resourceVersion");
   if (!version.empty()) rec->resource_version = std::move(version);
   rec->deleted = deleted;
+  rec->replica = replica_;
+  last_delivery_replica_ = replica_;
+  ++deliveries_this_connection_;
   worker_.stats.objects_received.fetch_add(1, std::memory_order_relaxed);
   // Downstream latency: the benchmark driver stamps the change time on the object.
   if (meta.is_object() && meta.contains("annotations")) {
@@ -668,12 +693,17 @@ nlohmann::json Node::state_json() const {
                        {"name", o.name},
                        {"uid", o.uid},
                        {"resourceVersion", o.resource_version},
-                       {"deleted", o.deleted}});
+                       {"deleted", o.deleted},
+                       {"replica", o.replica}});
   }
   return {{"name", name_},
           {"connected", connected_},
           {"registered", registered_},
           {"connects", connects_},
+          {"replica", replica_},
+          {"lastDeliveryReplica", last_delivery_replica_},
+          {"deliveriesThisConnection", deliveries_this_connection_},
+          {"abandoned", abandoned_.size()},
           {"objects", std::move(objects)}};
 }
 

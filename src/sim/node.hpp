@@ -28,6 +28,9 @@ class Link {
   virtual void close() = 0;
   // After a paused read (--slow-reader).
   virtual void resume_read() = 0;
+  // Stops calling back into the node and reading, sends nothing more, but keeps the TCP
+  // connection open: to the hub it looks like an edge that hung (half-open until a timeout).
+  virtual void abandon() = 0;
 };
 
 class Node {
@@ -50,11 +53,16 @@ class Node {
   void renewal_failed(const std::string& reason);
 
   // Callbacks from the current Link; `epoch` identifies the attempt.
-  void on_connected(std::uint32_t epoch);
+  // `replica`: the hub's X-Edgehub-Replica upgrade response header ("" when absent).
+  void on_connected(std::uint32_t epoch, std::string replica);
   // Returns false when the link must pause reading (slow reader); resume_read() follows.
   bool on_message(std::uint32_t epoch, std::string_view payload);
   void on_closed(std::uint32_t epoch, const boost::system::error_code& ec, std::string_view stage,
                  bool was_connected);
+
+  // Leaves the current connection open but dead (Link::abandon) and dials a new one at once.
+  // Returns false when there is no connection to abandon.
+  bool abandon();
 
   nlohmann::json state_json() const;
   const std::vector<ObjectRecord>& objects() const { return objects_; }
@@ -105,6 +113,10 @@ class Node {
   int index_;
   net::CertAndKey creds_;
   std::shared_ptr<Link> link_;
+  std::vector<std::shared_ptr<Link>> abandoned_;  // kept open until shutdown
+  std::string replica_;               // replica of the current connection
+  std::string last_delivery_replica_;  // replica that delivered the last object message
+  std::uint64_t deliveries_this_connection_ = 0;
   std::uint32_t epoch_ = 0;
   bool connected_ = false;
   bool stopped_ = false;

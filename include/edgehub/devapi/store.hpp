@@ -152,6 +152,18 @@ class Store {
   void expire_history();
   void close_watchers();
 
+  // Persistence for a devapi process that restarts the way kube-apiserver restarts over etcd:
+  // snapshot() is every object and the current resourceVersion; restore() replaces the
+  // contents with a snapshot. resourceVersions continue from the snapshot's; the event
+  // history starts empty, so a watch resuming from before the restart gets 410 Expired.
+  // Open watches are closed. Throws std::invalid_argument on a malformed snapshot.
+  json snapshot() const;
+  void restore(const json& snapshot);
+  // snapshot()/restore() through a file (written to a temporary and renamed). load() throws
+  // std::runtime_error naming the file when it cannot be read or parsed.
+  void save(const std::string& path) const;
+  void load(const std::string& path);
+
  private:
   struct Watch {
     const ResourceInfo* resource;

@@ -21,6 +21,7 @@ struct FakeHubOptions {
   bool answer_requests = true;    // reply to lease / node / patch / query requests
   bool node_exists = false;       // answer node inserts with AlreadyExists
   int backlog = 4096;
+  std::string replica_header;     // non-empty: sent as X-Edgehub-Replica on the upgrade response
 };
 
 struct ReceivedMessage {
@@ -51,6 +52,7 @@ class FakeHub {
   std::size_t sessions() const;        // open now
   std::uint64_t accepted() const;      // upgrades since start
   std::uint64_t handshake_failures() const;
+  std::uint64_t sessions_ended() const;  // upgraded connections that ended since start
 
   // Sends one message to a connected node; false if it has no session.
   bool send(const std::string& node, const wire::Message& message);

@@ -73,6 +73,7 @@ struct ObjectRecord {
   std::string uid;
   std::string resource_version;
   bool deleted = false;
+  std::string replica;  // the hub replica whose connection delivered the last version
 };
 
 class Fleet {
@@ -88,9 +89,13 @@ class Fleet {
   void stop();
 
   StatsSnapshot stats() const;
-  // {"nodes":[{"name","connected","registered","connects","objects":[{kind,namespace,name,
-  //   uid,resourceVersion,deleted}]}]} — collected from each worker on its own thread.
+  // {"nodes":[{"name","connected","registered","connects","replica","lastDeliveryReplica",
+  //   "deliveriesThisConnection","abandoned","objects":[{kind,namespace,name,uid,
+  //   resourceVersion,deleted,replica}]}]} — collected from each worker on its own thread.
   nlohmann::json state_json();
+  // Abandons the node's connection (kept open, no longer read or written: a hung edge as the
+  // hub sees it) and dials a new one at once. False: unknown node or not connected.
+  bool abandon(const std::string& node);
   // Objects held by one node (empty if unknown).
   std::vector<ObjectRecord> objects_of(const std::string& node);
 

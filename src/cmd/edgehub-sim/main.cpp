@@ -63,7 +63,8 @@ std::uint64_t rss_bytes() {
   return resident * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
-// GET /state (default) or /stats on a loopback port, one request per connection.
+// GET /state (default) or /stats on a loopback port, one request per connection;
+// POST /nodes/<name>/abandon leaves that node's connection open but dead and dials again.
 class StateServer {
  public:
   StateServer(asio::io_context& ioc, const tcp::endpoint& ep, sim::Fleet& fleet)
@@ -88,8 +89,21 @@ class StateServer {
     if (ec) return;
     http::response<http::string_body> res{http::status::ok, req.version()};
     res.set(http::field::content_type, "application/json");
-    res.body() = req.target() == "/stats" ? fleet_.stats().to_json().dump()
-                                          : fleet_.state_json().dump();
+    const std::string target(req.target());
+    constexpr std::string_view kNodes = "/nodes/", kAbandon = "/abandon";
+    if (req.method() == http::verb::post && target.starts_with(kNodes) &&
+        target.ends_with(kAbandon) && target.size() > kNodes.size() + kAbandon.size()) {
+      const std::string node =
+          target.substr(kNodes.size(), target.size() - kNodes.size() - kAbandon.size());
+      const bool done = fleet_.abandon(node);
+      if (!done) res.result(http::status::conflict);
+      res.body() = nlohmann::json{{"node", node}, {"abandoned", done}}.dump();
+    } else if (req.method() != http::verb::get) {
+      res.result(http::status::method_not_allowed);
+      res.body() = R"({"error":"GET / or /stats, POST /nodes/<name>/abandon"})";
+    } else {
+      res.body() = target == "/stats" ? fleet_.stats().to_json().dump() : fleet_.state_json().dump();
+    }
     res.prepare_payload();
     res.keep_alive(false);
     http::write(socket, res, ec);
@@ -224,7 +238,8 @@ int main(int argc, char** argv) {
   app.add_option("--flap-every", flap, "drop each connection after ~S s (±50%), then reconnect");
   app.add_option("--slow-reader", slow_ms, "pause MS milliseconds after each received message");
   app.add_option("--state-dump", state_dump, "write node state JSON here on SIGUSR1 and at exit");
-  app.add_option("--state-listen", state_listen, "serve state on HTTP at 127.0.0.1:PORT");
+  app.add_option("--state-listen", state_listen,
+                 "serve state on HTTP at HOST:PORT (GET /, GET /stats, POST /nodes/<n>/abandon)");
   app.add_option("--report", report_file, "write the final figures as JSON here");
   app.add_option("--duration", duration, "exit after S seconds (0: until SIGINT/SIGTERM)");
   app.add_option("--progress-interval", progress, "log line interval when not on a TTY, s");

@@ -188,6 +188,69 @@ int token_create(const TokenCreate& t) {
   }
 }
 
+// `edgehub devapi`: the embedded API server alone, as a process the e2e tests and benchmarks
+// can kill and restart like a real kube-apiserver.
+struct DevApi {
+  std::string listen = "127.0.0.1:6443";
+  std::string kubeconfig_out;
+  std::string data_file;
+  std::string tls_cert, tls_key, tls_ca;
+  std::size_t watch_history = 10000;
+  std::string log_level = "info";
+};
+
+int devapi(const DevApi& d) {
+  // Blocked before any thread starts, so that only sigwait below receives them.
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  edgehub::logging::setup(d.log_level, "text");
+  const auto address = edgehub::config::parse_host_port(d.listen);
+  if (!address) {
+    std::cerr << "edgehub devapi: --listen: " << address.error().text << "\n";
+    return 1;
+  }
+  try {
+    edgehub::devapi::ServerOptions options;
+    options.host = address->host;
+    options.port = address->port;
+    options.watch_history = d.watch_history;
+    options.tls_cert_file = d.tls_cert;
+    options.tls_key_file = d.tls_key;
+    options.tls_ca_file = d.tls_ca;
+    edgehub::devapi::Server server(options);
+    if (!d.data_file.empty() && std::filesystem::exists(d.data_file)) {
+      server.store().load(d.data_file);
+      spdlog::info("devapi: state loaded from {} (resourceVersion {})", d.data_file,
+                   server.store().current_resource_version());
+    }
+    server.start();
+    if (!d.kubeconfig_out.empty()) server.write_kubeconfig(d.kubeconfig_out);
+    for (;;) {
+      int signal = 0;
+      sigwait(&set, &signal);
+      if (signal != SIGUSR1) break;
+      // Watch history expired: every watch is ended and can only resume with a fresh list.
+      server.expire_history();
+      server.drop_watchers();
+      spdlog::info("devapi: SIGUSR1: watch history expired at resourceVersion {}, watches closed",
+                   server.store().current_resource_version());
+    }
+    server.stop();
+    if (!d.data_file.empty()) {
+      server.store().save(d.data_file);
+      spdlog::info("devapi: state saved to {} (resourceVersion {})", d.data_file,
+                   server.store().current_resource_version());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::error("edgehub devapi: {}", e.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -228,7 +291,27 @@ int main(int argc, char** argv) {
   status->add_option("-n,--namespace", status_options.ns, "Namespace of the replicas (hub.namespace)")
       ->capture_default_str();
 
+  auto* devapi_cmd = app.add_subcommand(
+      "devapi",
+      "Run only the embedded Kubernetes API server (as --dev does); SIGUSR1 expires its watch "
+      "history, SIGTERM/SIGINT stop it (saving --data-file)");
+  DevApi devapi_options;
+  devapi_cmd->add_option("--listen", devapi_options.listen, "HOST:PORT")->capture_default_str();
+  devapi_cmd->add_option("--kubeconfig-out", devapi_options.kubeconfig_out,
+                         "Write a kubeconfig for clients here");
+  devapi_cmd->add_option("--data-file", devapi_options.data_file,
+                         "Load the state from this file at start (if it exists), save it at stop");
+  devapi_cmd->add_option("--tls-cert-file", devapi_options.tls_cert, "Serve HTTPS: certificate");
+  devapi_cmd->add_option("--tls-key-file", devapi_options.tls_key, "Serve HTTPS: private key");
+  devapi_cmd->add_option("--tls-ca-file", devapi_options.tls_ca, "CA written into the kubeconfig");
+  devapi_cmd->add_option("--watch-history", devapi_options.watch_history,
+                         "Events kept for watches resuming from a resourceVersion")
+      ->capture_default_str();
+  devapi_cmd->add_option("--log-level", devapi_options.log_level, "trace … error")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (devapi_cmd->parsed()) return devapi(devapi_options);
   if (init->parsed()) return certs_init(certs_options);
   if (create->parsed()) return token_create(token_options);
   if (status->parsed()) return edgehub::cmd::print_status(status_options);

@@ -381,5 +381,45 @@ TEST(Store, DeletingANamespaceDeletesItsObjects) {
   EXPECT_EQ(store.list(configmaps(), "default")["items"].size(), 1U);
 }
 
+TEST(StorePersistence, RestoreKeepsObjectsAndContinuesResourceVersions) {
+  Store first;
+  first.create(pods(), "default", pod("web"));
+  const auto cm = first.create(configmaps(), "default", {{"metadata", {{"name", "cfg"}}}});
+  first.create(nodes(), "", {{"metadata", {{"name", "edge-1"}}}});
+  const auto saved_rv = first.current_resource_version();
+  const json snapshot = first.snapshot();
+
+  Store second;
+  second.restore(snapshot);
+  EXPECT_EQ(second.current_resource_version(), saved_rv);
+  const auto got = second.get(configmaps(), "default", "cfg");
+  EXPECT_EQ(got["metadata"]["uid"], cm["metadata"]["uid"]);
+  EXPECT_EQ(got["metadata"]["resourceVersion"], cm["metadata"]["resourceVersion"]);
+  EXPECT_EQ(second.list(pods(), "default")["items"].size(), 1u);
+  EXPECT_EQ(second.list(nodes(), "")["items"].size(), 1u);
+  const auto next = second.create(configmaps(), "default", {{"metadata", {{"name", "more"}}}});
+  EXPECT_GT(rv_of(next), saved_rv);
+}
+
+TEST(StorePersistence, SaveAndLoadThroughAFile) {
+  const std::string path = ::testing::TempDir() + "devapi-store-persistence.json";
+  Store first;
+  first.create(pods(), "default", pod("web"));
+  first.save(path);
+  Store second;
+  second.load(path);
+  EXPECT_EQ(second.current_resource_version(), first.current_resource_version());
+  EXPECT_EQ(second.get(pods(), "default", "web")["metadata"]["uid"],
+            first.get(pods(), "default", "web")["metadata"]["uid"]);
+}
+
+TEST(StorePersistence, BadSnapshotsAreRefusedWithTheReason) {
+  Store store;
+  EXPECT_THROW(store.restore(json::array()), std::invalid_argument);
+  EXPECT_THROW(store.restore({{"resourceVersion", "5"}, {"objects", {{{"resource", "pods"}}}}}),
+               std::invalid_argument);
+  EXPECT_THROW(store.load(::testing::TempDir() + "no-such-devapi-state.json"), std::runtime_error);
+}
+
 }  // namespace
 }  // namespace edgehub::devapi

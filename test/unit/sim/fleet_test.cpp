@@ -353,6 +353,52 @@ TEST_F(FleetTest, ReconnectsAfterTheHubDropsTheConnection) {
   }));
 }
 
+TEST_F(FleetTest, RecordsTheReplicaThatDeliveredEachObject) {
+  FakeHubOptions hub_options;
+  hub_options.replica_header = "hub-x";
+  start(1, {}, hub_options);
+  ASSERT_TRUE(eventually([&] { return hub->sessions() == 1 && fleet->stats().connected == 1; }));
+  ASSERT_TRUE(hub->send("edge-0", message("insert", "default/pod/web", pod("web", "u1", "7"), "7")));
+  ASSERT_TRUE(eventually([&] { return !fleet->objects_of("edge-0").empty(); }));
+  const auto objects = fleet->objects_of("edge-0");
+  EXPECT_EQ(objects[0].replica, "hub-x");
+  const auto node = fleet->state_json()["nodes"][0];
+  EXPECT_EQ(node["replica"], "hub-x");
+  EXPECT_EQ(node["lastDeliveryReplica"], "hub-x");
+  EXPECT_GE(node["deliveriesThisConnection"].get<int>(), 1);
+  EXPECT_EQ(node["objects"][0]["replica"], "hub-x");
+}
+
+TEST_F(FleetTest, WithoutTheReplicaHeaderTheReplicaIsEmpty) {
+  start();
+  ASSERT_TRUE(eventually([&] { return fleet->stats().connected == 1; }));
+  EXPECT_EQ(fleet->state_json()["nodes"][0]["replica"], "");
+}
+
+TEST_F(FleetTest, AbandonLeavesTheOldConnectionOpenAndDialsAgain) {
+  start();
+  ASSERT_TRUE(eventually([&] { return hub->sessions() == 1 && fleet->stats().connected == 1; }));
+  EXPECT_FALSE(fleet->abandon("edge-99"));
+  ASSERT_TRUE(fleet->abandon("edge-0"));
+  ASSERT_TRUE(eventually([&] { return hub->accepted() == 2 && fleet->stats().connected == 1; }));
+  // The new connection is used (it starts over with a keepalive) ...
+  ASSERT_TRUE(eventually([&] {
+    int keepalives = 0;
+    for (const auto& m : from("edge-0")) keepalives += m.route.operation == "keepalive";
+    return keepalives >= 2;
+  }));
+  // ... while the old one has not ended: the hub saw no close of any session.
+  EXPECT_EQ(hub->sessions_ended(), 0u);
+  const auto node = fleet->state_json()["nodes"][0];
+  EXPECT_EQ(node["abandoned"], 1);
+  EXPECT_EQ(node["connects"], 2);
+  // A message to the abandoned connection is not taken: the hub now routes to the new one.
+  ASSERT_TRUE(hub->send("edge-0", message("insert", "default/pod/web", pod("web", "u1", "7"), "7")));
+  ASSERT_TRUE(eventually([&] { return !fleet->objects_of("edge-0").empty(); }));
+  fleet->stop();
+  ASSERT_TRUE(eventually([&] { return hub->sessions_ended() == 2; }));
+}
+
 TEST_F(FleetTest, KeepsRetryingWhileTheHubIsDown) {
   start(1, [](SimOptions& o) { o.reconnect_delay = 5ms; o.reconnect_max = 20ms; });
   ASSERT_TRUE(eventually([&] { return fleet->stats().connected == 1; }));

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Three edgehub replicas behind a real nginx (stream, TLS passthrough) with NODES simulated
+# edges, against `edgehub devapi`. Measures:
+#   - replica start → ready (/readyz 200), with the cluster empty and again with NODES Nodes;
+#   - kill -9 of one replica → every node held by the remaining replicas (/debug/nodes), and
+#     → every NodeSync's status.owner names a live replica;
+#   - SIGTERM drain of one replica → its exit (code, seconds), and → every node held again.
+#
+#   bench/replicas.sh [BUILD_DIR]      env: NODES=10000 SOURCE_ADDRS=4 SETTLE=20
+set -euo pipefail
+
+BUILD=${1:-build/release}
+NODES=${NODES:-10000}
+SOURCE_ADDRS=${SOURCE_ADDRS:-4}
+SETTLE=${SETTLE:-20}
+HUB=$BUILD/edgehub
+SIM=$BUILD/edgehub-sim
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+work=$(mktemp -d)
+declare -A pid
+cleanup() {
+  for k in "${!pid[@]}"; do kill "${pid[$k]}" 2>/dev/null || true; done
+  for k in "${!pid[@]}"; do wait "${pid[$k]}" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  # Bind port 0 via bash's /dev/tcp is not possible; ask the kernel's ephemeral range instead.
+  local p
+  while :; do
+    p=$(( 20000 + RANDOM % 30000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc | awk '{printf "%.2f", $1}'; }
+held_by() { curl -s "http://127.0.0.1:${admin[$1]}/debug/nodes" | grep -c '"node":' || true; }
+ready() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${admin[$1]}/readyz") == 200 ]]; }
+wait_until() {  # wait_until LIMIT_S CMD...: polls CMD every 0.2 s
+  local limit=$1; shift
+  local end=$(( $(date +%s) + limit ))
+  until "$@"; do
+    (( $(date +%s) < end )) || return 1
+    sleep 0.2
+  done
+}
+
+"$HUB" certs init --dir "$work/pki" >/dev/null
+api_port=$(free_port)
+"$HUB" devapi --listen "127.0.0.1:$api_port" --kubeconfig-out "$work/kubeconfig" \
+  --log-level warn >"$work/devapi.log" 2>&1 &
+pid[devapi]=$!
+wait_until 30 test -s "$work/kubeconfig"
+api="http://127.0.0.1:$api_port"
+
+ids=(hub-a hub-b hub-c)
+declare -A edge admin
+for id in "${ids[@]}"; do
+  edge[$id]=$(free_port); admin[$id]=$(free_port)
+  cat >"$work/$id.yaml" <<YAML
+hub:
+  id: $id
+  namespace: edgehub-bench
+  listen: 127.0.0.1:${edge[$id]}
+  tls: {certFile: $work/pki/server.crt, keyFile: $work/pki/server.key, clientCAFile: $work/pki/ca.crt}
+  certService: {enabled: false}
+  maxConnections: $(( NODES + 1000 ))
+kube: {kubeconfig: $work/kubeconfig, qps: 2000, burst: 4000}
+metrics: {listen: 127.0.0.1:${admin[$id]}}
+log: {level: warn}
+YAML
+done
+start_replica() {  # sets ready_s: start → ready seconds (not in a subshell: pid[] must stick)
+  local id=$1 t
+  t=$(now)
+  "$HUB" --config "$work/$id.yaml" >>"$work/$id.log" 2>&1 &
+  pid[$id]=$!
+  wait_until 120 ready "$id"
+  ready_s=$(since "$t")
+}
+for id in "${ids[@]}"; do start_replica "$id"; echo "start → ready, empty cluster, $id: $ready_s s"; done
+
+module=$("$NGINX" -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')
+nginx_port=$(free_port)
+mkdir -p "$work/nginx"
+{
+  [[ -f $module/ngx_stream_module.so ]] && echo "load_module $module/ngx_stream_module.so;"
+  echo "daemon off; worker_processes 1; worker_rlimit_nofile $(( NODES * 3 + 1024 ));"
+  echo "pid $work/nginx/nginx.pid; error_log $work/nginx/error.log warn;"
+  echo "events { worker_connections $(( NODES * 3 + 1024 )); }"
+  echo "stream { upstream edgehub { least_conn;"
+  for id in "${ids[@]}"; do echo "  server 127.0.0.1:${edge[$id]} max_fails=1 fail_timeout=1s;"; done
+  echo "} server { listen 127.0.0.1:$nginx_port; proxy_pass edgehub; proxy_connect_timeout 1s;"
+  echo "  proxy_timeout 1h; proxy_next_upstream on; } }"
+} >"$work/nginx/nginx.conf"
+ulimit -n "$(ulimit -Hn)"
+"$NGINX" -p "$work/nginx/" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+pid[nginx]=$!
+
+"$SIM" --server "127.0.0.1:$nginx_port" --nodes "$NODES" --ca "$work/pki/ca.crt" \
+  --client-ca-key "$work/pki/ca.key" --source-addrs "$SOURCE_ADDRS" --reconnect-delay 1 \
+  --reconnect-max 8 --start-spread 10 --progress-interval 30 >"$work/sim.log" 2>&1 &
+pid[sim]=$!
+t=$(now)
+total() { local n=0; for id in "$@"; do n=$(( n + $(held_by "$id") )); done; echo "$n"; }
+all_held() { (( $(total "$@") >= NODES )); }
+wait_until 600 all_held "${ids[@]}"
+echo "fleet of $NODES connected in $(since "$t") s: $(for id in "${ids[@]}"; do echo -n "$id $(held_by "$id")  "; done)"
+sleep "$SETTLE"
+
+owners_live() {  # every NodeSync's owner is one of the given replicas
+  local bad
+  bad=$(curl -s "$api/apis/edgehub.io/v1alpha1/nodesyncs" | grep -o '"owner":"[^"]*"' |
+        grep -v -c -E "\"owner\":\"($(IFS='|'; echo "$*"))\"" || true)
+  (( bad == 0 )) && (( $(curl -s "$api/apis/edgehub.io/v1alpha1/nodesyncs" | grep -o '"owner":"' | wc -l) >= NODES ))
+}
+
+victims=$(held_by hub-b)
+t=$(now)
+kill -9 "${pid[hub-b]}"; wait "${pid[hub-b]}" 2>/dev/null || true; unset 'pid[hub-b]'
+if wait_until 600 all_held hub-a hub-c; then
+  echo "kill -9 hub-b ($victims nodes) → all nodes held by hub-a/hub-c: $(since "$t") s"
+else
+  echo "kill -9 hub-b: nodes not all held after 600 s ($(total hub-a hub-c)/$NODES)"
+fi
+if (( $(curl -s "$api/apis/edgehub.io/v1alpha1/nodesyncs" | grep -o '"owner":"' | wc -l) == 0 )); then
+  echo "kill -9 hub-b → (no NodeSync owners in the API: this build does not write them)"
+elif wait_until 300 owners_live hub-a hub-c; then
+  echo "kill -9 hub-b → every NodeSync owner live: $(since "$t") s"
+else
+  echo "kill -9 hub-b → NodeSync owners not all live after 300 s"
+fi
+
+start_replica hub-b
+echo "start → ready, $NODES nodes in the cluster, hub-b: $ready_s s"
+sleep "$SETTLE"
+
+draining=$(held_by hub-c)
+t=$(now)
+kill -TERM "${pid[hub-c]}"
+set +e; wait "${pid[hub-c]}"; code=$?; set -e; unset 'pid[hub-c]'
+echo "SIGTERM drain of hub-c ($draining nodes): exit $code after $(since "$t") s"
+if wait_until 600 all_held hub-a hub-b; then
+  echo "SIGTERM hub-c → all nodes held by hub-a/hub-b: $(since "$t") s"
+else
+  echo "SIGTERM hub-c: nodes not all held after 600 s ($(total hub-a hub-b)/$NODES)"
+fi
