@@ -1,6 +1,9 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <edgehub/hub/downstream.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -67,7 +70,7 @@ Downstream::Downstream(std::shared_ptr<kube::Client> client, RoutingIndex& index
                    .with({})),
       resync_failures_(metrics.counter("edgehub_resync_failures_total",
                                        "Node resyncs that failed to list the node's pods (retried "
-                                       "on the next connect or gap).")
+                                       "2 s later while the node is owned here).")
                            .with({})),
       watch_gaps_(metrics.counter("edgehub_watch_restarts_total",
                                   "Watches restarted from a fresh resourceVersion after 410 Gone.")
@@ -290,7 +293,14 @@ asio::awaitable<void> Downstream::run_resync(std::string node) {
   auto pods = co_await client_->list_all(kube::resources::pods(), "", by_node);
   if (!pods) {
     resync_failures_.inc();
-    spdlog::warn("node {}: resync failed listing its pods: {}", node, pods.error().describe());
+    spdlog::warn("node {}: resync failed listing its pods (retrying in 2 s): {}", node,
+                 pods.error().describe());
+    // The API server may be restarting: try again while the node is still owned here.
+    asio::steady_timer wait(client_->executor());
+    wait.expires_after(std::chrono::seconds(2));
+    boost::system::error_code ec;
+    co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!stopped_ && registry_.owns(node)) resync(node);
     co_return;
   }
   if (!registry_.owns(node)) co_return;
