@@ -3,6 +3,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/downstream.hpp>
 #include <edgehub/hub/hub.hpp>
 #include <edgehub/hub/listener.hpp>
@@ -65,6 +66,8 @@ struct Hub::Impl : SessionHost {
   RoutingIndex index;  // API thread
   std::unique_ptr<Upstream> upstream;
   std::unique_ptr<Downstream> downstream;
+  std::unique_ptr<DeviceRouter> devices;
+  std::unique_ptr<DeviceReports> device_reports;
   std::unique_ptr<Listener> listener;
   std::unique_ptr<net::HttpServer> admin;
   std::unique_ptr<pki::CertService> cert_service;
@@ -168,6 +171,12 @@ void Hub::Impl::start() {
   downstream = std::make_unique<Downstream>(
       client, index, registry, metrics,
       DownstreamOptions{.max_concurrent_resyncs = c.delivery.max_concurrent_resyncs});
+  devices = std::make_unique<DeviceRouter>(client, registry, metrics,
+                                           DeviceRouterOptions{.enabled = c.devices.enabled});
+  device_reports = std::make_unique<DeviceReports>(
+      *client, *devices, metrics,
+      DeviceReportsOptions{.report_window = c.devices.report_batch_window});
+  upstream->set_devices(device_reports.get());
 
   ListenerOptions lo;
   lo.host = c.hub.listen.host;
@@ -211,6 +220,7 @@ void Hub::Impl::start() {
   threads.emplace_back([this] { api_io.run(); });
   asio::post(api_io, [this] {
     downstream->start();
+    devices->start();
     schedule_trim();
   });
   accepting = true;
@@ -246,7 +256,7 @@ void Hub::Impl::start_admin() {
   });
   admin->handle("/healthz", [](const net::HttpRequest&) { return net::HttpResponse::text(200, "ok\n"); });
   admin->handle("/readyz", [this](const net::HttpRequest&) {
-    downstream_ready = downstream->ready();
+    downstream_ready = downstream->ready() && devices->ready();
     if (stopping) return net::HttpResponse::text(503, "stopping\n");
     if (!accepting) return net::HttpResponse::text(503, "edge listener not started\n");
     if (!downstream_ready) return net::HttpResponse::text(503, "API watches not established yet\n");
@@ -303,7 +313,10 @@ void Hub::Impl::on_open(const std::shared_ptr<Session>& s) {
     asio::post(previous->executor(), [previous] { previous->close(CloseReason::replaced); });
   }
   spdlog::debug("node {}: connected from {}", s->node(), s->peer());
-  asio::post(api_io, [this, node = s->node()] { downstream->resync(node); });
+  asio::post(api_io, [this, node = s->node()] {
+    downstream->resync(node);
+    devices->resync(node);
+  });
 }
 
 void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
@@ -373,6 +386,8 @@ void Hub::Impl::stop() {
     auto done = std::make_shared<std::promise<void>>();
     asio::post(api_io, [this, done] {
       downstream->stop();
+      devices->stop();
+      device_reports->stop();
       if (trim_timer) trim_timer->cancel();
       if (admin) admin->stop();
       if (cert_service) cert_service->stop();
@@ -409,7 +424,9 @@ bool Hub::ready() const {
   if (!impl_->accepting || impl_->stopping || !impl_->downstream) return false;
   auto answer = std::make_shared<std::promise<bool>>();
   auto future = answer->get_future();
-  asio::post(impl_->api_io, [impl = impl_.get(), answer] { answer->set_value(impl->downstream->ready()); });
+  asio::post(impl_->api_io, [impl = impl_.get(), answer] {
+    answer->set_value(impl->downstream->ready() && impl->devices->ready());
+  });
   return future.wait_for(std::chrono::seconds(2)) == std::future_status::ready && future.get();
 }
 metrics::Registry& Hub::metrics() { return impl_->metrics; }
