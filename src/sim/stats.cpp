@@ -63,6 +63,9 @@ void StatsSnapshot::add(const WorkerStats& w) {
   request_timeouts += ld(w.request_timeouts);
   request_errors += ld(w.request_errors);
   objects_received += ld(w.objects_received);
+  twin_reports += ld(w.twin_reports);
+  twin_confirms += ld(w.twin_confirms);
+  twin_refused += ld(w.twin_refused);
   const auto first = ld(w.first_dial_ns);
   if (first != 0 && (first_dial_ns == 0 || first < first_dial_ns)) first_dial_ns = first;
   last_connect_ns = std::max(last_connect_ns, ld(w.last_connect_ns));
@@ -97,7 +100,11 @@ nlohmann::json StatsSnapshot::to_json() const {
           {"objects_received", objects_received},
           {"downstream_latency", latency_json(downstream)},
           {"upstream_rtt", latency_json(upstream)},
-          {"connect_time", latency_json(connect_time)}};
+          {"connect_time", latency_json(connect_time)},
+          {"twin_reports", twin_reports},
+          {"twin_confirms", twin_confirms},
+          {"twin_refused", twin_refused},
+          {"twin_rtt", latency_json(twin_rtt)}};
 }
 
 }  // namespace edgehub::sim

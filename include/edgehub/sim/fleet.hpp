@@ -54,6 +54,9 @@ struct SimOptions {
   Millis flap_every{0};    // > 0: each node drops its connection after ~this long
   Millis slow_reader{0};   // > 0: pause this long after each received message
   std::size_t ws_write_buffer = 512;  // client frames are masked through this buffer
+  // > 0: every node reports the twins of its member devices this often (devicetwin's
+  // twin/edge_updated), each report waiting for the hub's confirm.
+  Millis twin_every{0};
 };
 
 // What a node has received, for convergence checks.
@@ -80,7 +83,8 @@ class Fleet {
 
   StatsSnapshot stats() const;
   // {"nodes":[{"name","connected","registered","connects","objects":[{kind,namespace,name,
-  //   uid,resourceVersion,deleted}]}]} — collected from each worker on its own thread.
+  //   uid,resourceVersion,deleted}],"devices":["<ns>/<name>" member devices]}]} — collected
+  //   from each worker on its own thread.
   nlohmann::json state_json();
   // Objects held by one node (empty if unknown).
   std::vector<ObjectRecord> objects_of(const std::string& node);
