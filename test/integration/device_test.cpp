@@ -5,6 +5,7 @@
 #include <edgehub/hub/hub.hpp>
 #include <edgehub/kube/config.hpp>
 #include <edgehub/net/x509_mint.hpp>
+#include <edgehub/sim/fleet.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <gtest/gtest.h>
 
@@ -441,6 +442,58 @@ TEST_F(DeviceIntegration, ReconnectResyncsDevicesAndAnswersMembershipDetail) {
   EXPECT_EQ(again[0].content_json()["added_devices"].size(), 1u);
   const auto answer2 = back->request("get", "membership/detail", detail.content);
   EXPECT_EQ(answer2.content_json()["devices"].size(), 1u);
+}
+
+// The simulator against the hub: its nodes get their devices (membership and objects, in
+// the state dump that convergence checks compare), report twins, and the reports land in the
+// Device status.
+TEST_F(DeviceIntegration, SimulatedFleetHoldsItsDevicesAndItsTwinReportsLand) {
+  start_hub(100ms);
+  create_model();
+  for (int n = 0; n < 2; ++n) {
+    for (int d = 0; d < 2; ++d) {
+      create_device("dev-" + std::to_string(n) + "-" + std::to_string(d), "sim-" + std::to_string(n));
+    }
+  }
+  sim::SimOptions o;
+  o.port = hub_->edge_port();
+  o.nodes = 2;
+  o.prefix = "sim-";
+  o.server_ca_pem = net::to_pem(ca_.cert.get());
+  o.client_ca_cert_pem = net::to_pem(ca_.cert.get());
+  o.client_ca_key_pem = net::to_pem(ca_.key.get());
+  o.twin_every = 300ms;
+  sim::Fleet fleet(o);
+  fleet.start();
+  auto devices_of = [&](const std::string& node) {
+    const auto state = fleet.state_json();
+    for (const auto& n : state["nodes"]) {
+      if (n["name"] == node) return n["devices"];
+    }
+    return json();
+  };
+  ASSERT_TRUE(eventually([&] {
+    return devices_of("sim-0") == json::parse(R"(["default/dev-0-0","default/dev-0-1"])") &&
+           devices_of("sim-1") == json::parse(R"(["default/dev-1-0","default/dev-1-1"])");
+  })) << fleet.state_json().dump();
+  // The membership can come first (the membership/detail answer); the objects follow.
+  auto held = [&](const std::string& kind) {
+    const auto objects = fleet.objects_of("sim-1");
+    return std::count_if(objects.begin(), objects.end(), [&](const sim::ObjectRecord& r) {
+      return r.kind == kind && !r.deleted;
+    });
+  };
+  EXPECT_TRUE(eventually([&] { return held("Device") == 2 && held("DeviceModel") == 1; }));
+  ASSERT_TRUE(eventually([&] { return fleet.stats().twin_confirms >= 4; }));
+  EXPECT_EQ(fleet.stats().twin_refused, 0u);
+  const auto status = store().get("devices.devices.kubeedge.io", "default", "dev-1-1")["status"];
+  EXPECT_EQ(status["twins"][0]["propertyName"], "temperature");
+  EXPECT_EQ(status["twins"][0]["reported"]["value"], "20") << status.dump();
+
+  // Unbound while connected: the node's state follows.
+  store().remove("devices.devices.kubeedge.io", "default", "dev-1-1");
+  ASSERT_TRUE(eventually([&] { return devices_of("sim-1") == json::parse(R"(["default/dev-1-0"])"); }));
+  fleet.stop();
 }
 
 }  // namespace
