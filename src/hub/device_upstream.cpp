@@ -268,7 +268,7 @@ asio::awaitable<UpstreamResult> DeviceReports::report(std::string node, wire::Me
 }
 
 nlohmann::json DeviceReports::base_twins(const std::string& key, const std::string& ns,
-                                         const std::string& name) const {
+                                         const std::string& name) {
   std::uint64_t cached_version = 0;
   nlohmann::json twins = nlohmann::json::array();
   if (const auto* d = router_.device(ns, name)) {
@@ -276,9 +276,14 @@ nlohmann::json DeviceReports::base_twins(const std::string& key, const std::stri
     const auto object = nlohmann::json::parse(*d->raw, nullptr, false);
     if (const auto& t = member(member(object, "status"), "twins"); t.is_array()) twins = t;
   }
-  // Our own last write may be newer than what the watch has brought back yet.
-  if (const auto w = written_.find(key); w != written_.end() && w->second.resource_version > cached_version) {
-    twins = w->second.twins;
+  // Our own last write may be newer than what the watch has brought back yet; once the watch
+  // has caught up, the cache is the truth and the copy goes.
+  if (const auto w = written_.find(key); w != written_.end()) {
+    if (w->second.resource_version > cached_version) {
+      twins = w->second.twins;
+    } else {
+      written_.erase(w);
+    }
   }
   return twins;
 }

@@ -142,7 +142,11 @@ asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message
     co_return UpstreamResult{std::move(m), std::nullopt};
   }
   const bool failed = result.reply && (result.reply->content.find("\"ErrStatus\"") != std::string::npos);
-  const std::string type_label = form == wire::ResourceForm::object ? type : c.request.route.resource;
+  // Device reports name a device in their resource: label them by kind, not by device.
+  const std::string type_label = form == wire::ResourceForm::object        ? type
+                                 : form == wire::ResourceForm::device_twin  ? "device/twin"
+                                 : form == wire::ResourceForm::device_state ? "device/state"
+                                                                            : c.request.route.resource;
   requests_.with({op, type_label, failed ? "error" : "ok"}).inc();
   co_return result;
 }

@@ -172,7 +172,7 @@ class DeviceReports {
   void schedule_flush(const std::string& key);
   boost::asio::awaitable<void> flush(std::string key);
   nlohmann::json base_twins(const std::string& key, const std::string& ns,
-                            const std::string& name) const;
+                            const std::string& name);
 
   kube::Client& client_;
   DeviceRouter& router_;
