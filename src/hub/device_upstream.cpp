@@ -292,21 +292,42 @@ void DeviceReports::schedule_flush(const std::string& key) {
   auto timer = std::make_shared<asio::steady_timer>(client_.executor(), options_.report_window);
   timer->async_wait([this, timer, key](boost::system::error_code ec) {
     if (ec || stopped_) return;
-    asio::co_spawn(client_.executor(), flush(key), asio::detached);
+    start_write(key);
   });
+}
+
+// Starts the device's PATCH when it may: one per device at a time (the next builds on the
+// previous answer), and at most `max_writes` at once. A batch that must wait stays open and
+// keeps collecting reports, so a slow API server gets fewer, larger writes.
+void DeviceReports::start_write(const std::string& key) {
+  if (!batches_.contains(key)) return;
+  if (writing_.contains(key) || writing_.size() >= options_.max_writes) {
+    if (queued_set_.insert(key).second) queued_.push_back(key);
+    return;
+  }
+  writing_.insert(key);
+  asio::co_spawn(client_.executor(), flush(key), asio::detached);
+}
+
+void DeviceReports::write_done(const std::string& key) {
+  writing_.erase(key);
+  // Waiting batches, oldest first; a device still being written goes to the back.
+  for (std::size_t n = queued_.size(); n > 0 && writing_.size() < options_.max_writes; --n) {
+    auto next = std::move(queued_.front());
+    queued_.pop_front();
+    queued_set_.erase(next);
+    start_write(next);
+  }
 }
 
 asio::awaitable<void> DeviceReports::flush(std::string key) {
   auto found = batches_.find(key);
-  if (found == batches_.end()) co_return;
-  if (writing_.contains(key)) {
-    // The previous PATCH of this device is still on its way; this one builds on its answer.
-    schedule_flush(key);
+  if (found == batches_.end()) {
+    write_done(key);
     co_return;
   }
   auto batch = found->second;
   batches_.erase(found);
-  writing_.insert(key);
 
   nlohmann::json status = nlohmann::json::object();
   if (!batch->twins.empty()) {
@@ -330,7 +351,7 @@ asio::awaitable<void> DeviceReports::flush(std::string key) {
   patches_.inc();
   auto written = co_await client_.patch_status(kube::resources::devices(), batch->ns, batch->name,
                                                kube::PatchType::Merge, patch.dump());
-  writing_.erase(key);
+  if (!stopped_) write_done(key);
   if (written) {
     const auto object = written->json();
     auto& w = written_[key];

@@ -27,6 +27,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <deque>
 #include <cstdint>
 #include <edgehub/hub/delivery.hpp>
 #include <edgehub/hub/registry.hpp>
@@ -146,6 +147,8 @@ class DeviceRouter {
 struct DeviceReportsOptions {
   // Reports for one device within this window become one status PATCH.
   std::chrono::milliseconds report_window{1000};
+  // Status PATCHes on their way at once; batches beyond wait (and keep collecting).
+  std::size_t max_writes = 64;
 };
 
 class DeviceReports {
@@ -170,6 +173,8 @@ class DeviceReports {
   boost::asio::awaitable<bool> bound_to(const std::string& node, const std::string& ns,
                                         const std::string& name);
   void schedule_flush(const std::string& key);
+  void start_write(const std::string& key);
+  void write_done(const std::string& key);
   boost::asio::awaitable<void> flush(std::string key);
   nlohmann::json base_twins(const std::string& key, const std::string& ns,
                             const std::string& name);
@@ -186,6 +191,8 @@ class DeviceReports {
   };
   std::unordered_map<std::string, Written> written_;
   std::unordered_set<std::string> writing_;  // devices with a PATCH on its way
+  std::deque<std::string> queued_;           // batches waiting for a write slot
+  std::unordered_set<std::string> queued_set_;
   bool stopped_ = false;
 
   metrics::Family<metrics::Counter>& reports_;
