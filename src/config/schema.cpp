@@ -212,6 +212,12 @@ std::vector<Key> build() {
                    "At most one NodeSync write per node per interval (ACKs are coalesced)."),
       int_key("delivery.maxConcurrentResyncs", EDGEHUB_FIELD(delivery.max_concurrent_resyncs), 1,
               100'000, "Nodes resynced from the API at once after (re)connecting."),
+      bool_key("devices.enabled", EDGEHUB_FIELD(devices.enabled),
+               "Route KubeEdge Device and DeviceModel objects (devices.kubeedge.io/v1beta1) to "
+               "their nodes and write device reports back; off when the CRDs are not served."),
+      duration_key("devices.reportBatchWindow", EDGEHUB_FIELD(devices.report_batch_window),
+                   "Device twin and state reports within this window become one status PATCH "
+                   "per device."),
       string_key("kube.kubeconfig", EDGEHUB_FIELD(kube.kubeconfig),
                  "Kubeconfig file; empty means the in-cluster service account."),
       string_key("kube.context", EDGEHUB_FIELD(kube.context),

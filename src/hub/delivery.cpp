@@ -14,12 +14,14 @@ std::string_view wire_type(ObjectKind kind) {
     case ObjectKind::node: return "node";
     case ObjectKind::device: return "device";
     case ObjectKind::devicemodel: return "devicemodel";
+    case ObjectKind::membership: return "membership";
   }
   return "unknown";
 }
 
 std::string_view wire_source(ObjectKind kind) {
-  return kind == ObjectKind::device || kind == ObjectKind::devicemodel
+  return kind == ObjectKind::device || kind == ObjectKind::devicemodel ||
+                 kind == ObjectKind::membership
              ? wire::source::kDeviceController
              : wire::source::kEdgeController;
 }
@@ -28,6 +30,11 @@ Delivery::Delivery(DeliveryOptions options, Send send, Acked acked, Now now)
     : options_(options), send_(std::move(send)), acked_(std::move(acked)), now_(std::move(now)) {}
 
 void Delivery::enqueue(Change change) {
+  if (change.kind == ObjectKind::membership) {
+    lane_.push_back(LaneItem{.unacked = std::move(change)});
+    pump();
+    return;
+  }
   const bool is_delete = change.operation == wire::operation::kDelete;
   if (deleted_.contains(change.uid)) {
     ++stats_.stale;
@@ -35,24 +42,33 @@ void Delivery::enqueue(Change change) {
   }
   auto& entry = entries_[change.uid];
   // Versions at or below what the edge has, or what is already on its way, are stale —
-  // except a delete, which always wins.
+  // except a delete, which always wins, and an ordered change after an ordered delete (the
+  // object joins the node again, possibly at the same version).
   const auto newest_known = std::max(
       {entry.acked_version, entry.flight ? entry.flight->change.resource_version : 0,
        entry.pending ? entry.pending->resource_version : 0});
   const bool pending_delete =
       entry.pending && entry.pending->operation == wire::operation::kDelete;
-  if (!is_delete && (change.resource_version <= newest_known || pending_delete)) {
+  const bool rejoins =
+      change.ordered && (pending_delete || (entry.flight && entry.flight->change.operation ==
+                                                                wire::operation::kDelete));
+  if (!is_delete && !rejoins && (change.resource_version <= newest_known || pending_delete)) {
     ++stats_.stale;
     if (!entry.pending && !entry.flight && entry.acked_version == 0) entries_.erase(change.uid);
     return;
   }
+  const bool ordered = change.ordered;
   if (entry.pending) {
     ++stats_.superseded;
     *entry.pending = std::move(change);
   } else {
     entry.pending = std::make_unique<Change>(std::move(change));
   }
-  if (!entry.flight && !entry.in_ready) {
+  if (ordered) {
+    // Its place is at the end of the lane; an older unsent version's place becomes void.
+    entry.lane_seq = ++lane_counter_;
+    lane_.push_back(LaneItem{.uid = entry.pending->uid, .seq = entry.lane_seq});
+  } else if (!entry.flight && !entry.in_ready) {
     entry.in_ready = true;
     ready_.push_back(entry.pending->uid);
   }
@@ -60,6 +76,7 @@ void Delivery::enqueue(Change change) {
 }
 
 void Delivery::pump() {
+  pump_lane();
   while (by_msg_id_.size() < options_.window && !ready_.empty()) {
     const std::string uid = std::move(ready_.front());
     ready_.pop_front();
@@ -72,6 +89,44 @@ void Delivery::pump() {
     entry.pending.reset();
     send_first(entry, std::move(change));
   }
+}
+
+void Delivery::pump_lane() {
+  while (lane_flight_.empty() && !lane_.empty()) {
+    auto& head = lane_.front();
+    if (head.unacked) {
+      send_unacked(*head.unacked);
+      lane_.pop_front();
+      continue;
+    }
+    auto it = entries_.find(head.uid);
+    if (it == entries_.end() || it->second.lane_seq != head.seq || !it->second.pending) {
+      lane_.pop_front();  // superseded by a later place in the lane
+      continue;
+    }
+    auto& entry = it->second;
+    // The lane's one message in flight counts against the window like any other.
+    if (entry.flight || by_msg_id_.size() >= options_.window) return;
+    lane_flight_ = head.uid;
+    lane_.pop_front();
+    entry.lane_seq = 0;
+    Change change = std::move(*entry.pending);
+    entry.pending.reset();
+    send_first(entry, std::move(change));
+  }
+}
+
+void Delivery::send_unacked(const Change& change) {
+  wire::Message m;
+  m.header.msg_id = wire::new_message_id();
+  m.header.timestamp = wire::now_millis();
+  m.route.source = std::string(wire_source(change.kind));
+  m.route.group = std::string(wire::group::kTwin);
+  m.route.operation = change.operation;
+  m.route.resource = std::string(wire_type(change.kind));
+  m.content = change.object ? *change.object : std::string("null");
+  ++stats_.sent;
+  send_(wire::encode(m), change.received);
 }
 
 void Delivery::send_first(Entry& entry, Change change) {
@@ -101,17 +156,22 @@ bool Delivery::on_ack(const std::string& parent_msg_id) {
   by_msg_id_.erase(found);
   // An idle node keeps no bucket array for messages it no longer awaits.
   if (by_msg_id_.empty()) std::unordered_map<std::string, std::string>().swap(by_msg_id_);
+  if (uid == lane_flight_) lane_flight_.clear();
   auto& entry = entries_.at(uid);
   const std::unique_ptr<Flight> flight = std::move(entry.flight);
   ++stats_.acked;
   const bool deleted = flight->change.operation == wire::operation::kDelete;
   entry.acked_version = deleted ? 0 : flight->change.resource_version;
-  if (deleted) {
+  // An ordered delete with a newer change waiting (the object joins the node again) keeps
+  // its entry; any other delete ends it.
+  if (deleted && (!flight->change.ordered || !entry.pending)) {
     entries_.erase(uid);
-    const auto now = now_();
-    forget_old_deletes(now);
-    deleted_[uid] = now;
-  } else if (entry.pending) {
+    if (!flight->change.ordered) {
+      const auto now = now_();
+      forget_old_deletes(now);
+      deleted_[uid] = now;
+    }
+  } else if (entry.pending && !entry.pending->ordered) {
     entry.in_ready = true;
     ready_.push_back(uid);
   }

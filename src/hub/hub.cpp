@@ -3,6 +3,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/downstream.hpp>
 #include <edgehub/hub/hub.hpp>
 #include <edgehub/hub/listener.hpp>
@@ -91,6 +92,8 @@ struct Hub::Impl : SessionHost {
   std::unique_ptr<NodeSync> node_sync;
   std::unique_ptr<Downstream> downstream;
   std::unique_ptr<Membership> membership;
+  std::unique_ptr<DeviceRouter> devices;
+  std::unique_ptr<DeviceReports> device_reports;
   std::unique_ptr<Listener> listener;
   std::unique_ptr<net::HttpServer> admin;
   std::unique_ptr<pki::CertService> cert_service;
@@ -240,6 +243,13 @@ void Hub::Impl::start() {
       [this] { return registry.size(); },
       [this] { return accepting && downstream_ready && !stopping; },
       [this](const std::vector<ReplicaInfo>& live) { on_fleet(live); });
+  devices = std::make_unique<DeviceRouter>(client, registry, metrics,
+                                           DeviceRouterOptions{.enabled = c.devices.enabled});
+  device_reports = std::make_unique<DeviceReports>(
+      *client, *devices, metrics,
+      DeviceReportsOptions{.report_window = c.devices.report_batch_window});
+  upstream->set_devices(device_reports.get());
+  devices->set_node_sync(node_sync.get());
 
   ListenerOptions lo;
   lo.host = c.hub.listen.host;
@@ -287,6 +297,7 @@ void Hub::Impl::start() {
     downstream->start();
     membership->start();
     shared_pki->start();
+    devices->start();
     schedule_trim();
   });
   accepting = true;
@@ -322,7 +333,7 @@ void Hub::Impl::start_admin() {
   });
   admin->handle("/healthz", [](const net::HttpRequest&) { return net::HttpResponse::text(200, "ok\n"); });
   admin->handle("/readyz", [this](const net::HttpRequest&) {
-    downstream_ready = downstream->ready() && (!node_sync || node_sync->ready());
+    downstream_ready = downstream->ready() && devices->ready() && (!node_sync || node_sync->ready());
     if (stopping) return net::HttpResponse::text(503, "stopping\n");
     if (!accepting) return net::HttpResponse::text(503, "edge listener not started\n");
     if (!downstream_ready) return net::HttpResponse::text(503, "API watches not established yet\n");
@@ -395,7 +406,10 @@ void Hub::Impl::on_claimed(const std::string& node, std::uint64_t session_id, bo
     return;
   }
   // The session may have closed meanwhile; then the record is released with it.
-  if (registry.confirm(node, session_id)) downstream->resync(node);
+  if (registry.confirm(node, session_id)) {
+    downstream->resync(node);
+    devices->resync(node);
+  }
 }
 
 void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
@@ -457,7 +471,7 @@ void Hub::Impl::on_closed(Session& s, CloseReason r) {
 }
 
 void Hub::Impl::on_fleet(const std::vector<ReplicaInfo>& live) {
-  downstream_ready = downstream->ready() && (!node_sync || node_sync->ready());
+  downstream_ready = downstream->ready() && devices->ready() && (!node_sync || node_sync->ready());
   const auto& r = options.config.rebalance;
   if (!r.enabled || stopping) return;
   // After a hand-off, wait until the others' Leases can show the agents that moved.
@@ -552,6 +566,8 @@ void Hub::Impl::stop() {
       downstream->stop();
       if (node_sync) node_sync->stop();
       if (membership) membership->stop();
+      devices->stop();
+      device_reports->stop();
       if (trim_timer) trim_timer->cancel();
       if (admin) admin->stop();
       if (cert_service) cert_service->stop();
@@ -591,7 +607,8 @@ bool Hub::ready() const {
   auto answer = std::make_shared<std::promise<bool>>();
   auto future = answer->get_future();
   asio::post(impl_->api_io, [impl = impl_.get(), answer] {
-    answer->set_value(impl->downstream->ready() && (!impl->node_sync || impl->node_sync->ready()));
+    answer->set_value(impl->downstream->ready() && impl->devices->ready() &&
+                      (!impl->node_sync || impl->node_sync->ready()));
   });
   return future.wait_for(std::chrono::seconds(2)) == std::future_status::ready && future.get();
 }

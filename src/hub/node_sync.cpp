@@ -41,6 +41,7 @@ std::string_view record_kind(ObjectKind kind) {
     case ObjectKind::node: return "Node";
     case ObjectKind::device: return "Device";
     case ObjectKind::devicemodel: return "DeviceModel";
+    case ObjectKind::membership: return "Membership";  // never recorded: not an object
   }
   return "Unknown";
 }

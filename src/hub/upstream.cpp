@@ -1,3 +1,4 @@
+#include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/upstream.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <edgehub/wire/resource.hpp>
@@ -92,7 +93,9 @@ asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message
   const auto form = c.resource.form;
   UpstreamResult result;
   bool handled = true;
-  if (form == wire::ResourceForm::k8s_ca && op == "query") {
+  if (devices_ && DeviceReports::handles(form)) {
+    result = co_await devices_->handle(c.node, c.request, c.resource);
+  } else if (form == wire::ResourceForm::k8s_ca && op == "query") {
     result.reply = wire::make_response(c.request, json_string(kube_ca_pem_), wire::source::kCloudHub);
   } else if (form == wire::ResourceForm::membership_detail) {
     // Confirm, so that the edge's devicetwin stops re-sending the request every minute.
@@ -139,7 +142,11 @@ asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message
     co_return UpstreamResult{std::move(m), std::nullopt};
   }
   const bool failed = result.reply && (result.reply->content.find("\"ErrStatus\"") != std::string::npos);
-  const std::string type_label = form == wire::ResourceForm::object ? type : c.request.route.resource;
+  // Device reports name a device in their resource: label them by kind, not by device.
+  const std::string type_label = form == wire::ResourceForm::object        ? type
+                                 : form == wire::ResourceForm::device_twin  ? "device/twin"
+                                 : form == wire::ResourceForm::device_state ? "device/state"
+                                                                            : c.request.route.resource;
   requests_.with({op, type_label, failed ? "error" : "ok"}).inc();
   co_return result;
 }

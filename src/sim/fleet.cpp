@@ -207,16 +207,18 @@ void Fleet::stop() {
 StatsSnapshot Fleet::stats() const {
   StatsSnapshot s;
   s.target = static_cast<std::uint64_t>(options_.nodes);
-  std::array<std::uint64_t, Histogram::kBuckets> down{}, up{}, conn{};
+  std::array<std::uint64_t, Histogram::kBuckets> down{}, up{}, conn{}, twin{};
   for (const auto& w : impl_->workers) {
     s.add(w->stats);
     w->stats.downstream.merge_into(down);
     w->stats.upstream.merge_into(up);
     w->stats.connect_time.merge_into(conn);
+    w->stats.twin_rtt.merge_into(twin);
   }
   s.downstream = LatencySummary::from(down);
   s.upstream = LatencySummary::from(up);
   s.connect_time = LatencySummary::from(conn);
+  s.twin_rtt = LatencySummary::from(twin);
   return s;
 }
 

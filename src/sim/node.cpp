@@ -143,6 +143,12 @@ void Node::on_connected(std::uint32_t epoch, std::string replica) {
   worker_.scheduler.after(o.keepalive, [this, epoch] { keepalive_tick(epoch); });
   worker_.scheduler.after(o.lease_renew, [this, epoch] { lease_tick(epoch); });
   worker_.scheduler.after(o.status_check, [this, epoch] { status_tick(epoch); });
+  if (o.twin_every.count() > 0) {
+    // Spread over the period, as real devices report on their own clocks.
+    const auto first = std::chrono::milliseconds(static_cast<std::int64_t>(
+        static_cast<double>(o.twin_every.count()) * worker_.uniform(0.0, 1.0)));
+    worker_.scheduler.after(first, [this, epoch] { twin_tick(epoch); });
+  }
   if (o.flap_every.count() > 0) {
     const auto after = std::chrono::milliseconds(
         static_cast<std::int64_t>(static_cast<double>(o.flap_every.count()) *
@@ -331,6 +337,7 @@ void Node::send_keepalive() {
 
 void Node::send_membership_detail() {
   auto m = make("twin", wire::group::kResource, op::kGet, "membership/detail");
+  detail_msg_id_ = m.header.msg_id;
   const nlohmann::ordered_json event = {{"event_type", "group_membership_event"},
                                         {"event_id", wire::new_message_id()},
                                         {"group_id", name_},
@@ -481,10 +488,13 @@ bool Node::on_message(std::uint32_t epoch, std::string_view payload) {
   const wire::Message& message = *decoded;
   const auto& operation = message.route.operation;
   if (operation == op::kResponse) {
-    handle_response(message);
+    if (message.route.group != wire::group::kTwin || !handle_twin_response(message)) {
+      handle_response(message);
+    }
   } else if (operation == op::kInsert || operation == op::kUpdate || operation == op::kDelete) {
     if (message.route.group == wire::group::kTwin) {
       // membership / twin: devicetwin never ACKs them (§4.1).
+      if (message.route.resource == "membership") handle_membership(message);
     } else {
       handle_object(message);
     }
@@ -570,6 +580,7 @@ void Node::handle_object(const wire::Message& message) {
   const bool device = r.type == "device" || r.type == "devicemodel";
   ack(message, device && message.route.operation != op::kUpdate);
   if (r.type == "pod" && !deleted) after_pod(content, r.ns, r.name, is_new);
+  if (r.type == "device") device_object(r, content, deleted);
 }
 
 void Node::after_pod(const nlohmann::json& pod, const std::string& ns, const std::string& name,
@@ -679,6 +690,7 @@ void Node::handle_response(const wire::Message& message) {
       break;
     case Request::node_patch:
     case Request::pod_patch:
+    case Request::twin_report:
       return;  // edgecore does not ACK these (§11.2)
   }
   // Edgecore's metamanager ACKs the responses to its queries, inserts and updates (§11.2).
@@ -696,6 +708,11 @@ nlohmann::json Node::state_json() const {
                        {"deleted", o.deleted},
                        {"replica", o.replica}});
   }
+  std::vector<std::string> members;
+  for (const auto& d : devices_) {
+    if (d.member) members.push_back(d.id);
+  }
+  std::sort(members.begin(), members.end());
   return {{"name", name_},
           {"connected", connected_},
           {"registered", registered_},
@@ -704,7 +721,8 @@ nlohmann::json Node::state_json() const {
           {"lastDeliveryReplica", last_delivery_replica_},
           {"deliveriesThisConnection", deliveries_this_connection_},
           {"abandoned", abandoned_.size()},
-          {"objects", std::move(objects)}};
+          {"objects", std::move(objects)},
+          {"devices", std::move(members)}};
 }
 
 // --- worker dial slots ------------------------------------------------------------------------

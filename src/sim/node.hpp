@@ -8,6 +8,7 @@
 #include <edgehub/net/x509_mint.hpp>
 #include <edgehub/sim/fleet.hpp>
 #include <edgehub/wire/message.hpp>
+#include <edgehub/wire/resource.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -70,7 +71,13 @@ class Node {
  private:
   enum class Request : std::uint8_t {
     lease_query, lease_insert, lease_update, node_insert, node_patch, pod_patch,
-    configmap_query, secret_query
+    configmap_query, secret_query, twin_report
+  };
+  // A device as devicetwin holds it: membership, and the properties of its Device object.
+  struct SimDevice {
+    std::string id;  // <ns>/<name>
+    bool member = false;
+    std::vector<std::pair<std::string, std::string>> properties;  // name, desired value
   };
   struct Pending {
     std::string msg_id;
@@ -99,6 +106,13 @@ class Node {
   void status_tick(std::uint32_t epoch);
 
   void handle_object(const wire::Message& message);
+  // Device twin (node_devices.cpp).
+  void handle_membership(const wire::Message& message);
+  bool handle_twin_response(const wire::Message& message);
+  void device_object(const wire::Resource& resource, const nlohmann::json& content, bool deleted);
+  void twin_tick(std::uint32_t epoch);
+  void send_twin_report(const SimDevice& device);
+  SimDevice& sim_device(const std::string& id);
   void handle_response(const wire::Message& message);
   void ack(const wire::Message& message, bool twin_style = false);
   ObjectRecord* find(std::string_view kind, std::string_view ns, std::string_view name);
@@ -134,6 +148,8 @@ class Node {
   bool lease_missing_ = false;
   std::vector<Pending> pending_;
   std::vector<ObjectRecord> objects_;
+  std::vector<SimDevice> devices_;
+  std::string detail_msg_id_;  // the membership/detail request of this connection
 };
 
 }  // namespace edgehub::sim

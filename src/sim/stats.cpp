@@ -66,6 +66,9 @@ void StatsSnapshot::add(const WorkerStats& w) {
   joins += ld(w.joins);
   rotations += ld(w.rotations);
   rotation_failures += ld(w.rotation_failures);
+  twin_reports += ld(w.twin_reports);
+  twin_confirms += ld(w.twin_confirms);
+  twin_refused += ld(w.twin_refused);
   const auto first = ld(w.first_dial_ns);
   if (first != 0 && (first_dial_ns == 0 || first < first_dial_ns)) first_dial_ns = first;
   last_connect_ns = std::max(last_connect_ns, ld(w.last_connect_ns));
@@ -103,7 +106,11 @@ nlohmann::json StatsSnapshot::to_json() const {
           {"rotation_failures", rotation_failures},
           {"downstream_latency", latency_json(downstream)},
           {"upstream_rtt", latency_json(upstream)},
-          {"connect_time", latency_json(connect_time)}};
+          {"connect_time", latency_json(connect_time)},
+          {"twin_reports", twin_reports},
+          {"twin_confirms", twin_confirms},
+          {"twin_refused", twin_refused},
+          {"twin_rtt", latency_json(twin_rtt)}};
 }
 
 }  // namespace edgehub::sim

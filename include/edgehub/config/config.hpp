@@ -65,6 +65,11 @@ struct DeliveryConfig {
   std::uint32_t max_concurrent_resyncs = 64;
 };
 
+struct DevicesConfig {
+  bool enabled = true;                 // route KubeEdge Device/DeviceModel objects
+  Duration report_batch_window{1'000}; // device reports within it: one status PATCH per device
+};
+
 struct KubeConfig {
   std::string kubeconfig;  // empty: in-cluster service account
   std::string context;
@@ -103,6 +108,7 @@ struct DevConfig {
 struct Config {
   HubConfig hub;
   DeliveryConfig delivery;
+  DevicesConfig devices;
   KubeConfig kube;
   MetricsConfig metrics;
   LogConfig log;

@@ -8,6 +8,10 @@
 //   retry can never overtake a newer version (per-object order is kept).
 // - Un-ACKed messages are re-sent after `retry_interval`, then with doubling intervals up to
 //   `max_retry_interval`; nothing is ever dropped while the session lives.
+// - Ordered changes (a node's devices, device models and membership messages) go through one
+//   lane of their own, in enqueue order, one at a time: the next is first sent only once the
+//   previous one is ACKed (membership messages, which the edge never ACKs, once written). So
+//   membership → model → device holds even when a message is retried (KUBEEDGE-WIRE §3.5).
 //
 // A Delivery lives on its node's I/O thread and takes no locks. Time is injected.
 
@@ -25,7 +29,8 @@ namespace edgehub::hub {
 
 using SteadyClock = std::chrono::steady_clock;
 
-enum class ObjectKind { pod, configmap, secret, node, device, devicemodel };
+// `membership` is not an object: a device-twin group message (no ACK, no resourceVersion).
+enum class ObjectKind { pod, configmap, secret, node, device, devicemodel, membership };
 // The resource type on the wire ("pod", "configmap", ...).
 std::string_view wire_type(ObjectKind kind);
 // The route source the edge expects for the kind (devices come from the devicecontroller).
@@ -42,6 +47,9 @@ struct Change {
   std::shared_ptr<const std::string> object;    // raw JSON, shared between nodes
   // When its watch event was decoded; unset for objects read by a list or get (resyncs).
   SteadyClock::time_point received{};
+  // Sent through the ordered lane (see above). An ordered delete means "leaves the node", not
+  // the object's end: it is not remembered as deleted, so the object can come back.
+  bool ordered = false;
 };
 
 struct DeliveryOptions {
@@ -78,7 +86,7 @@ class Delivery {
   void on_timer();
   std::optional<SteadyClock::time_point> next_deadline() const;
 
-  std::size_t queued() const { return ready_.size(); }
+  std::size_t queued() const { return ready_.size() + lane_.size(); }
   std::size_t in_flight() const { return by_msg_id_.size(); }
   // The last ACKed resource version of an object, 0 if none.
   std::uint64_t acked_version(const std::string& uid) const;
@@ -100,11 +108,21 @@ class Delivery {
     std::unique_ptr<Flight> flight;   // sent, awaiting its ACK
     std::uint64_t acked_version = 0;
     bool in_ready = false;
+    std::uint64_t lane_seq = 0;  // its place in lane_ while pending there, else 0
+  };
+  // One place in the ordered lane: an entry's pending change (valid while the entry's
+  // lane_seq is still `seq`), or a message the edge does not ACK.
+  struct LaneItem {
+    std::string uid;
+    std::uint64_t seq = 0;
+    std::optional<Change> unacked;
   };
   void forget_old_deletes(SteadyClock::time_point now);
 
   void pump();
+  void pump_lane();
   void send_first(Entry& entry, Change change);
+  void send_unacked(const Change& change);
 
   DeliveryOptions options_;
   Send send_;
@@ -112,9 +130,12 @@ class Delivery {
   Now now_;
   std::unordered_map<std::string, Entry> entries_;          // by uid
   std::unordered_map<std::string, std::string> by_msg_id_;  // msg_id → uid
-  // uids with a sendable pending change (a list: empty, it allocates nothing, where a
-  // std::deque holds ~600 bytes per idle node)
+  // uids with a sendable pending change, and the ordered lane (lists: empty, they allocate
+  // nothing, where a std::deque holds ~600 bytes per idle node)
   std::list<std::string> ready_;
+  std::list<LaneItem> lane_;            // ordered changes, in order
+  std::uint64_t lane_counter_ = 0;
+  std::string lane_flight_;             // uid of the ordered change in flight
   // UIDs whose delete the edge ACKed. A UID is never reused, so any later version of one is
   // stale — a list answered before the delete must not bring the object back. Kept for a
   // while, then forgotten (no list takes that long).

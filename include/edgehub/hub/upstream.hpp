@@ -20,10 +20,14 @@ struct UpstreamResult {
   std::optional<kube::Object> push_node;
 };
 
+class DeviceReports;
+
 class Upstream {
  public:
   Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry& registry,
            std::string kube_ca_pem);
+  // Device-twin requests (membership/detail, twin and state reports) go there (devices.hpp).
+  void set_devices(DeviceReports* devices) { devices_ = devices; }
 
   boost::asio::awaitable<UpstreamResult> handle(std::string node, wire::Message request);
 
@@ -45,6 +49,7 @@ class Upstream {
 
   kube::Client& client_;
   RoutingIndex& index_;
+  DeviceReports* devices_ = nullptr;
   std::string kube_ca_pem_;
   metrics::Family<metrics::Counter>& requests_;
   metrics::Family<metrics::Counter>& denied_;

@@ -63,6 +63,9 @@ struct SimOptions {
   Millis flap_every{0};    // > 0: each node drops its connection after ~this long
   Millis slow_reader{0};   // > 0: pause this long after each received message
   std::size_t ws_write_buffer = 512;  // client frames are masked through this buffer
+  // > 0: every node reports the twins of its member devices this often (devicetwin's
+  // twin/edge_updated), each report waiting for the hub's confirm.
+  Millis twin_every{0};
 };
 
 // What a node has received, for convergence checks.
@@ -91,7 +94,8 @@ class Fleet {
   StatsSnapshot stats() const;
   // {"nodes":[{"name","connected","registered","connects","replica","lastDeliveryReplica",
   //   "deliveriesThisConnection","abandoned","objects":[{kind,namespace,name,uid,
-  //   resourceVersion,deleted,replica}]}]} — collected from each worker on its own thread.
+  //   resourceVersion,deleted,replica}],"devices":["<ns>/<name>" member devices]}]} —
+  //   collected from each worker on its own thread.
   nlohmann::json state_json();
   // Abandons the node's connection (kept open, no longer read or written: a hung edge as the
   // hub sees it) and dials a new one at once. False: unknown node or not connected.

@@ -50,12 +50,16 @@ struct WorkerStats {
   std::atomic<std::uint64_t> joins{0};              // certificates got with the token
   std::atomic<std::uint64_t> rotations{0};          // certificates renewed before expiry
   std::atomic<std::uint64_t> rotation_failures{0};
+  std::atomic<std::uint64_t> twin_reports{0};   // twin/edge_updated sent
+  std::atomic<std::uint64_t> twin_confirms{0};  // confirmed with "OK"
+  std::atomic<std::uint64_t> twin_refused{0};   // confirmed with a StatusError
   // steady_clock nanoseconds of the first dial and of the latest successful upgrade
   std::atomic<std::int64_t> first_dial_ns{0};
   std::atomic<std::int64_t> last_connect_ns{0};
   Histogram downstream;  // edgehub.io/stamp → receipt
   Histogram upstream;    // request → its response
   Histogram connect_time;  // dial → 101
+  Histogram twin_rtt;      // twin report → its confirm (the hub confirms once written)
 };
 
 struct StatsSnapshot {
@@ -66,8 +70,9 @@ struct StatsSnapshot {
   std::uint64_t decode_errors = 0, request_timeouts = 0, request_errors = 0;
   std::uint64_t objects_received = 0;
   std::uint64_t joins = 0, rotations = 0, rotation_failures = 0;
+  std::uint64_t twin_reports = 0, twin_confirms = 0, twin_refused = 0;
   std::int64_t first_dial_ns = 0, last_connect_ns = 0;
-  LatencySummary downstream, upstream, connect_time;
+  LatencySummary downstream, upstream, connect_time, twin_rtt;
 
   void add(const WorkerStats& w);
   nlohmann::json to_json() const;

@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
               log_level = "info";
   double keepalive = 15, lease = 10, status_report = 300, reconnect = 30, reconnect_max = 120,
          handshake_timeout = 30, request_timeout = 60, start_spread = 0, flap = 0, slow_ms = 0,
-         duration = 0, progress = 10, trim = 10;
+         duration = 0, progress = 10, trim = 10, twin_every = 0;
   int serve_threads = 1;
   app.add_option("--server", server, "hub address HOST:PORT")->capture_default_str();
   app.add_option("--nodes", o.nodes, "simulated nodes in this process")->capture_default_str();
@@ -237,6 +237,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--flap-every", flap, "drop each connection after ~S s (±50%), then reconnect");
   app.add_option("--slow-reader", slow_ms, "pause MS milliseconds after each received message");
+  app.add_option("--twin-every", twin_every,
+                 "report the twins of each member device every S s (0: never)");
   app.add_option("--state-dump", state_dump, "write node state JSON here on SIGUSR1 and at exit");
   app.add_option("--state-listen", state_listen,
                  "serve state on HTTP at HOST:PORT (GET /, GET /stats, POST /nodes/<n>/abandon)");
@@ -293,6 +295,7 @@ int main(int argc, char** argv) {
     o.start_spread = seconds(start_spread);
     o.flap_every = seconds(flap);
     o.slow_reader = sim::Millis(static_cast<std::int64_t>(slow_ms));
+    o.twin_every = seconds(twin_every);
     if (o.nodes < 1) {
       spdlog::error("--nodes must be at least 1");
       return 2;

@@ -2,6 +2,7 @@
 #include <edgehub/wire/builders.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace edgehub::hub {
@@ -224,6 +225,99 @@ TEST_F(DeliveryTest, LostAcksHoldBackOnlyTheirObjects) {
   EXPECT_EQ(sent_.size(), 100u + lost.size()) << "each lost one re-sent once";
   for (const auto& id : lost) EXPECT_TRUE(delivery_->on_ack(id));
   EXPECT_EQ(acked_.size(), 100u);
+  EXPECT_EQ(delivery_->in_flight(), 0u);
+}
+
+// --- the ordered lane (devices) ---------------------------------------------------------------
+
+Change device_change(ObjectKind kind, const std::string& name, std::uint64_t rv, std::string op) {
+  return Change{.kind = kind,
+                .ns = "default",
+                .name = name,
+                .uid = "uid-" + name,
+                .resource_version = rv,
+                .operation = std::move(op),
+                .object = std::make_shared<const std::string>(R"({"metadata":{"name":")" + name + R"("}})"),
+                .ordered = true};
+}
+Change membership(const std::string& list) {
+  return Change{.kind = ObjectKind::membership,
+                .operation = "update",
+                .object = std::make_shared<const std::string>(
+                    R"({"event_id":"e","timestamp":1,"added_devices":)" + list +
+                    R"(,"removed_devices":null})"),
+                .ordered = true};
+}
+
+// membership → model → device, one at a time: a lost model ACK holds the device back, so a
+// retry can never let the device overtake its model (KUBEEDGE-WIRE §3.5).
+TEST_F(DeliveryTest, OrderedLaneSendsOneAtATimeInOrderAcrossRetries) {
+  make(16);
+  delivery_->enqueue(membership(R"([{"id":"default/thermo","name":"thermo"}])"));
+  delivery_->enqueue(device_change(ObjectKind::devicemodel, "model", 5, "insert"));
+  delivery_->enqueue(device_change(ObjectKind::device, "thermo", 6, "insert"));
+  delivery_->enqueue(pod("web", 7));
+  ASSERT_EQ(sent_.size(), 3u) << "membership (no ACK), the model, and the unrelated pod";
+  EXPECT_EQ(sent_[0].route.group, "twin");
+  EXPECT_EQ(sent_[0].route.resource, "membership");
+  EXPECT_EQ(sent_[0].route.source, "devicecontroller");
+  EXPECT_TRUE(sent_[0].header.resource_version.empty());
+  EXPECT_FALSE(wire::needs_ack(sent_[0]));
+  EXPECT_EQ(sent_[1].route.resource, "default/devicemodel/model");
+  EXPECT_EQ(sent_[1].route.source, "devicecontroller");
+  EXPECT_EQ(sent_[2].route.resource, "default/pod/web");
+
+  now_ += 5s;
+  delivery_->on_timer();
+  ASSERT_EQ(sent_.size(), 5u) << "both retried; the device still waits for its model";
+  std::vector<std::string> retried = {sent_[3].route.resource, sent_[4].route.resource};
+  std::sort(retried.begin(), retried.end());
+  EXPECT_EQ(retried, (std::vector<std::string>{"default/devicemodel/model", "default/pod/web"}));
+  ack(sent_[3].route.resource == "default/devicemodel/model" ? 3 : 4);
+  ASSERT_EQ(sent_.size(), 6u);
+  EXPECT_EQ(sent_[5].route.resource, "default/device/thermo");
+  EXPECT_EQ(sent_[5].route.operation, "insert");
+  ack(5);
+  EXPECT_EQ(delivery_->queued(), 0u);
+}
+
+// Unbinding then binding again (a device moved away and back) must not be taken for a stale
+// version: an ordered delete means "left the node", and the object may come back.
+TEST_F(DeliveryTest, OrderedDeleteIsNotRememberedSoTheDeviceCanComeBack) {
+  make(16);
+  delivery_->enqueue(device_change(ObjectKind::device, "thermo", 6, "insert"));
+  ack(0);
+  delivery_->enqueue(device_change(ObjectKind::device, "thermo", 6, "delete"));
+  delivery_->enqueue(device_change(ObjectKind::device, "thermo", 6, "insert"));
+  ASSERT_EQ(sent_.size(), 2u);
+  EXPECT_EQ(sent_[1].route.operation, "delete");
+  ack(1);
+  ASSERT_EQ(sent_.size(), 3u) << "the insert after the delete is sent, not dropped as stale";
+  EXPECT_EQ(sent_[2].route.operation, "insert");
+  ack(2);
+  EXPECT_EQ(delivery_->acked_version("uid-thermo"), 6u);
+  EXPECT_EQ(delivery_->stats().stale, 0u);
+}
+
+// A newer version of an unsent device takes the place at the end of the lane, after what was
+// queued meanwhile (the delete comes after the model delete and the membership removal).
+TEST_F(DeliveryTest, OrderedSupersededChangeMovesToTheEndOfTheLane) {
+  make(16);
+  delivery_->enqueue(device_change(ObjectKind::devicemodel, "model", 5, "insert"));
+  delivery_->enqueue(device_change(ObjectKind::device, "thermo", 6, "insert"));
+  delivery_->enqueue(device_change(ObjectKind::devicemodel, "model", 5, "delete"));
+  delivery_->enqueue(membership("null"));
+  delivery_->enqueue(device_change(ObjectKind::device, "thermo", 7, "delete"));
+  ASSERT_EQ(sent_.size(), 1u);
+  ack(0);
+  std::vector<std::string> order;
+  for (std::size_t i = 1; i < sent_.size(); ++i) {  // ACKs send the next ones
+    order.push_back(sent_[i].route.operation + " " + sent_[i].route.resource);
+    if (sent_[i].route.resource != "membership") ack(i);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"delete default/devicemodel/model", "update membership",
+                                             "delete default/device/thermo"}));
+  EXPECT_EQ(delivery_->queued(), 0u);
   EXPECT_EQ(delivery_->in_flight(), 0u);
 }
 

@@ -1,0 +1,500 @@
+// Devices end to end: one hub replica against the embedded API server, edges speaking
+// edgecore's device-twin protocol over real TLS. The recorded cloudcore ⇄ edgecore device
+// exchange (kubeedge-captures/device.jsonl) is the reference for what goes down.
+#include <edgehub/devapi/server.hpp>
+#include <edgehub/hub/hub.hpp>
+#include <edgehub/kube/config.hpp>
+#include <edgehub/net/x509_mint.hpp>
+#include <edgehub/sim/fleet.hpp>
+#include <edgehub/wire/builders.hpp>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "edge_client.hpp"
+
+namespace edgehub::hub {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+namespace asio = boost::asio;
+
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+bool is_device_object(const wire::Message& m) {
+  return m.route.resource.find("/device/") != std::string::npos ||
+         m.route.resource.find("/devicemodel/") != std::string::npos;
+}
+
+// An edge that answers as edgecore does: device/devicemodel insert and delete ACKs come as
+// `meta`/`twin` (KUBEEDGE-WIRE §10.2), twin-group messages are never ACKed.
+class Edge {
+ public:
+  Edge(const net::CertAndKey& ca, std::uint16_t port, const std::string& node)
+      : node_(node),
+        tls_([&] {
+          auto cert = net::mint_node_client_cert(node, {ca.cert.get(), ca.key.get()});
+          return std::make_unique<net::TlsContext>(net::TlsContext::client(
+              {.ca_pem = net::to_pem(ca.cert.get()),
+               .cert_chain_pem = net::to_pem(cert.cert.get()),
+               .private_key_pem = net::to_pem(cert.key.get())}));
+        }()),
+        client_([&] {
+          net::TlsStream stream(io_.get_executor(), *tls_);
+          stream.socket().connect({asio::ip::make_address("127.0.0.1"), port});
+          stream.set_server_name("127.0.0.1", true);
+          return testing::EdgeClient<net::TlsStream>(std::move(stream));
+        }()) {
+    bool done = false;
+    boost::system::error_code ec;
+    client_.ws().next_layer().async_handshake(net::HandshakeRole::client,
+                                              [&](boost::system::error_code e, std::size_t) {
+                                                ec = e;
+                                                done = true;
+                                              });
+    client_.run_until(io_, [&] { return done; });
+    if (ec) throw std::runtime_error("TLS handshake: " + ec.message());
+    if (const int status = client_.upgrade(io_, node); status != 101) {
+      throw std::runtime_error("upgrade answered " + std::to_string(status));
+    }
+  }
+
+  // Sends an edge request and reads until its answer.
+  wire::Message request(const std::string& op, const std::string& resource, std::string content,
+                        const std::string& group = "resource", const std::string& source = "twin") {
+    const auto id = send(op, resource, std::move(content), group, source);
+    return next([&](const wire::Message& r) { return r.header.parent_msg_id == id; });
+  }
+  std::string send(const std::string& op, const std::string& resource, std::string content,
+                   const std::string& group = "resource", const std::string& source = "twin") {
+    wire::Message m;
+    m.header.msg_id = wire::new_message_id();
+    m.header.timestamp = wire::now_millis();
+    m.route = {.source = source, .group = group, .operation = op, .resource = resource};
+    m.content = std::move(content);
+    client_.send(io_, wire::encode(m));
+    return m.header.msg_id;
+  }
+
+  template <class Pred>
+  wire::Message next(Pred pred, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) throw std::runtime_error(node_ + ": no matching message in time");
+      auto m = client_.read(io_, left);
+      if (!m) throw std::runtime_error(node_ + ": connection closed: " + client_.error().message());
+      if (m->route.operation != "response") received.push_back(*m);
+      if (wire::needs_ack(*m) && m->route.group != "twin") {
+        auto ack = wire::make_ack(*m, wire::now_millis());
+        if (is_device_object(*m) && m->route.operation != "update") {
+          ack.route.source = "meta";
+          ack.route.group = "twin";
+        }
+        client_.send(io_, wire::encode(ack));
+      }
+      if (pred(*m)) return *m;
+    }
+  }
+  // Reads `n` device-related messages (membership, device, devicemodel) in arrival order.
+  std::vector<wire::Message> device_messages(std::size_t n) {
+    std::vector<wire::Message> out;
+    while (out.size() < n) {
+      out.push_back(next([](const wire::Message& m) {
+        return m.route.operation != "response" &&
+               (m.route.resource == "membership" || is_device_object(m));
+      }));
+    }
+    return out;
+  }
+  // True when no device message arrives within `limit` (what must not be sent is not).
+  bool quiet(std::chrono::milliseconds limit) {
+    try {
+      next([](const wire::Message& m) {
+        return m.route.operation != "response" && (m.route.resource == "membership" || is_device_object(m));
+      }, limit);
+      return false;
+    } catch (const std::runtime_error&) {
+      return true;
+    }
+  }
+  void close() {
+    boost::system::error_code ec;
+    client_.ws().next_layer().socket().close(ec);
+  }
+
+  std::vector<wire::Message> received;
+
+ private:
+  std::string node_;
+  asio::io_context io_;
+  std::unique_ptr<net::TlsContext> tls_;
+  testing::EdgeClient<net::TlsStream> client_;
+};
+
+// "<operation> <group> <resource>" of a message, the shape compared with the capture.
+std::string shape(const wire::Message& m) {
+  return m.route.operation + " " + m.route.group + " " + m.route.resource;
+}
+
+class DeviceIntegration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    api_ = std::make_unique<devapi::Server>(devapi::ServerOptions{});
+    api_->start();
+  }
+  void start_hub(std::chrono::milliseconds report_window = 200ms) {
+    const auto kubeconfig = ::testing::TempDir() + "device-it-kubeconfig";
+    api_->write_kubeconfig(kubeconfig);
+    auto kube = kube::load_kubeconfig(kubeconfig);
+    ASSERT_TRUE(kube) << kube.error().describe();
+    net::CertRequest server_request{.common_name = "edgehub", .usage = net::CertUsage::server,
+                                    .ip_addresses = {"127.0.0.1"}};
+    auto server = net::mint(server_request, {ca_.cert.get(), ca_.key.get()});
+    HubOptions options;
+    options.config.hub.id = "hub-device-test";
+    options.config.hub.listen = {"127.0.0.1", 0};
+    options.config.metrics.listen = {"127.0.0.1", 0};
+    options.config.hub.io_threads = 2;
+    options.config.hub.cert_service.enabled = false;
+    options.config.delivery.retry_interval = 300ms;
+    options.config.devices.report_batch_window = report_window;
+    options.kube = *kube;
+    options.edge_tls = std::make_shared<net::TlsContext>(net::TlsContext::server(
+        {.cert_chain_pem = net::to_pem(server.cert.get()),
+         .private_key_pem = net::to_pem(server.key.get()),
+         .client_ca_pem = net::to_pem(ca_.cert.get())}));
+    hub_ = std::make_unique<Hub>(std::move(options));
+    hub_->start();
+    ASSERT_TRUE(eventually([&] { return hub_->ready(); })) << "hub never became ready";
+  }
+  void TearDown() override {
+    hub_.reset();
+    api_.reset();
+  }
+  std::unique_ptr<Edge> connect(const std::string& node) {
+    auto edge = std::make_unique<Edge>(ca_, hub_->edge_port(), node);
+    EXPECT_TRUE(eventually([&] { return sessions_for(1); }));
+    return edge;
+  }
+  bool sessions_for(std::size_t) const { return hub_->sessions() > 0; }
+
+  devapi::Store& store() { return api_->store(); }
+
+  // The capture's objects, as a user would create them (without server-set fields).
+  static json capture_object(const std::string& resource) {
+    std::ifstream in(std::string(EDGEHUB_TEST_DATA) + "/kubeedge-captures/device.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto record = json::parse(line);
+      if (record.value("dir", "") != "down") continue;
+      const auto m = json::parse(record["payload"].get<std::string>());
+      if (m["route"]["operation"] == "insert" && m["route"]["resource"] == resource) {
+        json object = m["content"];
+        json meta = {{"name", object["metadata"]["name"]},
+                     {"namespace", object["metadata"]["namespace"]}};
+        if (object["metadata"].contains("labels")) meta["labels"] = object["metadata"]["labels"];
+        object["metadata"] = meta;
+        object.erase("status");
+        return object;
+      }
+    }
+    throw std::runtime_error("capture has no insert of " + resource);
+  }
+  // The capture's downstream device messages, as shapes, in order.
+  static std::vector<std::string> capture_shapes() {
+    std::ifstream in(std::string(EDGEHUB_TEST_DATA) + "/kubeedge-captures/device.jsonl");
+    std::vector<std::string> out;
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto record = json::parse(line);
+      if (record.value("dir", "") != "down") continue;
+      const auto m = wire::decode(record["payload"].get<std::string>());
+      if (m) out.push_back(shape(*m));
+    }
+    return out;
+  }
+  json create_model() { return store().create("devicemodels.devices.kubeedge.io", "default", capture_object("default/devicemodel/thermo-model")); }
+  json create_device(const std::string& name, const std::string& node) {
+    auto device = capture_object("default/device/thermo-1");
+    device["metadata"]["name"] = name;
+    device["spec"]["nodeName"] = node;
+    return store().create("devices.devices.kubeedge.io", "default", device);
+  }
+  double metric(const std::string& name) {
+    const auto text = hub_->metrics().expose();
+    const auto at = text.find("\n" + name + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + name.size() + 2));
+  }
+
+  net::CertAndKey ca_ = net::mint({.common_name = "edge CA", .usage = net::CertUsage::ca});
+  std::unique_ptr<devapi::Server> api_;
+  std::unique_ptr<Hub> hub_;
+};
+
+// The API actions of the capture — create model and device, patch the desired value, patch
+// the model, delete the device, delete the model — give the capture's downstream sequence:
+// same operations, groups, resources and order (KUBEEDGE-WIRE §10.2–4).
+TEST_F(DeviceIntegration, ReplaysTheCapturedDeviceSequence) {
+  start_hub();
+  auto edge = connect("edge-1");
+  create_model();
+  create_device("thermo-1", "edge-1");
+  auto bind = edge->device_messages(3);
+
+  store().patch("devices.devices.kubeedge.io", "default", "thermo-1", devapi::PatchType::kMerge,
+                json::parse(R"({"spec":{"properties":[{"name":"temperature","desired":{"value":"25","metadata":{"type":"int"}},)"
+                            R"("visitors":{"protocolName":"modbus","configData":{"limit":1,"offset":2,"register":"HoldingRegister"}},)"
+                            R"("reportCycle":10000,"collectCycle":10000,"reportToCloud":true}]}})"));
+  auto desired = edge->device_messages(1);
+  store().patch("devicemodels.devices.kubeedge.io", "default", "thermo-model", devapi::PatchType::kMerge,
+                json::parse(R"({"spec":{"protocol":"modbus-rtu"}})"));
+  auto model = edge->device_messages(1);
+  store().remove("devices.devices.kubeedge.io", "default", "thermo-1");
+  auto unbind = edge->device_messages(3);
+  store().remove("devicemodels.devices.kubeedge.io", "default", "thermo-model");
+
+  std::vector<std::string> got;
+  for (const auto* batch : {&bind, &desired, &model, &unbind}) {
+    for (const auto& m : *batch) got.push_back(shape(m));
+  }
+  EXPECT_EQ(got, capture_shapes());
+
+  // Contents as devicetwin reads them.
+  const auto added = bind[0].content_json();
+  EXPECT_EQ(bind[0].route.source, "devicecontroller");
+  EXPECT_EQ(added["added_devices"], json::parse(R"([{"id":"default/thermo-1","name":"thermo-1"}])"));
+  EXPECT_TRUE(added["removed_devices"].is_null());
+  EXPECT_TRUE(bind[0].header.resource_version.empty());
+  EXPECT_EQ(bind[1].content_json()["kind"], "DeviceModel");
+  EXPECT_EQ(bind[2].content_json()["spec"]["nodeName"], "edge-1");
+  EXPECT_FALSE(bind[2].header.resource_version.empty());
+  EXPECT_EQ(desired[0].content_json()["spec"]["properties"][0]["desired"]["value"], "25");
+  EXPECT_EQ(model[0].content_json()["spec"]["protocol"], "modbus-rtu");
+  const auto removed = unbind[1].content_json();
+  EXPECT_TRUE(removed["added_devices"].is_null());
+  EXPECT_EQ(removed["removed_devices"], json::parse(R"([{"id":"default/thermo-1","name":"thermo-1"}])"));
+
+  // The model's CR delete sends nothing more (no node uses it).
+  EXPECT_TRUE(edge->quiet(1s));
+}
+
+TEST_F(DeviceIntegration, TwinAndStateReportsArePatchedIntoTheDeviceStatusAndConfirmed) {
+  start_hub();
+  auto edge = connect("edge-1");
+  create_model();
+  create_device("thermo-1", "edge-1");
+  edge->device_messages(3);
+
+  const auto twin = edge->request(
+      "update", "device/default/thermo-1/twin/edge_updated",
+      R"({"event_id":"e1","timestamp":1795739770000,"twin":{"temperature":{)"
+      R"("expected":{"value":"25","metadata":{"timestamp":1795739769000}},)"
+      R"("actual":{"value":"21","metadata":{"timestamp":1795739770000}},"metadata":{"type":"int"}}}})");
+  EXPECT_EQ(twin.route.source, "devicecontroller");
+  EXPECT_EQ(twin.route.group, "twin");
+  EXPECT_EQ(twin.route.resource, "twin");
+  EXPECT_EQ(twin.content_string().value_or(""), "OK");
+
+  auto status = store().get("devices.devices.kubeedge.io", "default", "thermo-1")["status"];
+  ASSERT_EQ(status["twins"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["twins"][0]["propertyName"], "temperature");
+  EXPECT_EQ(status["twins"][0]["reported"]["value"], "21");
+  EXPECT_EQ(status["twins"][0]["reported"]["metadata"]["timestamp"], "1795739770000");
+  EXPECT_EQ(status["twins"][0]["reported"]["metadata"]["type"], "int");
+  EXPECT_EQ(status["twins"][0]["observedDesired"]["value"], "25");
+
+  // State comes as a JSON string (§3.3).
+  wire::Message state;
+  state.set_content_string(R"({"event_id":"e2","timestamp":1795739771000,"device":{"name":"thermo-1","state":"online","lastOnlineTime":"2026-11-27T00:36:11Z"}})");
+  const auto confirmed = edge->request("update", "device/default/thermo-1/state/update", state.content);
+  EXPECT_EQ(confirmed.content_string().value_or(""), "OK");
+  status = store().get("devices.devices.kubeedge.io", "default", "thermo-1")["status"];
+  EXPECT_EQ(status["state"], "online");
+  EXPECT_EQ(status["lastOnlineTime"], "2026-11-27T00:36:11Z");
+  EXPECT_EQ(status["twins"][0]["reported"]["value"], "21") << "kept by the state patch";
+
+  // A status-only change is the edge's own report: nothing goes back down.
+  EXPECT_TRUE(edge->quiet(1s));
+}
+
+// A node's reports within the window become one PATCH per device.
+TEST_F(DeviceIntegration, ReportsWithinTheWindowBecomeOnePatch) {
+  start_hub(2s);
+  auto edge = connect("edge-1");
+  create_model();
+  create_device("thermo-1", "edge-1");
+  edge->device_messages(3);
+  const double before = metric("edgehub_device_status_patches_total");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    ids.push_back(edge->send("update", "device/default/thermo-1/twin/edge_updated",
+                             R"({"event_id":"e","timestamp":1,"twin":{"temperature":{"actual":{"value":")" +
+                                 std::to_string(20 + i) + R"("},"metadata":{"type":"int"}}}})"));
+  }
+  for (const auto& id : ids) {
+    const auto c = edge->next([&](const wire::Message& m) { return m.header.parent_msg_id == id; });
+    EXPECT_EQ(c.content_string().value_or(""), "OK");
+  }
+  EXPECT_EQ(metric("edgehub_device_status_patches_total") - before, 1.0);
+  EXPECT_EQ(store().get("devices.devices.kubeedge.io", "default", "thermo-1")["status"]["twins"][0]["reported"]["value"], "22");
+}
+
+TEST_F(DeviceIntegration, AReportForADeviceOfAnotherNodeIsRefused) {
+  start_hub();
+  auto edge = connect("edge-1");
+  create_model();
+  create_device("thermo-2", "edge-2");
+  ASSERT_TRUE(eventually([&] { return metric("edgehub_devices") == 1.0; }));
+  const auto refused = edge->request(
+      "update", "device/default/thermo-2/twin/edge_updated",
+      R"({"event_id":"e","timestamp":1,"twin":{"temperature":{"actual":{"value":"99"}}}})");
+  EXPECT_EQ(refused.route.group, "twin") << "confirmed, so devicetwin stops re-sending it";
+  EXPECT_EQ(refused.content_json()["ErrStatus"]["reason"], "Forbidden");
+  EXPECT_EQ(metric("edgehub_device_reports_refused_total"), 1.0);
+  EXPECT_FALSE(store().get("devices.devices.kubeedge.io", "default", "thermo-2").contains("status") &&
+               store().get("devices.devices.kubeedge.io", "default", "thermo-2")["status"].contains("twins"));
+  // A report for a device that does not exist at all is refused the same way.
+  const auto unknown = edge->request("update", "device/default/nothing/state/update",
+                                     R"("{\"device\":{\"state\":\"online\"}}")");
+  EXPECT_EQ(unknown.content_json()["ErrStatus"]["reason"], "Forbidden");
+}
+
+// Moved: the old node loses it (model, membership, device), the new one gains it.
+TEST_F(DeviceIntegration, ADeviceMovedBetweenNodesLeavesOneAndJoinsTheOther) {
+  start_hub();
+  auto one = connect("edge-1");
+  auto two = std::make_unique<Edge>(ca_, hub_->edge_port(), "edge-2");
+  ASSERT_TRUE(eventually([&] { return hub_->sessions() == 2; }));
+  create_model();
+  create_device("thermo-1", "edge-1");
+  one->device_messages(3);
+  store().patch("devices.devices.kubeedge.io", "default", "thermo-1", devapi::PatchType::kMerge,
+                json::parse(R"({"spec":{"nodeName":"edge-2"}})"));
+  std::vector<std::string> left;
+  for (const auto& m : one->device_messages(3)) left.push_back(shape(m));
+  EXPECT_EQ(left, (std::vector<std::string>{"delete resource default/devicemodel/thermo-model",
+                                            "update twin membership",
+                                            "delete resource default/device/thermo-1"}));
+  const auto joined = two->device_messages(3);
+  std::vector<std::string> got;
+  for (const auto& m : joined) got.push_back(shape(m));
+  EXPECT_EQ(got, (std::vector<std::string>{"update twin membership",
+                                           "insert resource default/devicemodel/thermo-model",
+                                           "insert resource default/device/thermo-1"}));
+  EXPECT_EQ(joined[2].content_json()["spec"]["nodeName"], "edge-2");
+  // Reports now belong to edge-2 only.
+  const auto refused = one->request("update", "device/default/thermo-1/twin/edge_updated",
+                                    R"({"twin":{"temperature":{"actual":{"value":"1"}}}})");
+  EXPECT_EQ(refused.content_json()["ErrStatus"]["reason"], "Forbidden");
+}
+
+// A node connecting gets its devices (bound while it was away) as cloudcore's sync loop sends
+// them, and membership/detail answers with its device list.
+TEST_F(DeviceIntegration, ReconnectResyncsDevicesAndAnswersMembershipDetail) {
+  start_hub();
+  create_model();
+  create_device("thermo-1", "edge-1");
+  create_device("thermo-2", "edge-1");
+  create_device("other", "edge-9");
+  ASSERT_TRUE(eventually([&] { return metric("edgehub_devices") == 3.0; }));
+  auto edge = connect("edge-1");
+  std::vector<std::string> got;
+  const auto resync = edge->device_messages(4);
+  for (const auto& m : resync) got.push_back(shape(m));
+  EXPECT_EQ(got, (std::vector<std::string>{"update twin membership",
+                                           "update resource default/devicemodel/thermo-model",
+                                           "update resource default/device/thermo-1",
+                                           "update resource default/device/thermo-2"}));
+  EXPECT_EQ(resync[0].content_json()["added_devices"].size(), 2u);
+
+  wire::Message detail;
+  detail.set_content_string(R"({"event_type":"group_membership_event","event_id":"123","operation":"detail","group_id":"edge-1","timestamp":1})");
+  const auto answer = edge->request("get", "membership/detail", detail.content);
+  EXPECT_EQ(answer.route.source, "devicecontroller");
+  EXPECT_EQ(answer.route.group, "twin");
+  EXPECT_EQ(answer.route.resource, "membership/detail");
+  const auto content = answer.content_json();
+  EXPECT_EQ(content["event_id"], "123");
+  EXPECT_EQ(content["devices"], json::parse(R"([{"id":"default/thermo-1","name":"thermo-1"},)"
+                                            R"({"id":"default/thermo-2","name":"thermo-2"}])"));
+
+  // Gone while away: the next connect's membership/detail no longer lists it.
+  edge->close();
+  edge.reset();
+  ASSERT_TRUE(eventually([&] { return hub_->sessions() == 0; }));
+  store().remove("devices.devices.kubeedge.io", "default", "thermo-2");
+  ASSERT_TRUE(eventually([&] { return metric("edgehub_devices") == 2.0; }));
+  auto back = connect("edge-1");
+  const auto again = back->device_messages(3);
+  EXPECT_EQ(again[0].content_json()["added_devices"].size(), 1u);
+  const auto answer2 = back->request("get", "membership/detail", detail.content);
+  EXPECT_EQ(answer2.content_json()["devices"].size(), 1u);
+}
+
+// The simulator against the hub: its nodes get their devices (membership and objects, in
+// the state dump that convergence checks compare), report twins, and the reports land in the
+// Device status.
+TEST_F(DeviceIntegration, SimulatedFleetHoldsItsDevicesAndItsTwinReportsLand) {
+  start_hub(100ms);
+  create_model();
+  for (int n = 0; n < 2; ++n) {
+    for (int d = 0; d < 2; ++d) {
+      create_device("dev-" + std::to_string(n) + "-" + std::to_string(d), "sim-" + std::to_string(n));
+    }
+  }
+  sim::SimOptions o;
+  o.port = hub_->edge_port();
+  o.nodes = 2;
+  o.prefix = "sim-";
+  o.server_ca_pem = net::to_pem(ca_.cert.get());
+  o.client_ca_cert_pem = net::to_pem(ca_.cert.get());
+  o.client_ca_key_pem = net::to_pem(ca_.key.get());
+  o.twin_every = 300ms;
+  sim::Fleet fleet(o);
+  fleet.start();
+  auto devices_of = [&](const std::string& node) {
+    const auto state = fleet.state_json();
+    for (const auto& n : state["nodes"]) {
+      if (n["name"] == node) return n["devices"];
+    }
+    return json();
+  };
+  ASSERT_TRUE(eventually([&] {
+    return devices_of("sim-0") == json::parse(R"(["default/dev-0-0","default/dev-0-1"])") &&
+           devices_of("sim-1") == json::parse(R"(["default/dev-1-0","default/dev-1-1"])");
+  })) << fleet.state_json().dump();
+  // The membership can come first (the membership/detail answer); the objects follow.
+  auto held = [&](const std::string& kind) {
+    const auto objects = fleet.objects_of("sim-1");
+    return std::count_if(objects.begin(), objects.end(), [&](const sim::ObjectRecord& r) {
+      return r.kind == kind && !r.deleted;
+    });
+  };
+  EXPECT_TRUE(eventually([&] { return held("Device") == 2 && held("DeviceModel") == 1; }));
+  ASSERT_TRUE(eventually([&] { return fleet.stats().twin_confirms >= 4; }));
+  EXPECT_EQ(fleet.stats().twin_refused, 0u);
+  const auto status = store().get("devices.devices.kubeedge.io", "default", "dev-1-1")["status"];
+  EXPECT_EQ(status["twins"][0]["propertyName"], "temperature");
+  EXPECT_EQ(status["twins"][0]["reported"]["value"], "20") << status.dump();
+
+  // Unbound while connected: the node's state follows.
+  store().remove("devices.devices.kubeedge.io", "default", "dev-1-1");
+  ASSERT_TRUE(eventually([&] { return devices_of("sim-1") == json::parse(R"(["default/dev-1-0"])"); }));
+  fleet.stop();
+}
+
+}  // namespace
+}  // namespace edgehub::hub
