@@ -87,10 +87,12 @@ class DeployedHub : public ::testing::Test {
   void SetUp() override {
     ASSERT_FALSE(find_program("kubectl").empty());
     ASSERT_FALSE(find_program("curl").empty());
-    dir_ = ::testing::TempDir() + "deployed-hub/";
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = make_temp_dir("edgehub-deployed-hub");
     objects_ = kustomize("deploy");
+  }
+  void TearDown() override {
+    // Kept when the test failed: the hub's and the simulator's logs are there.
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
   std::string dir_;
@@ -98,6 +100,7 @@ class DeployedHub : public ::testing::Test {
 };
 
 TEST_F(DeployedHub, RunsAsConfiguredWithinItsRbacAndDocumentsEveryMetric) {
+  SCOPED_TRACE("logs and files: " + dir_);
   const auto& deployment = find_object(objects_, "Deployment", "edgehub");
   const auto ns = deployment["metadata"]["namespace"].as<std::string>();
   const auto& container = deployment["spec"]["template"]["spec"]["containers"][0];
@@ -226,10 +229,13 @@ TEST_F(DeployedHub, RunsAsConfiguredWithinItsRbacAndDocumentsEveryMetric) {
 // The hub integration suite's flows (registration, leases, status, pods, configmaps, secrets,
 // pod deletes, reconnects) against the same rules, through the request log of its API server.
 TEST_F(DeployedHub, IntegrationFlowsStayWithinRbac) {
+  SCOPED_TRACE("logs and files: " + dir_);
   const auto log = dir_ + "integration-requests.jsonl";
   ::setenv("EDGEHUB_DEVAPI_REQUEST_LOG", log.c_str(), 1);
+  ::setenv("TEST_TMPDIR", dir_.c_str(), 1);  // its files apart from other tests' running now
   const auto r = run({binary("test/integration/hub_integration_test")}, 280s);
   ::unsetenv("EDGEHUB_DEVAPI_REQUEST_LOG");
+  ::unsetenv("TEST_TMPDIR");
   ASSERT_EQ(r.exit_code, 0) << r.out.substr(r.out.size() > 4000 ? r.out.size() - 4000 : 0);
   const auto& deployment = find_object(objects_, "Deployment", "edgehub");
   const auto requests = read_request_log(log);

@@ -16,6 +16,8 @@ std::string find_program(const std::string& name);
 // Path under the source tree.
 std::string source(const std::string& relative);
 std::string read_text(const std::string& path);
+// A new, empty directory of this test process (ends with '/'): tests run in parallel.
+std::string make_temp_dir(const std::string& prefix);
 
 // `kubectl kustomize <source dir>`, split into its documents. Throws with kubectl's error.
 std::vector<YAML::Node> kustomize(const std::string& relative_dir);

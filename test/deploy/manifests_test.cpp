@@ -18,7 +18,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::string temp_file(const std::string& name, const std::string& text) {
-  const auto path = ::testing::TempDir() + name;
+  // Removed when the test program ends.
+  static const struct TempDir {
+    std::string path = make_temp_dir("edgehub-deploy-test");
+    ~TempDir() { std::error_code ec; fs::remove_all(path, ec); }
+  } dir;
+  const auto path = dir.path + name;
   std::ofstream(path) << text;
   return path;
 }
@@ -272,7 +277,7 @@ TEST(DeployManifests, ServedObjectsApplyWithKubectl) {
   ASSERT_FALSE(kubectl.empty());
   devapi::Server api({});
   api.start();
-  const auto kubeconfig = ::testing::TempDir() + "deploy-kubeconfig";
+  const auto kubeconfig = temp_file("kubeconfig", "");
   api.write_kubeconfig(kubeconfig);
   auto k = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {kubectl, "--kubeconfig", kubeconfig});
