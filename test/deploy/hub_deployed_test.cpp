@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "edge.hpp"
 #include "manifests.hpp"
 #include "process.hpp"
 
@@ -89,90 +90,110 @@ class DeployedHub : public ::testing::Test {
     ASSERT_FALSE(find_program("curl").empty());
     dir_ = make_temp_dir("edgehub-deployed-hub");
     objects_ = kustomize("deploy");
+    const auto deployment = find_object(objects_, "Deployment", "edgehub");
+    ns_ = deployment["metadata"]["namespace"].as<std::string>();
+    sa_ = deployment["spec"]["template"]["spec"]["serviceAccountName"].as<std::string>();
   }
   void TearDown() override {
+    if (hub_) hub_->signal(SIGKILL);
     // Kept when the test failed: the hub's and the simulator's logs are there.
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
-  std::string dir_;
+  // The embedded API server with the request log, and the real edgehub program run with the
+  // production configuration, the container's args and its environment. Changed only where
+  // a test machine must differ: files (the Secrets' mount points), listen addresses
+  // (loopback, free ports), the API server (the embedded one instead of the in-cluster
+  // service account), the log format.
+  void start_hub() {
+    devapi::ServerOptions api_options;
+    api_options.request_log = dir_ + "requests.jsonl";
+    api_ = std::make_unique<devapi::Server>(api_options);
+    api_->start();
+    const auto kubeconfig = dir_ + "kubeconfig";
+    api_->write_kubeconfig(kubeconfig);
+
+    auto r = run({binary("edgehub"), "certs", "init", "--dir", dir_ + "pki"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    YAML::Node config = YAML::Load(
+        find_object(objects_, "ConfigMap")["data"]["edgehub.production.yaml"].as<std::string>());
+    config["hub"]["listen"] = "127.0.0.1:0";
+    config["hub"]["tls"]["certFile"] = dir_ + "pki/server.crt";
+    config["hub"]["tls"]["keyFile"] = dir_ + "pki/server.key";
+    config["hub"]["tls"]["clientCAFile"] = dir_ + "pki/ca.crt";
+    config["hub"]["certService"]["listen"] = "127.0.0.1:0";
+    config["hub"]["certService"]["caCertFile"] = dir_ + "pki/ca.crt";
+    config["hub"]["certService"]["caKeyFile"] = dir_ + "pki/ca.key";
+    config["hub"]["ioThreads"] = 2;
+    config["kube"]["kubeconfig"] = kubeconfig;
+    config["metrics"]["listen"] = "127.0.0.1:0";
+    config["log"]["format"] = "text";
+    const auto config_file = dir_ + "edgehub.yaml";
+    std::ofstream(config_file) << YAML::Dump(config);
+
+    const auto deployment = find_object(objects_, "Deployment", "edgehub");
+    const auto container = deployment["spec"]["template"]["spec"]["containers"][0];
+    std::vector<std::string> argv{binary("edgehub")};
+    for (auto arg : container["args"].as<std::vector<std::string>>()) {
+      argv.push_back(arg.rfind("/etc/edgehub/", 0) == 0 ? config_file : arg);
+    }
+    ::setenv("POD_NAME", pod_name_.c_str(), 1);
+    ::setenv("POD_NAMESPACE", ns_.c_str(), 1);
+    ::setenv("POD_IP", "127.0.0.1", 1);
+    hub_log_ = dir_ + "hub.log";
+    hub_ = std::make_unique<Child>(argv, hub_log_);
+    ASSERT_TRUE(eventually([&] {
+      std::smatch m;
+      const auto text = log_text(hub_log_);
+      if (!std::regex_search(text, m, std::regex(R"(listening for edges on 127\.0\.0\.1:(\d+).*admin on 127\.0\.0\.1:(\d+))"))) {
+        return false;
+      }
+      edge_port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
+      admin_port_ = static_cast<std::uint16_t>(std::stoi(m[2]));
+      return true;
+    })) << log_text(hub_log_);
+    ASSERT_TRUE(eventually([&] { return http_get(admin_port_, "/readyz").code == 200; }));
+  }
+
+  // SIGTERM, as the kubelet stops a container; the hub must exit 0 on its own.
+  void stop_hub() {
+    hub_->signal(SIGTERM);
+    const auto code = hub_->wait(120s);
+    ASSERT_TRUE(code.has_value()) << "the hub did not stop after SIGTERM";
+    EXPECT_EQ(*code, 0) << log_text(hub_log_);
+    hub_.reset();
+  }
+
+  void expect_requests_allowed() {
+    expect_allowed(Rbac(objects_, ns_, sa_), read_request_log(dir_ + "requests.jsonl"));
+  }
+
+  std::string dir_, ns_, sa_, hub_log_;
+  const std::string pod_name_ = "edgehub-5c9d7b8f6-x2k4p";
   std::vector<YAML::Node> objects_;
+  std::unique_ptr<devapi::Server> api_;
+  std::unique_ptr<Child> hub_;
+  std::uint16_t edge_port_ = 0, admin_port_ = 0;
 };
 
 TEST_F(DeployedHub, RunsAsConfiguredWithinItsRbacAndDocumentsEveryMetric) {
   SCOPED_TRACE("logs and files: " + dir_);
-  const auto& deployment = find_object(objects_, "Deployment", "edgehub");
-  const auto ns = deployment["metadata"]["namespace"].as<std::string>();
-  const auto& container = deployment["spec"]["template"]["spec"]["containers"][0];
-  const auto sa = deployment["spec"]["template"]["spec"]["serviceAccountName"].as<std::string>();
-
-  devapi::ServerOptions api_options;
-  api_options.request_log = dir_ + "requests.jsonl";
-  devapi::Server api(api_options);
-  api.start();
-  const auto kubeconfig = dir_ + "kubeconfig";
-  api.write_kubeconfig(kubeconfig);
-
-  // The production configuration, with only what must differ on a test machine changed:
-  // files (the Secrets' mount points), listen addresses (loopback, free ports), the API
-  // server (the embedded one instead of the in-cluster service account), log format.
-  auto r = run({binary("edgehub"), "certs", "init", "--dir", dir_ + "pki"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  YAML::Node config = YAML::Load(
-      find_object(objects_, "ConfigMap")["data"]["edgehub.production.yaml"].as<std::string>());
-  config["hub"]["listen"] = "127.0.0.1:0";
-  config["hub"]["tls"]["certFile"] = dir_ + "pki/server.crt";
-  config["hub"]["tls"]["keyFile"] = dir_ + "pki/server.key";
-  config["hub"]["tls"]["clientCAFile"] = dir_ + "pki/ca.crt";
-  config["hub"]["certService"]["listen"] = "127.0.0.1:0";
-  config["hub"]["certService"]["caCertFile"] = dir_ + "pki/ca.crt";
-  config["hub"]["certService"]["caKeyFile"] = dir_ + "pki/ca.key";
-  config["hub"]["ioThreads"] = 2;
-  config["kube"]["kubeconfig"] = kubeconfig;
-  config["metrics"]["listen"] = "127.0.0.1:0";
-  config["log"]["format"] = "text";
-  const auto config_file = dir_ + "edgehub.yaml";
-  std::ofstream(config_file) << YAML::Dump(config);
-
-  // The container's args, with the config path pointing at the copy; its environment.
-  std::vector<std::string> argv{binary("edgehub")};
-  for (auto arg : container["args"].as<std::vector<std::string>>()) {
-    argv.push_back(arg.rfind("/etc/edgehub/", 0) == 0 ? config_file : arg);
-  }
-  const std::string pod_name = "edgehub-5c9d7b8f6-x2k4p";
-  ::setenv("POD_NAME", pod_name.c_str(), 1);
-  ::setenv("POD_NAMESPACE", ns.c_str(), 1);
-  ::setenv("POD_IP", "127.0.0.1", 1);
-  const auto hub_log = dir_ + "hub.log";
-  Child hub(argv, hub_log);
-
-  std::uint16_t edge_port = 0, admin_port = 0;
-  ASSERT_TRUE(eventually([&] {
-    std::smatch m;
-    const auto text = log_text(hub_log);
-    if (!std::regex_search(text, m, std::regex(R"(listening for edges on 127\.0\.0\.1:(\d+).*admin on 127\.0\.0\.1:(\d+))"))) {
-      return false;
-    }
-    edge_port = static_cast<std::uint16_t>(std::stoi(m[1]));
-    admin_port = static_cast<std::uint16_t>(std::stoi(m[2]));
-    return true;
-  })) << log_text(hub_log);
-  EXPECT_TRUE(eventually([&] { return http_get(admin_port, "/readyz").code == 200; }));
-  EXPECT_EQ(http_get(admin_port, "/healthz").code, 200);
+  ASSERT_NO_FATAL_FAILURE(start_hub());
+  EXPECT_EQ(http_get(admin_port_, "/healthz").code, 200);
 
   // A few edges through their whole life: register, lease, status, a pod with what it
-  // references, its status, its deletion.
+  // references, its status.
   constexpr int kNodes = 4;
-  Child sim({binary("edgehub-sim"), "--server", "127.0.0.1:" + std::to_string(edge_port),
+  Child sim({binary("edgehub-sim"), "--server", "127.0.0.1:" + std::to_string(edge_port_),
              "--nodes", std::to_string(kNodes), "--ca", dir_ + "pki/ca.crt", "--client-ca-key",
              dir_ + "pki/ca.key", "--lease-renew", "1", "--status-report", "1",
              "--log-level", "warn"},
             dir_ + "sim.log");
-  auto& store = api.store();
+  auto& store = api_->store();
   ASSERT_TRUE(eventually([&] {
     return store.list(res("nodes"), "", {})["items"].size() == kNodes &&
            store.list(res("leases.coordination.k8s.io"), "kube-node-lease", {})["items"].size() == kNodes;
-  })) << log_text(hub_log) << log_text(dir_ + "sim.log");
+  })) << log_text(hub_log_) << log_text(dir_ + "sim.log");
   store.create(res("configmaps"), "default",
                {{"metadata", {{"name", "web-config"}}}, {"data", {{"k", "v"}}}});
   store.create(res("secrets"), "default",
@@ -190,7 +211,7 @@ TEST_F(DeployedHub, RunsAsConfiguredWithinItsRbacAndDocumentsEveryMetric) {
   })) << "the edge's pod status never arrived";
 
   // Every metric family the running hub exposes has its line in the operator docs.
-  const auto metrics = http_get(admin_port, "/metrics");
+  const auto metrics = http_get(admin_port_, "/metrics");
   ASSERT_EQ(metrics.code, 200);
   const auto families = metric_families(metrics.body);
   EXPECT_GE(families.size(), 10u);
@@ -200,10 +221,7 @@ TEST_F(DeployedHub, RunsAsConfiguredWithinItsRbacAndDocumentsEveryMetric) {
         << family << " is not documented in docs/operations.md";
   }
 
-  hub.signal(SIGTERM);
-  const auto code = hub.wait(120s);
-  ASSERT_TRUE(code.has_value()) << "the hub did not stop after SIGTERM";
-  EXPECT_EQ(*code, 0) << log_text(hub_log);
+  ASSERT_NO_FATAL_FAILURE(stop_hub());
   sim.signal(SIGTERM);
   sim.wait(30s);
 
@@ -213,17 +231,65 @@ TEST_F(DeployedHub, RunsAsConfiguredWithinItsRbacAndDocumentsEveryMetric) {
   for (const auto& sync : store.list(res("nodesyncs.edgehub.io"), "", {})["items"]) {
     EXPECT_EQ(schema_errors(schema, sync), std::vector<std::string>{}) << sync.dump();
   }
-  for (const auto& lease : store.list(res("leases.coordination.k8s.io"), ns, {})["items"]) {
-    EXPECT_EQ(lease["metadata"]["name"], pod_name);
+  for (const auto& lease : store.list(res("leases.coordination.k8s.io"), ns_, {})["items"]) {
+    EXPECT_EQ(lease["metadata"]["name"], pod_name_);
     EXPECT_EQ(lease["metadata"]["labels"].value("edgehub.io/replica", ""), "true");
   }
 
-  const auto requests = read_request_log(api_options.request_log);
+  const auto requests = read_request_log(dir_ + "requests.jsonl");
   EXPECT_TRUE(contains(requests, "create", "nodes"));
   EXPECT_TRUE(contains(requests, "create", "leases"));
   EXPECT_TRUE(contains(requests, "watch", "pods"));
   EXPECT_TRUE(contains(requests, "patch", "pods", "status"));
-  expect_allowed(Rbac(objects_, ns, sa), requests);
+  expect_requests_allowed();
+}
+
+// What an edgecore asks beyond the simulator's requests: label updates of its Node, a mirror
+// pod, a service-account token, events, deleting its pod.
+TEST_F(DeployedHub, EdgeRequestsStayWithinRbac) {
+  SCOPED_TRACE("logs and files: " + dir_);
+  ASSERT_NO_FATAL_FAILURE(start_hub());
+  auto& store = api_->store();
+  store.create(res("serviceaccounts"), "default", {{"metadata", {{"name", "web-sa"}}}});
+  store.create(res("pods"), "default",
+               {{"metadata", {{"name", "web"}}},
+                {"spec", {{"nodeName", "edge-x"}, {"serviceAccountName", "web-sa"},
+                          {"containers", {{{"name", "web"}, {"image", "nginx"}}}}}}});
+
+  Edge edge(read_text(dir_ + "pki/ca.crt"), read_text(dir_ + "pki/ca.key"), edge_port_, "edge-x");
+  const json node = {{"apiVersion", "v1"}, {"kind", "Node"},
+                     {"metadata", {{"name", "edge-x"}, {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}};
+  EXPECT_EQ(edge.request("insert", "null/node/edge-x", node.dump()).route.operation, "response");
+  edge.next_object("default/pod/web");  // its pods reach the edge: the hub owns the node
+
+  json labelled = node;
+  labelled["metadata"]["labels"]["zone"] = "a";
+  auto reply = edge.request("update", "null/node/edge-x", labelled.dump());
+  EXPECT_EQ(reply.content.find("ErrStatus"), std::string::npos) << reply.content;
+  const json mirror = {{"metadata", {{"name", "static-edge-x"}, {"namespace", "default"}}},
+                       {"spec", {{"nodeName", "edge-x"}, {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
+  reply = edge.request("insert", "default/pod/static-edge-x", mirror.dump());
+  EXPECT_EQ(reply.content.find("ErrStatus"), std::string::npos) << reply.content;
+  reply = edge.request("query", "default/serviceaccounttoken/web-sa",
+                       json{{"spec", {{"audiences", json::array()}, {"expirationSeconds", 3600}}}}.dump());
+  EXPECT_NE(reply.content.find("token"), std::string::npos) << reply.content;
+  edge.send("insert", "default/event/web.1",
+            json{{"metadata", {{"name", "web.1"}, {"namespace", "default"}}},
+                 {"involvedObject", {{"kind", "Pod"}, {"namespace", "default"}, {"name", "web"}}},
+                 {"reason", "Started"}, {"message", "Started container web"}, {"type", "Normal"}}.dump());
+  reply = edge.request("delete", "default/pod/web", R"({"gracePeriodSeconds":0})");
+  EXPECT_EQ(reply.content.find("ErrStatus"), std::string::npos) << reply.content;
+  EXPECT_TRUE(eventually([&] { return !store.list(res("events"), "default", {})["items"].empty(); }));
+  edge.close();
+  ASSERT_NO_FATAL_FAILURE(stop_hub());
+
+  const auto requests = read_request_log(dir_ + "requests.jsonl");
+  EXPECT_TRUE(contains(requests, "patch", "nodes"));
+  EXPECT_TRUE(contains(requests, "create", "pods"));
+  EXPECT_TRUE(contains(requests, "create", "serviceaccounts", "token"));
+  EXPECT_TRUE(contains(requests, "create", "events"));
+  EXPECT_TRUE(contains(requests, "delete", "pods"));
+  expect_requests_allowed();
 }
 
 // The hub integration suite's flows (registration, leases, status, pods, configmaps, secrets,
@@ -237,14 +303,11 @@ TEST_F(DeployedHub, IntegrationFlowsStayWithinRbac) {
   ::unsetenv("EDGEHUB_DEVAPI_REQUEST_LOG");
   ::unsetenv("TEST_TMPDIR");
   ASSERT_EQ(r.exit_code, 0) << r.out.substr(r.out.size() > 4000 ? r.out.size() - 4000 : 0);
-  const auto& deployment = find_object(objects_, "Deployment", "edgehub");
   const auto requests = read_request_log(log);
   EXPECT_TRUE(contains(requests, "create", "nodes"));
   EXPECT_TRUE(contains(requests, "delete", "pods"));
   EXPECT_TRUE(contains(requests, "get", "configmaps"));
-  expect_allowed(Rbac(objects_, deployment["metadata"]["namespace"].as<std::string>(),
-                      deployment["spec"]["template"]["spec"]["serviceAccountName"].as<std::string>()),
-                 requests);
+  expect_allowed(Rbac(objects_, ns_, sa_), requests);
 }
 
 }  // namespace
