@@ -228,10 +228,12 @@ TEST_F(DeployedHub, RunsAsConfiguredWithinItsRbacAndDocumentsEveryMetric) {
   // Membership Leases and NodeSync records the hub wrote, against their labels and schema.
   const auto crd = to_json(find_object(objects_, "CustomResourceDefinition", "nodesyncs.edgehub.io"));
   const auto& schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
-  for (const auto& sync : store.list(res("nodesyncs.edgehub.io"), "", {})["items"]) {
+  const auto syncs = store.list(res("nodesyncs.edgehub.io"), "", {});
+  for (const auto& sync : syncs["items"]) {
     EXPECT_EQ(schema_errors(schema, sync), std::vector<std::string>{}) << sync.dump();
   }
-  for (const auto& lease : store.list(res("leases.coordination.k8s.io"), ns_, {})["items"]) {
+  const auto leases = store.list(res("leases.coordination.k8s.io"), ns_, {});
+  for (const auto& lease : leases["items"]) {
     EXPECT_EQ(lease["metadata"]["name"], pod_name_);
     EXPECT_EQ(lease["metadata"]["labels"].value("edgehub.io/replica", ""), "true");
   }
