@@ -4,12 +4,18 @@
 # a second process (`edgehub --dev`, used only for its embedded API server), so the replica's
 # memory and CPU are its own. Prints: replica RSS with no edge and per idle edge, replica CPU
 # while the fleet is idle (keepalives only), the simulator's connect figures, and — with
-# PODS > 0 — API change → edge latency for pods created at RATE per second.
+# PODS > 0 — the load figures: bench/pod_driver (kube::Client) creates PODS pods spread over
+# the nodes at RATE per second, then merge-patches them round-robin at RATE per second for
+# DRIVE seconds (one patch, one watch event, one message to one edge). Printed: API change →
+# edge latency (the simulator's), the hub-internal latency from watch event decoded to frame
+# written (edgehub_delivery_internal_latency_seconds, over the patch phase), and messages
+# per second per core of the replica (messages out / replica CPU seconds).
 #
 # With REGISTERED > 0, that many edge Nodes are created in the API first (none connected),
 # to show the replica's memory does not grow with the cluster.
 #
-#   bench/hub_fleet.sh [BUILD_DIR]     env: NODES=10000 HOLD=60 PODS=0 RATE=50 REGISTERED=0
+#   bench/hub_fleet.sh [BUILD_DIR]
+#   env: NODES=10000 HOLD=60 PODS=0 RATE=50 DRIVE=0 REGISTERED=0 IO_THREADS=0
 set -euo pipefail
 
 BUILD=${1:-build/release}
@@ -18,8 +24,10 @@ HOLD=${HOLD:-60}
 PODS=${PODS:-0}
 RATE=${RATE:-50}
 REGISTERED=${REGISTERED:-0}
+DRIVE=${DRIVE:-0}
 HUB=$BUILD/edgehub
 SIM=$BUILD/edgehub-sim
+DRIVER=$BUILD/bench/pod_driver
 
 work=$(mktemp -d)
 pids=()
@@ -44,6 +52,27 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 metric() { curl -s "http://127.0.0.1:$admin/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+latency_buckets() {
+  curl -s "http://127.0.0.1:$admin/metrics" |
+    sed -n 's/^edgehub_delivery_internal_latency_seconds_bucket{le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p'
+}
+# Quantile $3 of the observations between two bucket snapshots (files of "le count"), with
+# linear interpolation inside the bucket as Prometheus's histogram_quantile does.
+quantile_ms() {
+  paste "$1" "$2" | awk -v q="$3" '
+    { le[NR] = $1; n[NR] = $4 - $2 }
+    END {
+      total = n[NR]; if (total == 0) { print "n/a"; exit }
+      rank = q * total; lo = 0; prev = 0
+      for (i = 1; i <= NR; i++) {
+        if (n[i] >= rank) {
+          if (le[i] == "+Inf") { printf ">%.2f", lo * 1000; exit }
+          printf "%.2f", (lo + (le[i] - lo) * (rank - prev) / (n[i] - prev)) * 1000; exit
+        }
+        lo = le[i]; prev = n[i]
+      }
+    }'
+}
 
 cat >"$work/api.yaml" <<YAML
 hub: {id: api-only, listen: "127.0.0.1:0", certService: {enabled: false}}
@@ -117,16 +146,30 @@ echo "RSS per idle edge:          $(echo "scale=1; ($rss_full - $rss_empty) / $N
 echo "replica CPU, idle fleet:    $(echo "scale=1; 100 * ($ticks_after - $ticks_before) / $hz / $HOLD" | bc) % of one core over $HOLD s"
 
 if (( PODS > 0 )); then
-  # Pods stamped with their creation time (ns); the simulator measures arrival - stamp.
-  interval=$(echo "scale=4; 1 / $RATE" | bc)
-  for i in $(seq 1 "$PODS"); do
-    node="edge-$(( (i * 7919) % NODES ))"
-    stamp=$(date +%s%N)
-    curl -s -o /dev/null -X POST -H 'Content-Type: application/json' "$api/api/v1/namespaces/default/pods" \
-      -d "{\"metadata\":{\"name\":\"bench-$i\",\"annotations\":{\"edgehub.io/stamp\":\"$stamp\"}},\"spec\":{\"nodeName\":\"$node\",\"containers\":[{\"name\":\"c\",\"image\":\"busybox\"}]}}" &
-    sleep "$interval"
-  done
-  sleep 5
+  # The create phase (inserts, then the status each edge reports) warms up; the patch
+  # phase is the steady load the figures are about.
+  "$DRIVER" --kubeconfig "$work/kubeconfig" --nodes "$NODES" --pods "$PODS" --rate "$RATE" \
+    --duration 0 --prefix drv
+  sleep 3
+  latency_buckets >"$work/lat0"
+  out0=$(metric 'edgehub_messages_total{direction="out"}')
+  in0=$(metric 'edgehub_messages_total{direction="in"}')
+  ticks0=$(cpu_ticks $hub)
+  if (( DRIVE > 0 )); then
+    "$DRIVER" --kubeconfig "$work/kubeconfig" --nodes "$NODES" --pods "$PODS" --rate "$RATE" \
+      --duration "$DRIVE" --prefix drv --patch-only
+  fi
+  sleep 2
+  ticks1=$(cpu_ticks $hub)
+  out1=$(metric 'edgehub_messages_total{direction="out"}')
+  in1=$(metric 'edgehub_messages_total{direction="in"}')
+  latency_buckets >"$work/lat1"
+  if (( DRIVE > 0 )); then
+    cpu=$(echo "scale=3; ($ticks1 - $ticks0) / $hz" | bc)
+    echo "patch phase: $((out1 - out0)) messages out, $((in1 - in0)) in (ACKs), replica CPU $cpu s over ${DRIVE} s + 2 s"
+    echo "messages out per replica CPU-second: $(echo "($out1 - $out0) / $cpu" | bc)"
+    echo "hub-internal latency (watch event → socket), p50 / p90 / p99 / p99.9: $(quantile_ms "$work/lat0" "$work/lat1" 0.5) / $(quantile_ms "$work/lat0" "$work/lat1" 0.9) / $(quantile_ms "$work/lat0" "$work/lat1" 0.99) / $(quantile_ms "$work/lat0" "$work/lat1" 0.999) ms"
+  fi
 fi
 
 kill -INT $sim

@@ -163,6 +163,20 @@ void Loader::validate() {
   if (config.hub.proxy.enabled && config.hub.proxy.identity_header.empty()) {
     error("hub.proxy.identityHeader", "is required when hub.proxy.enabled");
   }
+  const auto& cs = config.hub.cert_service;
+  for (const auto& [path, value] : {std::pair{"hub.certService.caSecret", cs.ca_secret},
+                                    std::pair{"hub.certService.tokenSecret", cs.token_secret}}) {
+    const auto slash = value.find('/');
+    if (!value.empty() && (slash == std::string::npos || !dns_label(value.substr(0, slash)) ||
+                           !dns_label(value.substr(slash + 1)))) {
+      error(path, "\"" + value + "\" must be namespace/name");
+    }
+  }
+  if (!cs.token_secret.empty() && cs.token_ttl <= cs.token_refresh_interval) {
+    error("hub.certService.tokenTTL",
+          "must be longer than hub.certService.tokenRefreshInterval (else the Secret can hold an "
+          "expired token)");
+  }
   if (config.hub.listen == config.metrics.listen && config.hub.listen.port != 0) {
     error("metrics.listen", "is the same address as hub.listen");
   }

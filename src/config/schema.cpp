@@ -168,6 +168,25 @@ std::vector<Key> build() {
                  "replica must use the same one."),
       string_key("hub.certService.caKeyFile", EDGEHUB_FIELD(hub.cert_service.ca_key_file),
                  "That CA's private key (PEM)."),
+      string_key("hub.certService.caSecret", EDGEHUB_FIELD(hub.cert_service.ca_secret),
+                 "namespace/name of a Secret holding the edge CA (keys cadata and cakeydata, DER, "
+                 "as KubeEdge's kubeedge/casecret), shared by every replica. The first replica "
+                 "creates it from caCertFile/caKeyFile when they exist, else with a fresh CA; "
+                 "each replica then issues its own server certificate from that CA (hub.tls "
+                 "files are not used). Empty: the CA comes from the files."),
+      string_key("hub.certService.tokenSecret", EDGEHUB_FIELD(hub.cert_service.token_secret),
+                 "namespace/name of a Secret (key tokendata, as kubeedge/tokensecret) in which "
+                 "the hub keeps a current join token for `keadm join --token`. Empty: none."),
+      duration_key("hub.certService.tokenRefreshInterval",
+                   EDGEHUB_FIELD(hub.cert_service.token_refresh_interval),
+                   "How often the token in tokenSecret is replaced."),
+      duration_key("hub.certService.tokenTTL", EDGEHUB_FIELD(hub.cert_service.token_ttl),
+                   "Validity of the tokens written to tokenSecret; longer than "
+                   "tokenRefreshInterval, so the token read from the Secret is always usable."),
+      list_key("hub.certService.serverNames", EDGEHUB_FIELD(hub.cert_service.server_names),
+               "With caSecret: DNS names and IPs edges dial (Ingress host, load balancer), added "
+               "to the SANs of the server certificate (localhost, 127.0.0.1, ::1 and "
+               "hub.advertiseAddress are always in)."),
       int_key("hub.maxConnections", EDGEHUB_FIELD(hub.max_connections), 1, 1'000'000,
               "Edge connections accepted at most; more are refused with 503."),
       int_key("hub.ioThreads", EDGEHUB_FIELD(hub.io_threads), 0, 256,
@@ -186,6 +205,9 @@ std::vector<Key> build() {
               "Un-ACKed messages in flight per node (edgecore buffers 100)."),
       duration_key("delivery.retryInterval", EDGEHUB_FIELD(delivery.retry_interval),
                    "Re-send an un-ACKed message after this long."),
+      bool_key("delivery.nodeSync", EDGEHUB_FIELD(delivery.node_sync),
+               "Keep a NodeSync record per node (ownership claims, what its edge holds). Needs "
+               "the NodeSync CRD; turn off only for a single replica without it."),
       duration_key("delivery.nodeSyncInterval", EDGEHUB_FIELD(delivery.node_sync_interval),
                    "At most one NodeSync write per node per interval (ACKs are coalesced)."),
       int_key("delivery.maxConcurrentResyncs", EDGEHUB_FIELD(delivery.max_concurrent_resyncs), 1,
@@ -216,7 +238,8 @@ std::vector<Key> build() {
       int_key("rebalance.sessionsPerRound", EDGEHUB_FIELD(rebalance.sessions_per_round), 1,
               100'000, "Sessions shed per round at most."),
       duration_key("rebalance.interval", EDGEHUB_FIELD(rebalance.interval),
-                   "Time between rebalancing rounds."),
+                   "Time between rebalancing rounds; also how often the replica renews its "
+                   "membership Lease and reads the fleet's."),
       host_port_key("dev.apiListen", EDGEHUB_FIELD(dev.api_listen),
                     "--dev: address of the embedded API server."),
       string_key("dev.kubeconfigOut", EDGEHUB_FIELD(dev.kubeconfig_out),

@@ -46,8 +46,12 @@ void Delivery::enqueue(Change change) {
     if (!entry.pending && !entry.flight && entry.acked_version == 0) entries_.erase(change.uid);
     return;
   }
-  if (entry.pending) ++stats_.superseded;
-  entry.pending = std::move(change);
+  if (entry.pending) {
+    ++stats_.superseded;
+    *entry.pending = std::move(change);
+  } else {
+    entry.pending = std::make_unique<Change>(std::move(change));
+  }
   if (!entry.flight && !entry.in_ready) {
     entry.in_ready = true;
     ready_.push_back(entry.pending->uid);
@@ -81,12 +85,13 @@ void Delivery::send_first(Entry& entry, Change change) {
   m.route.resource = wire::format_resource(change.ns, wire_type(change.kind), change.name);
   m.content = change.object ? *change.object : std::string("null");
   const auto now = now_();
-  Flight flight{std::move(change), m.header.msg_id, wire::encode(m), now,
-                now + options_.retry_interval, options_.retry_interval};
-  by_msg_id_.emplace(flight.msg_id, flight.change.uid);
-  entry.flight = std::move(flight);
+  entry.flight = std::make_unique<Flight>(Flight{std::move(change), m.header.msg_id,
+                                                 wire::encode(m), now,
+                                                 now + options_.retry_interval,
+                                                 options_.retry_interval});
+  by_msg_id_.emplace(entry.flight->msg_id, entry.flight->change.uid);
   ++stats_.sent;
-  send_(entry.flight->frame);
+  send_(entry.flight->frame, entry.flight->change.received);
 }
 
 bool Delivery::on_ack(const std::string& parent_msg_id) {
@@ -94,12 +99,13 @@ bool Delivery::on_ack(const std::string& parent_msg_id) {
   if (found == by_msg_id_.end()) return false;
   const std::string uid = found->second;
   by_msg_id_.erase(found);
+  // An idle node keeps no bucket array for messages it no longer awaits.
+  if (by_msg_id_.empty()) std::unordered_map<std::string, std::string>().swap(by_msg_id_);
   auto& entry = entries_.at(uid);
-  Flight flight = std::move(*entry.flight);
-  entry.flight.reset();
+  const std::unique_ptr<Flight> flight = std::move(entry.flight);
   ++stats_.acked;
-  const bool deleted = flight.change.operation == wire::operation::kDelete;
-  entry.acked_version = deleted ? 0 : flight.change.resource_version;
+  const bool deleted = flight->change.operation == wire::operation::kDelete;
+  entry.acked_version = deleted ? 0 : flight->change.resource_version;
   if (deleted) {
     entries_.erase(uid);
     const auto now = now_();
@@ -109,7 +115,7 @@ bool Delivery::on_ack(const std::string& parent_msg_id) {
     entry.in_ready = true;
     ready_.push_back(uid);
   }
-  acked_(flight.change, now_() - flight.first_sent);
+  acked_(flight->change, now_() - flight->first_sent);
   pump();
   return true;
 }
@@ -122,7 +128,7 @@ void Delivery::on_timer() {
     flight.interval = std::min(flight.interval * 2, options_.max_retry_interval);
     flight.deadline = now + flight.interval;
     ++stats_.retried;
-    send_(flight.frame);
+    send_(flight.frame, SteadyClock::time_point{});
   }
 }
 

@@ -2,6 +2,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <edgehub/hub/downstream.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -32,24 +33,28 @@ namespace {
 // Named options: see the GCC 12 note in upstream.cpp (no aggregate temporaries in co_await).
 const kube::RequestOptions kBulk{};
 
+// `received`: the watch event's time, for the event → socket latency (unset from lists).
 Change make_change(ObjectKind kind, const kube::Object& object, std::string operation,
-                   std::string raw) {
+                   std::string raw, SteadyClock::time_point received = {}) {
   return Change{.kind = kind,
                 .ns = object.meta.namespace_,
                 .name = object.meta.name,
                 .uid = object.meta.uid,
                 .resource_version = resource_version_number(object.meta.resource_version),
                 .operation = std::move(operation),
-                .object = std::make_shared<const std::string>(std::move(raw))};
+                .object = std::make_shared<const std::string>(std::move(raw)),
+                .received = received};
 }
 
 }  // namespace
 
 Downstream::Downstream(std::shared_ptr<kube::Client> client, RoutingIndex& index,
-                       Registry& registry, metrics::Registry& metrics, DownstreamOptions options)
+                       Registry& registry, NodeSync* node_sync, metrics::Registry& metrics,
+                       DownstreamOptions options)
     : client_(std::move(client)),
       index_(index),
       registry_(registry),
+      node_sync_(node_sync),
       options_(std::move(options)),
       events_(metrics.counter("edgehub_downstream_changes_total",
                               "Object changes queued for owned nodes, by kind and operation.",
@@ -66,7 +71,15 @@ Downstream::Downstream(std::shared_ptr<kube::Client> client, RoutingIndex& index
                            .with({})),
       watch_gaps_(metrics.counter("edgehub_watch_restarts_total",
                                   "Watches restarted from a fresh resourceVersion after 410 Gone.")
-                      .with({})) {}
+                      .with({})),
+      resync_skipped_(metrics.counter("edgehub_resync_skipped_objects_total",
+                                      "Objects not re-sent on resync: the node's record shows "
+                                      "the edge ACKed that version.")
+                          .with({})),
+      resync_deletes_(metrics.counter("edgehub_resync_deletes_total",
+                                      "Deletes sent on resync for objects the record holds and "
+                                      "the API no longer has (or the node no longer needs).")
+                          .with({})) {}
 
 void Downstream::start() {
   auto add = [this](kube::WatcherOptions o, kube::Watcher::OnEvent on_event) {
@@ -101,7 +114,15 @@ bool Downstream::ready() const {
 }
 
 void Downstream::send(const std::string& node, Change change) {
-  auto session = registry_.find(node);
+  if (!registry_.owns(node)) return;
+  if (node_sync_ != nullptr && change.kind != ObjectKind::node) {
+    return node_sync_->admit(node, std::move(change));
+  }
+  deliver(node, std::move(change));
+}
+
+void Downstream::deliver(const std::string& node, Change change) {
+  auto session = registry_.find_owning(node);
   if (!session) return;
   events_.with({std::string(wire_type(change.kind)), change.operation}).inc();
   asio::post(session->executor(), [session, change = std::move(change)]() mutable {
@@ -109,26 +130,69 @@ void Downstream::send(const std::string& node, Change change) {
   });
 }
 
+namespace {
+
+// The content of a delete for an object only known by its record entry.
+std::string minimal_object(const SyncedObject& o) {
+  nlohmann::json meta = {{"name", o.name}, {"uid", o.uid}};
+  if (!o.ns.empty()) meta["namespace"] = o.ns;
+  nlohmann::json doc = {{"kind", record_kind(o.kind)}, {"apiVersion", "v1"}, {"metadata", meta}};
+  return doc.dump();
+}
+
+Change delete_of(const SyncedObject& o) {
+  return Change{.kind = o.kind,
+                .ns = o.ns,
+                .name = o.name,
+                .uid = o.uid,
+                .resource_version = 0,
+                .operation = "delete",
+                .object = std::make_shared<const std::string>(minimal_object(o))};
+}
+
+}  // namespace
+
+void Downstream::send_unreferenced(const std::string& node, const std::vector<NewRef>& refs) {
+  if (refs.empty() || node_sync_ == nullptr) return;
+  const NodeSyncRecord* record = node_sync_->record(node);
+  if (record == nullptr) return;
+  std::vector<Change> deletes;
+  for (const auto& ref : refs) {
+    const auto kind = ref.kind == RefKind::secret ? ObjectKind::secret : ObjectKind::configmap;
+    for (const auto& [uid, o] : record->objects) {
+      if (o.kind == kind && o.ns == ref.ns && o.name == ref.name) deletes.push_back(delete_of(o));
+    }
+  }
+  for (auto& d : deletes) send(node, std::move(d));
+}
+
+// Each handler runs right after the watch decoded the event (same call): its time starts the
+// event → socket latency the sessions measure.
 void Downstream::on_pod(kube::WatchEvent&& ev) {
+  const auto received = SteadyClock::now();
   const auto& node = ev.object.node_name;
   if (!registry_.owns(node)) {
     dropped_.inc();
     return;
   }
+  std::vector<NewRef> dropped;
   if (ev.type == EventType::Deleted) {
-    index_.remove_pod(node, ev.object.meta.uid);
-    send(node, make_change(ObjectKind::pod, ev.object, "delete", ev.object.raw));
+    index_.remove_pod(node, ev.object.meta.uid, &dropped);
+    send(node, make_change(ObjectKind::pod, ev.object, "delete", ev.object.raw, received));
+    send_unreferenced(node, dropped);
     return;
   }
-  const auto fresh = index_.upsert_pod(pod_refs(ev.object));
+  const auto fresh = index_.upsert_pod(pod_refs(ev.object), &dropped);
   // The pod's configmaps and secrets go first, so its containers find them.
   send_refs(node, fresh);
   send(node, make_change(ObjectKind::pod, ev.object,
                          ev.type == EventType::Added ? "insert" : "update",
-                         with_type_meta(ev.object, "Pod", "v1")));
+                         with_type_meta(ev.object, "Pod", "v1"), received));
+  send_unreferenced(node, dropped);
 }
 
 void Downstream::on_node(kube::WatchEvent&& ev) {
+  const auto received = SteadyClock::now();
   const auto& node = ev.object.meta.name;
   auto session = registry_.find(node);
   if (!session) {
@@ -138,14 +202,16 @@ void Downstream::on_node(kube::WatchEvent&& ev) {
   if (ev.type == EventType::Deleted) {
     // cloudcore closes the session of a deleted node rather than sending the delete.
     spdlog::info("node {}: Node object deleted; closing its session", node);
+    if (node_sync_ != nullptr) node_sync_->remove_record(node);
     asio::post(session->executor(), [session] { session->close(CloseReason::node_deleted); });
     return;
   }
   send(node, make_change(ObjectKind::node, ev.object, "update",
-                         with_type_meta(ev.object, "Node", "v1")));
+                         with_type_meta(ev.object, "Node", "v1"), received));
 }
 
 void Downstream::on_config(kube::WatchEvent&& ev, RefKind kind) {
+  const auto received = SteadyClock::now();
   const auto nodes = index_.nodes_referencing(kind, ev.object.meta.namespace_, ev.object.meta.name);
   if (nodes.empty()) {
     dropped_.inc();
@@ -158,7 +224,8 @@ void Downstream::on_config(kube::WatchEvent&& ev, RefKind kind) {
                                                                    : "update";
   const auto raw = with_type_meta(ev.object, secret ? "Secret" : "ConfigMap", "v1");
   for (const auto& node : nodes) {
-    send(node, make_change(secret ? ObjectKind::secret : ObjectKind::configmap, ev.object, op, raw));
+    send(node, make_change(secret ? ObjectKind::secret : ObjectKind::configmap, ev.object, op, raw,
+                           received));
   }
 }
 
@@ -168,18 +235,26 @@ void Downstream::send_refs(const std::string& node, const std::vector<NewRef>& r
   }
 }
 
-asio::awaitable<void> Downstream::fetch_ref(std::string node, NewRef ref) {
+asio::awaitable<std::optional<kube::Object>> Downstream::read_ref(std::string node, NewRef ref,
+                                                                 bool* failed) {
   const bool secret = ref.kind == RefKind::secret;
   const auto resource = secret ? kube::resources::secrets() : kube::resources::configmaps();
   auto object = co_await client_->get(resource, ref.ns, ref.name, kBulk);
   if (!object) {
     if (!object.error().is(kube::ErrorKind::NotFound)) {
+      if (failed != nullptr) *failed = true;
       spdlog::warn("node {}: cannot read {} {}/{}: {}", node, secret ? "secret" : "configmap",
                    ref.ns, ref.name, object.error().describe());
     }
-    co_return;  // a later watch event or the edge's own query brings it
+    co_return std::nullopt;  // a later watch event or the edge's own query brings it
   }
-  if (!index_.references(node, ref.kind, ref.ns, ref.name)) co_return;
+  co_return std::move(*object);
+}
+
+asio::awaitable<void> Downstream::fetch_ref(std::string node, NewRef ref) {
+  auto object = co_await read_ref(node, ref, nullptr);
+  if (!object || !index_.references(node, ref.kind, ref.ns, ref.name)) co_return;
+  const bool secret = ref.kind == RefKind::secret;
   send(node, make_change(secret ? ObjectKind::secret : ObjectKind::configmap, *object, "update",
                          with_type_meta(*object, secret ? "Secret" : "ConfigMap", "v1")));
 }
@@ -228,14 +303,63 @@ asio::awaitable<void> Downstream::run_resync(std::string node) {
     for (const auto& c : r.configmaps) needed.insert(NewRef{RefKind::configmap, r.ns, c});
     for (const auto& s : r.secrets) needed.insert(NewRef{RefKind::secret, r.ns, s});
   }
-  for (const auto& ref : needed) co_await fetch_ref(node, ref);
+  // What the node should hold: uid → change.
+  std::vector<Change> desired;
+  std::set<NewRef> unreadable;  // failed reads: their record entries must stay
+  for (const auto& ref : needed) {
+    bool failed = false;
+    auto object = co_await read_ref(node, ref, &failed);
+    if (failed) unreadable.insert(ref);
+    if (!object) continue;
+    const bool secret = ref.kind == RefKind::secret;
+    desired.push_back(make_change(secret ? ObjectKind::secret : ObjectKind::configmap, *object,
+                                  "update",
+                                  with_type_meta(*object, secret ? "Secret" : "ConfigMap", "v1")));
+  }
   // Objects a node missed arrive as `update`, as cloudcore's sync loop sends them (§10.5).
   for (const auto& pod : pods->items) {
-    send(node, make_change(ObjectKind::pod, pod, "update", with_type_meta(pod, "Pod", "v1")));
+    desired.push_back(make_change(ObjectKind::pod, pod, "update", with_type_meta(pod, "Pod", "v1")));
   }
-  auto object = co_await client_->get(kube::resources::nodes(), "", node, kBulk);
-  if (object) {
-    send(node, make_change(ObjectKind::node, *object, "update", with_type_meta(*object, "Node", "v1")));
+  auto node_object = co_await client_->get(kube::resources::nodes(), "", node, kBulk);
+  if (!registry_.owns(node)) co_return;
+
+  const NodeSyncRecord* record = node_sync_ != nullptr ? node_sync_->record(node) : nullptr;
+  if (record != nullptr) {
+    // Deletes first: what the edge may hold and should not (deleted, force-deleted or no
+    // longer referenced while the node was away or its owner dead).
+    std::set<std::string> wanted;
+    for (const auto& c : desired) wanted.insert(c.uid);
+    std::vector<Change> deletes;
+    for (const auto& [uid, o] : record->objects) {
+      const bool ours = o.kind == ObjectKind::pod || o.kind == ObjectKind::configmap ||
+                        o.kind == ObjectKind::secret;
+      if (!ours || wanted.contains(uid)) continue;
+      if (o.kind != ObjectKind::pod &&
+          unreadable.contains(NewRef{o.kind == ObjectKind::secret ? RefKind::secret
+                                                                  : RefKind::configmap,
+                                     o.ns, o.name})) {
+        continue;
+      }
+      deletes.push_back(delete_of(o));
+    }
+    resync_deletes_.inc(deletes.size());
+    for (auto& d : deletes) send(node, std::move(d));
+    record = node_sync_->record(node);  // send() may have touched the record
+  }
+  for (auto& change : desired) {
+    if (record != nullptr) {
+      const auto held = record->objects.find(change.uid);
+      if (held != record->objects.end() && held->second.acked_version >= change.resource_version) {
+        resync_skipped_.inc();
+        continue;
+      }
+    }
+    send(node, std::move(change));
+    if (node_sync_ != nullptr) record = node_sync_->record(node);
+  }
+  if (node_object) {
+    send(node, make_change(ObjectKind::node, *node_object, "update",
+                           with_type_meta(*node_object, "Node", "v1")));
   }
 }
 

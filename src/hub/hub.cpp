@@ -6,16 +6,21 @@
 #include <edgehub/hub/downstream.hpp>
 #include <edgehub/hub/hub.hpp>
 #include <edgehub/hub/listener.hpp>
+#include <edgehub/hub/membership.hpp>
+#include <edgehub/hub/node_sync.hpp>
 #include <edgehub/hub/registry.hpp>
 #include <edgehub/hub/upstream.hpp>
 #include <edgehub/net/http_server.hpp>
 #include <edgehub/pki/cert_service.hpp>
+#include <edgehub/pki/shared_pki.hpp>
 #include <edgehub/version.hpp>
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
 
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <condition_variable>
 #include <fstream>
 #include <future>
@@ -27,6 +32,16 @@ namespace asio = boost::asio;
 using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
 
 namespace {
+
+// Named options: see the GCC 12 note in upstream.cpp (no aggregate temporaries in co_await).
+const kube::RequestOptions kNodeLease{.priority = kube::Priority::Lease};
+
+asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(d);
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
 
 double resident_bytes() {
   std::ifstream statm("/proc/self/statm");
@@ -46,9 +61,18 @@ struct Hub::Impl : SessionHost {
   void on_request(const std::shared_ptr<Session>& s, wire::Message m) override;
   void on_delivered(Session& s, const Change& c, std::chrono::steady_clock::duration d) override;
   void on_closed(Session& s, CloseReason r) override;
+  // API thread: the node's NodeSync claim finished.
+  void on_claimed(const std::string& node, std::uint64_t session_id, bool ok,
+                  const std::string& reason);
 
   void start();
   void stop();
+  void drain();
+  asio::awaitable<void> drain_sessions(std::chrono::steady_clock::time_point deadline);
+  // Renews the node's Lease in kube-node-lease, then closes its session with 1012, so the
+  // node stays Ready while its agent reconnects elsewhere (drain, rebalance).
+  asio::awaitable<void> hand_off(std::shared_ptr<Session> session);
+  void on_fleet(const std::vector<ReplicaInfo>& live);
   void start_admin();
   void schedule_trim();
   void debug_nodes(net::Respond respond);
@@ -64,14 +88,18 @@ struct Hub::Impl : SessionHost {
   Registry registry;
   RoutingIndex index;  // API thread
   std::unique_ptr<Upstream> upstream;
+  std::unique_ptr<NodeSync> node_sync;
   std::unique_ptr<Downstream> downstream;
+  std::unique_ptr<Membership> membership;
   std::unique_ptr<Listener> listener;
   std::unique_ptr<net::HttpServer> admin;
   std::unique_ptr<pki::CertService> cert_service;
+  std::shared_ptr<pki::SharedPki> shared_pki;  // CA and join token Secrets (API thread)
   std::unique_ptr<asio::steady_timer> trim_timer;
   std::atomic<bool> accepting{false};
   std::atomic<bool> downstream_ready{false};
   std::atomic<bool> stopping{false};
+  std::chrono::steady_clock::time_point last_shed{};  // API thread
   bool stopped = false;
   std::mutex closed_mutex;
   std::condition_variable closed_cv;
@@ -80,6 +108,7 @@ struct Hub::Impl : SessionHost {
   metrics::Histogram* ack_latency = nullptr;
   metrics::Counter* opened = nullptr;
   metrics::Counter* replaced = nullptr;
+  metrics::Family<metrics::Counter>* handed_off = nullptr;
   std::shared_ptr<SessionMetrics> session_metrics;
 };
 
@@ -115,6 +144,14 @@ SessionOptions Hub::Impl::session_options() {
   m->queued = &metrics.gauge("edgehub_delivery_queue_depth",
                              "Messages queued or awaiting an ACK, all sessions.")
                    .with({});
+  m->internal_latency =
+      &metrics
+           .histogram("edgehub_delivery_internal_latency_seconds",
+                      "Time from a watch event decoded to its message written to the edge's "
+                      "socket (first sends).",
+                      {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025,
+                       0.05, 0.1, 0.25, 1})
+           .with({});
   session_metrics = m;
   s.metrics = m;
   return s;
@@ -130,6 +167,10 @@ void Hub::Impl::start() {
   replaced = &metrics.counter("edgehub_sessions_replaced_total",
                               "Sessions closed because the node connected again.")
                   .with({});
+  handed_off = &metrics.counter("edgehub_sessions_handed_off_total",
+                                "Sessions closed with 1012 after renewing their node's Lease, so "
+                                "the agent reconnects to another replica, by cause.",
+                                {"cause"});
   ack_latency = &metrics.histogram("edgehub_ack_latency_seconds",
                                    "Time from a message's first send to its ACK.",
                                    metrics::latency_buckets())
@@ -164,10 +205,41 @@ void Hub::Impl::start() {
                                   .burst = static_cast<double>(c.kube.burst)});
   if (!made) throw std::runtime_error("kubernetes API client: " + made.error().describe());
   client = *made;
+  shared_pki = std::make_shared<pki::SharedPki>(client, pki::SharedPkiOptions::from(c), options.edge_ca);
+  if (shared_pki->load_ca(api_io)) {  // hub.certService.caSecret: the CA every replica shares
+    options.edge_ca = shared_pki->ca();
+    options.server_cert_pem = shared_pki->server_cert_pem();
+    options.server_key_pem = shared_pki->server_key_pem();
+    if (!c.hub.proxy.enabled) options.edge_tls = shared_pki->edge_tls();
+  }
   upstream = std::make_unique<Upstream>(*client, index, metrics, options.kube_ca_pem);
+  if (c.delivery.node_sync) {
+    node_sync = std::make_unique<NodeSync>(
+        client, metrics,
+        NodeSyncOptions{.replica = c.hub.id, .flush_interval = c.delivery.node_sync_interval},
+        [this](const std::string& node, Change change) {
+          downstream->deliver(node, std::move(change));
+        },
+        [this](const std::string& node, std::uint64_t session_id, bool ok,
+               const std::string& reason) { on_claimed(node, session_id, ok, reason); },
+        [this](const std::string& node, const std::string&) {
+          if (auto session = registry.find(node)) {
+            asio::post(session->executor(), [session] { session->close(CloseReason::claimed); });
+          }
+        });
+  }
   downstream = std::make_unique<Downstream>(
-      client, index, registry, metrics,
+      client, index, registry, node_sync.get(), metrics,
       DownstreamOptions{.max_concurrent_resyncs = c.delivery.max_concurrent_resyncs});
+  membership = std::make_unique<Membership>(
+      client, metrics,
+      MembershipOptions{.replica = c.hub.id,
+                        .ns = c.hub.namespace_,
+                        .address = c.hub.advertise_address,
+                        .renew_interval = c.rebalance.interval},
+      [this] { return registry.size(); },
+      [this] { return accepting && downstream_ready && !stopping; },
+      [this](const std::vector<ReplicaInfo>& live) { on_fleet(live); });
 
   ListenerOptions lo;
   lo.host = c.hub.listen.host;
@@ -179,6 +251,7 @@ void Hub::Impl::start() {
   lo.max_concurrent_handshakes = c.hub.max_concurrent_handshakes;
   lo.handshake_timeout = c.hub.handshake_timeout;
   lo.session = session_options();
+  lo.session.replica_id = c.hub.id;
   std::vector<asio::any_io_executor> executors;
   for (auto& ctx : io) executors.push_back(ctx->get_executor());
   listener = std::make_unique<Listener>(executors, lo, *this, [this](Rejection r) {
@@ -210,7 +283,10 @@ void Hub::Impl::start() {
   for (auto& ctx : io) threads.emplace_back([ctx = ctx.get()] { ctx->run(); });
   threads.emplace_back([this] { api_io.run(); });
   asio::post(api_io, [this] {
+    if (node_sync) node_sync->start();
     downstream->start();
+    membership->start();
+    shared_pki->start();
     schedule_trim();
   });
   accepting = true;
@@ -246,7 +322,7 @@ void Hub::Impl::start_admin() {
   });
   admin->handle("/healthz", [](const net::HttpRequest&) { return net::HttpResponse::text(200, "ok\n"); });
   admin->handle("/readyz", [this](const net::HttpRequest&) {
-    downstream_ready = downstream->ready();
+    downstream_ready = downstream->ready() && (!node_sync || node_sync->ready());
     if (stopping) return net::HttpResponse::text(503, "stopping\n");
     if (!accepting) return net::HttpResponse::text(503, "edge listener not started\n");
     if (!downstream_ready) return net::HttpResponse::text(503, "API watches not established yet\n");
@@ -303,7 +379,23 @@ void Hub::Impl::on_open(const std::shared_ptr<Session>& s) {
     asio::post(previous->executor(), [previous] { previous->close(CloseReason::replaced); });
   }
   spdlog::debug("node {}: connected from {}", s->node(), s->peer());
-  asio::post(api_io, [this, node = s->node()] { downstream->resync(node); });
+  asio::post(api_io, [this, node = s->node(), id = s->id()] {
+    if (node_sync) return node_sync->claim(node, id);
+    on_claimed(node, id, true, "");
+  });
+}
+
+void Hub::Impl::on_claimed(const std::string& node, std::uint64_t session_id, bool ok,
+                           const std::string& reason) {
+  if (!ok) {
+    if (auto session = registry.find(node); session && session->id() == session_id) {
+      spdlog::warn("node {}: closing its session: cannot claim the node: {}", node, reason);
+      asio::post(session->executor(), [session] { session->close(CloseReason::claim_failed); });
+    }
+    return;
+  }
+  // The session may have closed meanwhile; then the record is released with it.
+  if (registry.confirm(node, session_id)) downstream->resync(node);
 }
 
 void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
@@ -344,8 +436,10 @@ void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
   });
 }
 
-void Hub::Impl::on_delivered(Session&, const Change&, std::chrono::steady_clock::duration d) {
+void Hub::Impl::on_delivered(Session& s, const Change& c, std::chrono::steady_clock::duration d) {
   ack_latency->observe(std::chrono::duration<double>(d).count());
+  if (!node_sync || c.kind == ObjectKind::node) return;
+  asio::post(api_io, [this, node = s.node(), c] { node_sync->acked(node, c); });
 }
 
 void Hub::Impl::on_closed(Session& s, CloseReason r) {
@@ -353,11 +447,94 @@ void Hub::Impl::on_closed(Session& s, CloseReason r) {
   spdlog::debug("node {}: session from {} closed ({})", s.node(), s.peer(), to_string(r));
   if (registry.release(s)) {
     asio::post(api_io, [this, node = s.node()] {
-      if (!registry.owns(node)) index.drop_node(node);
+      if (registry.has_session(node)) return;
+      index.drop_node(node);
+      if (node_sync) node_sync->release(node);
     });
   }
   std::lock_guard lock(closed_mutex);
   closed_cv.notify_all();
+}
+
+void Hub::Impl::on_fleet(const std::vector<ReplicaInfo>& live) {
+  downstream_ready = downstream->ready() && (!node_sync || node_sync->ready());
+  const auto& r = options.config.rebalance;
+  if (!r.enabled || stopping) return;
+  // After a hand-off, wait until the others' Leases can show the agents that moved.
+  if (std::chrono::steady_clock::now() - last_shed < 2 * r.interval) return;
+  std::vector<std::size_t> counts;
+  for (const auto& replica : live) {
+    if (replica.ready || replica.name == options.config.hub.id) counts.push_back(replica.connections);
+  }
+  const auto shed = rebalance_surplus(registry.size(), counts, r.tolerance, r.sessions_per_round);
+  if (shed == 0) return;
+  auto sessions = registry.sessions();
+  std::sort(sessions.begin(), sessions.end(),
+            [](const auto& a, const auto& b) { return a->opened_at() < b->opened_at(); });
+  sessions.resize(std::min(shed, sessions.size()));
+  last_shed = std::chrono::steady_clock::now();
+  spdlog::info("rebalance: {} sessions here, {} live replicas; handing off the {} oldest",
+               registry.size(), counts.size(), sessions.size());
+  for (auto& session : sessions) {
+    handed_off->with({"rebalance"}).inc();
+    asio::co_spawn(api_io, hand_off(session), asio::detached);
+  }
+}
+
+asio::awaitable<void> Hub::Impl::hand_off(std::shared_ptr<Session> session) {
+  const std::string body = R"({"spec":{"renewTime":")" + micro_time_now() + R"("}})";
+  auto renewed = co_await client->patch(kube::resources::leases(), "kube-node-lease",
+                                        session->node(), kube::PatchType::Merge, body, kNodeLease);
+  if (!renewed && !renewed.error().is(kube::ErrorKind::NotFound)) {
+    spdlog::warn("node {}: cannot renew its Lease before handing it off: {}", session->node(),
+                 renewed.error().describe());
+  }
+  asio::post(session->executor(), [session] { session->close(CloseReason::shed); });
+}
+
+void Hub::Impl::drain() {
+  if (stopped || stopping) return;
+  const auto& d = options.config.drain;
+  const auto deadline = std::chrono::steady_clock::now() + d.deadline;
+  stopping = true;  // /readyz fails from now on
+  spdlog::info("edgehub draining: {} sessions, deadline {} s", registry.size(),
+               std::chrono::duration_cast<std::chrono::seconds>(d.deadline).count());
+  if (listener) listener->stop_accepting();
+  auto done = std::make_shared<std::promise<void>>();
+  asio::co_spawn(api_io, drain_sessions(deadline), [done](std::exception_ptr) { done->set_value(); });
+  done->get_future().wait_until(deadline);
+}
+
+asio::awaitable<void> Hub::Impl::drain_sessions(std::chrono::steady_clock::time_point deadline) {
+  using namespace std::chrono;
+  auto sessions = registry.sessions();
+  std::sort(sessions.begin(), sessions.end(),
+            [](const auto& a, const auto& b) { return a->opened_at() < b->opened_at(); });
+  // Paced so the other replicas absorb the agents without a storm, yet done well within the
+  // deadline: at least the configured rate, faster if that would not finish in 3/4 of it.
+  const double window = duration<double>(deadline - steady_clock::now()).count() * 0.75;
+  const double rate = std::max(static_cast<double>(options.config.drain.sessions_per_second),
+                               static_cast<double>(sessions.size()) / std::max(window, 0.1));
+  const auto per_tick = std::max<std::size_t>(1, static_cast<std::size_t>(rate / 10));
+  const auto cutoff = deadline - seconds(3);
+  std::size_t next = 0;
+  while (next < sessions.size() && steady_clock::now() < cutoff) {
+    for (std::size_t i = 0; i < per_tick && next < sessions.size(); ++i, ++next) {
+      handed_off->with({"drain"}).inc();
+      asio::co_spawn(api_io, hand_off(sessions[next]), asio::detached);
+    }
+    co_await sleep_for(milliseconds(100));
+  }
+  for (; next < sessions.size(); ++next) {
+    auto& s = sessions[next];
+    asio::post(s->executor(), [s] { s->close(CloseReason::shutdown); });
+  }
+  while (registry.size() > 0 && steady_clock::now() < deadline - seconds(2)) {
+    co_await sleep_for(milliseconds(50));
+  }
+  if (node_sync) co_await node_sync->flush_all();
+  if (membership) co_await membership->leave();
+  spdlog::info("edgehub drained: {} sessions left", registry.size());
 }
 
 void Hub::Impl::stop() {
@@ -373,9 +550,12 @@ void Hub::Impl::stop() {
     auto done = std::make_shared<std::promise<void>>();
     asio::post(api_io, [this, done] {
       downstream->stop();
+      if (node_sync) node_sync->stop();
+      if (membership) membership->stop();
       if (trim_timer) trim_timer->cancel();
       if (admin) admin->stop();
       if (cert_service) cert_service->stop();
+      if (shared_pki) shared_pki->stop();
       done->set_value();
     });
     done->get_future().wait_for(std::chrono::seconds(5));
@@ -399,6 +579,7 @@ Hub::Hub(HubOptions options) : impl_(std::make_unique<Impl>(std::move(options)))
 Hub::~Hub() { stop(); }
 void Hub::start() { impl_->start(); }
 void Hub::stop() { impl_->stop(); }
+void Hub::drain() { impl_->drain(); }
 std::uint16_t Hub::edge_port() const { return impl_->listener ? impl_->listener->port() : 0; }
 std::uint16_t Hub::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 std::uint16_t Hub::cert_service_port() const {
@@ -409,7 +590,9 @@ bool Hub::ready() const {
   if (!impl_->accepting || impl_->stopping || !impl_->downstream) return false;
   auto answer = std::make_shared<std::promise<bool>>();
   auto future = answer->get_future();
-  asio::post(impl_->api_io, [impl = impl_.get(), answer] { answer->set_value(impl->downstream->ready()); });
+  asio::post(impl_->api_io, [impl = impl_.get(), answer] {
+    answer->set_value(impl->downstream->ready() && (!impl->node_sync || impl->node_sync->ready()));
+  });
   return future.wait_for(std::chrono::seconds(2)) == std::future_status::ready && future.get();
 }
 metrics::Registry& Hub::metrics() { return impl_->metrics; }

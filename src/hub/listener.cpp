@@ -457,6 +457,8 @@ std::size_t Listener::handshakes_in_progress() const { return impl_->handshakes.
 websocket::close_code close_code_for(CloseReason reason) {
   switch (reason) {
     case CloseReason::shed:
+    case CloseReason::claimed:
+    case CloseReason::claim_failed:
     case CloseReason::shutdown: return websocket::close_code::service_restart;  // 1012
     case CloseReason::bad_message: return websocket::close_code::protocol_error;
     case CloseReason::slow_reader: return websocket::close_code::policy_error;
@@ -475,6 +477,8 @@ std::string_view to_string(CloseReason reason) {
     case CloseReason::bad_message: return "bad_message";
     case CloseReason::replaced: return "replaced";
     case CloseReason::shutdown: return "shutdown";
+    case CloseReason::claimed: return "claimed";
+    case CloseReason::claim_failed: return "claim_failed";
     case CloseReason::node_deleted: return "node_deleted";
     case CloseReason::shed: return "shed";
     case CloseReason::write_failed: return "write_failed";

@@ -88,12 +88,14 @@ void RoutingIndex::add_refs(NodeState& n, const std::string& node, const PodRefs
   for (const auto& s : pod.secrets) add(RefKind::secret, s);
 }
 
-void RoutingIndex::remove_refs(NodeState& n, const std::string& node, const PodRefs& pod) {
+void RoutingIndex::remove_refs(NodeState& n, const std::string& node, const PodRefs& pod,
+                               std::vector<NewRef>* dropped) {
   const auto drop = [&](RefKind kind, const std::string& name) {
     RefKey key{kind, pod.ns, name};
     auto it = n.refs.find(key);
     if (it == n.refs.end() || --it->second > 0) return;
     n.refs.erase(it);
+    if (dropped) dropped->push_back(NewRef{kind, pod.ns, name});
     auto r = by_ref_.find(key);
     if (r == by_ref_.end()) return;
     r->second.erase(node);
@@ -125,7 +127,7 @@ std::vector<NewRef> RoutingIndex::set_pods(const std::string& node,
   return fresh;
 }
 
-std::vector<NewRef> RoutingIndex::upsert_pod(const PodRefs& pod) {
+std::vector<NewRef> RoutingIndex::upsert_pod(const PodRefs& pod, std::vector<NewRef>* dropped) {
   auto& n = nodes_[pod.node];
   std::vector<NewRef> fresh;
   auto it = n.pods.find(pod.uid);
@@ -133,7 +135,7 @@ std::vector<NewRef> RoutingIndex::upsert_pod(const PodRefs& pod) {
     if (it->second == pod) return fresh;
     // Add the new references before dropping the old, so a kept one never blinks out.
     add_refs(n, pod.node, pod, &fresh);
-    remove_refs(n, pod.node, it->second);
+    remove_refs(n, pod.node, it->second, dropped);
     it->second = pod;
   } else {
     add_refs(n, pod.node, pod, &fresh);
@@ -142,12 +144,13 @@ std::vector<NewRef> RoutingIndex::upsert_pod(const PodRefs& pod) {
   return fresh;
 }
 
-void RoutingIndex::remove_pod(const std::string& node, const std::string& uid) {
+void RoutingIndex::remove_pod(const std::string& node, const std::string& uid,
+                              std::vector<NewRef>* dropped) {
   auto n = nodes_.find(node);
   if (n == nodes_.end()) return;
   auto it = n->second.pods.find(uid);
   if (it == n->second.pods.end()) return;
-  remove_refs(n->second, node, it->second);
+  remove_refs(n->second, node, it->second, dropped);
   n->second.pods.erase(it);
 }
 

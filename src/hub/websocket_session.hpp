@@ -8,7 +8,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
-#include <deque>
+#include <list>
 #include <edgehub/hub/session.hpp>
 #include <edgehub/net/tls_stream.hpp>
 #include <spdlog/spdlog.h>
@@ -38,7 +38,10 @@ class WebSocketSession final : public Session {
         delivery_timer_(ws_.get_executor()) {
     m_ = options_.metrics.get();
     delivery_ = std::make_unique<Delivery>(
-        options.delivery, [this](const std::string& frame) { send(frame); },
+        options.delivery,
+        [this](const std::string& frame, SteadyClock::time_point received) {
+          send(frame, received);
+        },
         [this](const Change& change, SteadyClock::duration latency) {
           host_.on_delivered(*this, change, latency);
         },
@@ -49,8 +52,9 @@ class WebSocketSession final : public Session {
   void accept(beast::http::request<beast::http::string_body> request) {
     ws_.read_message_max(options_.max_message_bytes);
     ws_.auto_fragment(false);
-    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+    ws_.set_option(websocket::stream_base::decorator([this](websocket::response_type& res) {
       res.erase(beast::http::field::server);
+      if (!options_.replica_id.empty()) res.set("X-Edgehub-Replica", options_.replica_id);
     }));
     ws_.async_accept(request, [self = shared_self()](error_code ec) {
       if (ec) {
@@ -68,7 +72,8 @@ class WebSocketSession final : public Session {
 
   asio::any_io_executor executor() override { return ws_.get_executor(); }
 
-  void send(std::string frame) override {
+  using Session::send;
+  void send(std::string frame, SteadyClock::time_point received) override {
     if (closing_ || closed_) return;
     queued_bytes_ += frame.size();
     if (queued_bytes_ > options_.write_queue_bytes) {
@@ -76,7 +81,7 @@ class WebSocketSession final : public Session {
                    peer_, queued_bytes_, options_.write_queue_bytes);
       return close(CloseReason::slow_reader);
     }
-    queue_.push_back(std::move(frame));
+    queue_.push_back(Outgoing{std::move(frame), received});
     if (!writing_) write();
   }
 
@@ -109,9 +114,31 @@ class WebSocketSession final : public Session {
     return std::static_pointer_cast<WebSocketSession>(shared_from_this());
   }
 
+  // Waiting for a message holds no buffer: the first byte goes into the session itself, the
+  // rest of the message into buffer_. (Beast's async_read would prepare its whole read size
+  // hint, ≥ 1.5 KiB, in buffer_ before any byte arrives — for every idle edge.)
   void read() {
-    ws_.async_read(buffer_, [self = shared_self()](error_code ec, std::size_t n) {
-      self->on_read(ec, n);
+    ws_.async_read_some(asio::buffer(&first_byte_, 1),
+                        [self = shared_self()](error_code ec, std::size_t n) {
+                          self->on_first_byte(ec, n);
+                        });
+  }
+
+  void on_first_byte(error_code ec, std::size_t n) {
+    if (ec) return on_read(ec, 0);
+    if (n == 1) {
+      const auto room = buffer_.prepare(1);
+      *static_cast<char*>(room.data()) = first_byte_;
+      buffer_.commit(1);
+    }
+    read_rest();
+  }
+
+  void read_rest() {
+    if (ws_.is_message_done()) return on_read({}, buffer_.size());
+    ws_.async_read_some(buffer_, 0, [self = shared_self()](error_code ec, std::size_t) {
+      if (ec) return self->on_read(ec, 0);
+      self->read_rest();
     });
   }
 
@@ -175,7 +202,7 @@ class WebSocketSession final : public Session {
 
   void write() {
     writing_ = true;
-    ws_.async_write(asio::buffer(queue_.front()), [self = shared_self()](error_code ec,
+    ws_.async_write(asio::buffer(queue_.front().frame), [self = shared_self()](error_code ec,
                                                                         std::size_t n) {
       self->on_write(ec, n);
     });
@@ -192,7 +219,12 @@ class WebSocketSession final : public Session {
     counters_.messages_out += 1;
     counters_.bytes_out += n;
     if (m_) count(m_->messages_out), count(m_->bytes_out, n);
-    queued_bytes_ -= queue_.front().size();
+    const auto received = queue_.front().received;
+    if (m_ && m_->internal_latency && received != SteadyClock::time_point{}) {
+      m_->internal_latency->observe(
+          std::chrono::duration<double>(SteadyClock::now() - received).count());
+    }
+    queued_bytes_ -= queue_.front().frame.size();
     queue_.pop_front();
     if (closing_) return start_close();
     if (!queue_.empty()) write();
@@ -230,7 +262,7 @@ class WebSocketSession final : public Session {
   // Drops queued frames, except one a write in progress still reads from.
   void drop_queue() {
     while (queue_.size() > (writing_ ? 1u : 0u)) queue_.pop_back();
-    queued_bytes_ = queue_.empty() ? 0 : queue_.front().size();
+    queued_bytes_ = queue_.empty() ? 0 : queue_.front().frame.size();
   }
 
   void arm_keepalive() {
@@ -285,7 +317,13 @@ class WebSocketSession final : public Session {
   double reported_queue_ = 0;
   SessionHost& host_;
   beast::flat_buffer buffer_;
-  std::deque<std::string> queue_;
+  char first_byte_ = 0;
+  struct Outgoing {
+    std::string frame;
+    SteadyClock::time_point received;  // the watch event's time, unset for other frames
+  };
+  // A list: an idle session's empty queue allocates nothing (a std::deque holds ~600 bytes).
+  std::list<Outgoing> queue_;
   asio::steady_timer keepalive_timer_;
   asio::steady_timer delivery_timer_;
   SteadyClock::time_point delivery_deadline_{};

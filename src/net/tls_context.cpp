@@ -63,7 +63,12 @@ SSL_CTX* new_ctx(const SSL_METHOD* method) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   // Idle connections give their 2 × ~17 KiB record buffers back; partial writes stay off so
   // a write completes whole, and a retried write may come from a re-filled scratch buffer.
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // No auto-chaining: a peer gets exactly the configured chain, as from Go's crypto/tls. By
+  // default OpenSSL would add every CA of the verify store it can chain to — an edge whose
+  // CA is also its server CA (the usual single KubeEdge CA) would send that CA along, and
+  // the hub would keep it parsed for the connection's life (~3.8 KiB per edge).
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_NO_AUTO_CHAIN);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   return ctx;
 }

@@ -93,6 +93,23 @@ CertificateAuthority CertificateAuthority::from_pem(const std::string& cert_pem,
   }
 }
 
+CertificateAuthority CertificateAuthority::from_der(const std::string& cert_der,
+                                                    const std::string& key_der) {
+  const auto* c = reinterpret_cast<const unsigned char*>(cert_der.data());
+  net::X509Ptr cert(d2i_X509(nullptr, &c, static_cast<long>(cert_der.size())));
+  const auto* k = reinterpret_cast<const unsigned char*>(key_der.data());
+  net::PkeyPtr key(d2i_AutoPrivateKey(nullptr, &k, static_cast<long>(key_der.size())));
+  net::drain_openssl_errors();
+  if (!cert) throw PkiError("the CA certificate is not DER");
+  if (!key) throw PkiError("the CA key is not a DER private key");
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    net::drain_openssl_errors();
+    throw PkiError("the CA key does not belong to the CA certificate");
+  }
+  if (X509_check_ca(cert.get()) == 0) throw PkiError("the certificate is not a CA");
+  return CertificateAuthority(std::move(cert), std::move(key));
+}
+
 CertificateAuthority CertificateAuthority::create(const std::string& common_name,
                                                   std::chrono::hours validity) {
   net::CertRequest request;

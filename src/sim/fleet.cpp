@@ -8,6 +8,7 @@
 #include <future>
 #include <spdlog/spdlog.h>
 
+#include "join.hpp"
 #include "node.hpp"
 #include "worker.hpp"
 
@@ -17,6 +18,10 @@ namespace asio = boost::asio;
 
 struct Fleet::Impl {
   std::optional<net::TlsContext> tls;
+  // Token mode: the certificate service and the thread its blocking calls run on.
+  std::optional<CertServiceLink> cert_service;
+  std::string jwt;
+  boost::asio::thread_pool cert_pool{1};
   net::CertAndKey client_ca;
   std::vector<std::unique_ptr<Worker>> workers;
   bool started = false;
@@ -46,10 +51,29 @@ std::string Fleet::node_name(int i) const {
 void Fleet::start() {
   if (impl_->started) return;
   impl_->started = true;
+  if (!options_.insecure && options_.cert_service_port != 0) {
+    CertServiceAddress address{.host = options_.cert_service_host,
+                               .port = options_.cert_service_port,
+                               .verify_hostname = options_.verify_hostname};
+    std::string ca_pem = options_.server_ca_pem;
+    if (!options_.token.empty()) {
+      auto [hash, jwt] = split_join_token(options_.token);
+      impl_->jwt = std::move(jwt);
+      ca_pem = fetch_pinned_ca(address, hash);
+      // The downloaded CA verifies the hub, as edgecore writes it to tlsCaFile.
+      if (options_.server_ca_pem.empty()) options_.server_ca_pem = ca_pem;
+    }
+    impl_->cert_service.emplace(CertServiceLink{std::move(address),
+                                                net::TlsContext::client({ca_pem, {}, {}}),
+                                                &impl_->cert_pool});
+  }
   const auto& o = options_;
   if (!o.insecure) {
     impl_->tls = net::TlsContext::client({o.server_ca_pem, {}, {}});
-    if (o.certs_dir.empty()) {
+    if (!o.token.empty() && o.cert_service_port == 0) {
+      throw std::invalid_argument("a token needs the certificate service's address (--cert-service)");
+    }
+    if (o.certs_dir.empty() && o.token.empty()) {
       if (o.client_ca_cert_pem.empty() || o.client_ca_key_pem.empty()) {
         throw std::invalid_argument(
             "TLS needs client certificates: give --client-ca and --client-ca-key (minted per "
@@ -75,6 +99,7 @@ void Fleet::start() {
   for (int t = 0; t < threads; ++t) {
     impl_->workers.push_back(
         std::make_unique<Worker>(options_, impl_->tls ? &*impl_->tls : nullptr, hub));
+    if (impl_->cert_service) impl_->workers.back()->cert_service = &*impl_->cert_service;
   }
   for (int i = 0; i < o.nodes; ++i) {
     auto& w = *impl_->workers[static_cast<std::size_t>(i % threads)];
@@ -95,13 +120,17 @@ void Fleet::start() {
             shared_key = net::generate_p256_key();
           }
           for (auto& node : w->nodes) {
-            if (options_.certs_dir.empty()) {
+            if (!options_.token.empty()) {
+              node->credentials() = join(node->name(), shared_key.get());
+              w->stats.joins.fetch_add(1, std::memory_order_relaxed);
+            } else if (options_.certs_dir.empty()) {
               node->credentials() = net::mint_node_client_cert(node->name(), ca, shared_key.get());
             } else {
               const std::string base = options_.certs_dir + "/" + node->name();
               node->credentials().cert = net::cert_from_pem(net::read_pem_file(base + ".crt"));
               node->credentials().key = net::key_from_pem(net::read_pem_file(base + ".key"));
             }
+            node->schedule_rotation();
           }
         }
         promise.set_value();
@@ -133,9 +162,34 @@ void Fleet::start() {
   }
 }
 
+// Key (shared, or a new one), CSR, GET /edge.crt with the token's JWT. A service that is
+// busy (503) is asked again, as edgecore retries; anything else stops start().
+net::CertAndKey Fleet::join(const std::string& node, EVP_PKEY* shared_key) {
+  net::CertAndKey creds;
+  if (shared_key != nullptr) {
+    EVP_PKEY_up_ref(shared_key);
+    creds.key.reset(shared_key);
+  } else {
+    creds.key = net::generate_p256_key();
+  }
+  for (int attempt = 0;; ++attempt) {
+    try {
+      creds.cert = request_node_cert(impl_->cert_service->address, impl_->cert_service->tls, node,
+                                     creds.key.get(), impl_->jwt, nullptr);
+      return creds;
+    } catch (const JoinError& e) {
+      if (e.status() != 503 || attempt >= 50) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 * (1 + attempt % 10)));
+    }
+  }
+}
+
 void Fleet::stop() {
   if (!impl_->started || impl_->stopped) return;
   impl_->stopped = true;
+  // Renewals in flight finish (bounded by the service timeout); queued ones are dropped.
+  impl_->cert_pool.stop();
+  impl_->cert_pool.join();
   for (auto& w : impl_->workers) {
     asio::post(w->ioc, [wp = w.get()] {
       wp->stopping = true;

@@ -1,5 +1,7 @@
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <ctime>
@@ -184,6 +186,94 @@ void Node::schedule_reconnect() {
   delay *= worker_.uniform(0.8, 1.2);  // jitter: a hub restart must not get a synchronized herd
   ++failures_;
   begin(std::chrono::milliseconds(static_cast<std::int64_t>(delay)));
+}
+
+// --- certificate rotation (KUBEEDGE-WIRE §5.5) ---------------------------------------------
+
+void Node::schedule_rotation() {
+  if (worker_.cert_service == nullptr || !creds_.cert) return;
+  int days = 0, secs = 0;
+  ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(creds_.cert.get()),
+                 X509_get0_notAfter(creds_.cert.get()));
+  const double life = days * 86400.0 + secs;
+  int since_days = 0, since_secs = 0;  // notBefore - now (≤ 0 once valid)
+  ASN1_TIME_diff(&since_days, &since_secs, nullptr, X509_get0_notBefore(creds_.cert.get()));
+  const double fraction =
+      worker_.options.rotate_at > 0 ? worker_.options.rotate_at : worker_.uniform(0.7, 0.9);
+  const double delay_s = std::max(0.0, since_days * 86400.0 + since_secs + fraction * life);
+  worker_.scheduler.after(std::chrono::milliseconds(static_cast<std::int64_t>(delay_s * 1000)),
+                          [this, generation = cert_generation_] {
+                            if (generation == cert_generation_) rotate();  // else renewed since
+                          });
+}
+
+void Node::rotate() {
+  if (stopped_ || worker_.stopping) return;
+  // The certificate thread gets its own references; this node may renew or stop meanwhile.
+  auto current = std::make_shared<net::CertAndKey>();
+  X509_up_ref(creds_.cert.get());
+  current->cert.reset(creds_.cert.get());
+  EVP_PKEY_up_ref(creds_.key.get());
+  current->key.reset(creds_.key.get());
+  boost::asio::post(*worker_.cert_service->pool, [this, current, service = worker_.cert_service,
+                                                  &ioc = worker_.ioc, name = name_,
+                                                  unique = worker_.options.unique_keys] {
+    try {
+      // edgecore makes a new key for each renewal; the shared-key fleet keeps its one key.
+      net::PkeyPtr key;
+      if (unique) {
+        key = net::generate_p256_key();
+      } else {
+        EVP_PKEY_up_ref(current->key.get());
+        key.reset(current->key.get());
+      }
+      auto cert = request_node_cert(service->address, service->tls, name, key.get(), "",
+                                    current.get());
+      auto renewed = std::make_shared<net::CertAndKey>(net::CertAndKey{std::move(cert), std::move(key)});
+      boost::asio::post(ioc, [this, renewed] { this->renewed(std::move(*renewed)); });
+    } catch (const std::exception& e) {
+      boost::asio::post(ioc, [this, reason = std::string(e.what())] { renewal_failed(reason); });
+    }
+  });
+}
+
+void Node::renewed(net::CertAndKey credentials) {
+  if (stopped_ || worker_.stopping) return;
+  creds_ = std::move(credentials);
+  ++cert_generation_;
+  renewal_failures_ = 0;
+  worker_.stats.rotations.fetch_add(1, std::memory_order_relaxed);
+  spdlog::debug("node {}: certificate renewed", name_);
+  schedule_rotation();
+  if (!link_) return;  // between attempts: the next dial uses the new certificate
+  // As edgecore: reconnect at once with the new certificate.
+  if (connected_) {
+    connected_ = false;
+    worker_.stats.connected.fetch_sub(1, std::memory_order_relaxed);
+    worker_.stats.disconnects.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    worker_.dial_done();
+  }
+  link_->close();
+  link_.reset();
+  pending_.clear();
+  pending_.shrink_to_fit();
+  registered_ = false;
+  failures_ = 0;
+  begin(std::chrono::milliseconds(0));
+}
+
+void Node::renewal_failed(const std::string& reason) {
+  if (stopped_ || worker_.stopping) return;
+  worker_.stats.rotation_failures.fetch_add(1, std::memory_order_relaxed);
+  // edgecore: 2 s doubling for 5 steps, then every 32 s.
+  const auto delay = std::chrono::seconds(renewal_failures_ < 5 ? 2 << renewal_failures_ : 32);
+  if (renewal_failures_ < 5) ++renewal_failures_;
+  spdlog::warn("node {}: certificate renewal failed: {}; retrying in {}s", name_, reason,
+               delay.count());
+  worker_.scheduler.after(delay, [this, generation = cert_generation_] {
+    if (generation == cert_generation_) rotate();
+  });
 }
 
 // --- sending ----------------------------------------------------------------------------------

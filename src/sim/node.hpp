@@ -42,6 +42,13 @@ class Node {
   void dial_now();                               // called by the worker's dial slots
   void shutdown();                               // no more reconnects
 
+  // Certificate rotation (with a certificate service): arms the renewal at the configured
+  // fraction of the current certificate's life; at the deadline a CSR goes to the service on
+  // the fleet's certificate thread, and the answer comes back to renewed()/renewal_failed().
+  void schedule_rotation();
+  void renewed(net::CertAndKey credentials);
+  void renewal_failed(const std::string& reason);
+
   // Callbacks from the current Link; `epoch` identifies the attempt.
   void on_connected(std::uint32_t epoch);
   // Returns false when the link must pause reading (slow reader); resume_read() follows.
@@ -64,6 +71,7 @@ class Node {
   };
 
   void schedule_reconnect();
+  void rotate();
   void send(const wire::Message& message);
   void send_request(wire::Message message, Request kind);
   wire::Message make(std::string_view source, std::string_view group, std::string_view operation,
@@ -103,6 +111,8 @@ class Node {
   bool registered_ = false;
   bool ever_connected_ = false;
   int failures_ = 0;  // consecutive, for the backoff
+  std::uint8_t renewal_failures_ = 0;
+  std::uint16_t cert_generation_ = 0;  // bumped per renewal: older rotation timers are stale  // consecutive, for the rotation retry backoff
   std::uint32_t connects_ = 0;
   std::chrono::steady_clock::time_point dial_started_;
   std::chrono::steady_clock::time_point last_status_;

@@ -63,6 +63,9 @@ void StatsSnapshot::add(const WorkerStats& w) {
   request_timeouts += ld(w.request_timeouts);
   request_errors += ld(w.request_errors);
   objects_received += ld(w.objects_received);
+  joins += ld(w.joins);
+  rotations += ld(w.rotations);
+  rotation_failures += ld(w.rotation_failures);
   const auto first = ld(w.first_dial_ns);
   if (first != 0 && (first_dial_ns == 0 || first < first_dial_ns)) first_dial_ns = first;
   last_connect_ns = std::max(last_connect_ns, ld(w.last_connect_ns));
@@ -95,6 +98,9 @@ nlohmann::json StatsSnapshot::to_json() const {
           {"request_timeouts", request_timeouts},
           {"request_errors", request_errors},
           {"objects_received", objects_received},
+          {"joins", joins},
+          {"rotations", rotations},
+          {"rotation_failures", rotation_failures},
           {"downstream_latency", latency_json(downstream)},
           {"upstream_rtt", latency_json(upstream)},
           {"connect_time", latency_json(connect_time)}};

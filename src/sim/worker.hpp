@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "join.hpp"
 #include "scheduler.hpp"
 
 namespace edgehub::sim {
@@ -25,6 +26,7 @@ struct Worker {
 
   const SimOptions& options;
   const net::TlsContext* tls;  // null with --insecure
+  const CertServiceLink* cert_service = nullptr;  // rotation through it; null: none
   boost::asio::ip::tcp::endpoint hub;
   boost::asio::io_context ioc{1};
   Scheduler scheduler{ioc};

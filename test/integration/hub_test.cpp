@@ -11,7 +11,7 @@
 #include <fstream>
 #include <thread>
 
-#include "edge_client.hpp"
+#include "edge.hpp"
 #include "process.hpp"
 
 namespace edgehub::hub {
@@ -20,83 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 namespace asio = boost::asio;
-
-// Polls a condition that has no event to wait on (an API object changing), with a deadline.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
-class HubIntegration;
-
-// One edge, acting as edgecore does: ACKs what needs an ACK (unless told not to) and keeps
-// everything it received.
-class Edge {
- public:
-  Edge(HubIntegration& fixture, const std::string& node);
-
-  wire::Message request(const std::string& op, const std::string& resource, std::string content,
-                        const std::string& group = "meta", const std::string& source = "edged") {
-    wire::Message m;
-    m.header.msg_id = wire::new_message_id();
-    m.header.timestamp = wire::now_millis();
-    m.route = {.source = source, .group = group, .operation = op, .resource = resource};
-    m.content = std::move(content);
-    client_.send(io_, wire::encode(m));
-    const auto id = m.header.msg_id;
-    return next([&](const wire::Message& r) { return r.header.parent_msg_id == id; });
-  }
-
-  // Reads until a message matches; throws on timeout or a closed connection.
-  template <class Pred>
-  wire::Message next(Pred pred, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw std::runtime_error(node_ + ": no matching message in time");
-      auto m = client_.read(io_, left);
-      if (!m) throw std::runtime_error(node_ + ": connection closed: " + client_.error().message());
-      received.push_back(*m);
-      if (ack && wire::needs_ack(*m)) client_.send(io_, wire::encode(wire::make_ack(*m, wire::now_millis())));
-      if (pred(*m)) return *m;
-    }
-  }
-  wire::Message next_object(const std::string& op, const std::string& resource) {
-    return next([&](const wire::Message& m) {
-      return m.route.operation == op && m.route.resource == resource;
-    });
-  }
-  std::size_t count(const std::string& op, const std::string& resource) const {
-    return std::count_if(received.begin(), received.end(), [&](const wire::Message& m) {
-      return m.route.operation == op && m.route.resource == resource;
-    });
-  }
-  void close() { boost::system::error_code ec; client_.ws().next_layer().socket().close(ec); }
-
-  bool ack = true;
-  std::vector<wire::Message> received;
-
- private:
-  std::string node_;
-  asio::io_context io_;
-  std::unique_ptr<net::TlsContext> tls_;
-  testing::EdgeClient<net::TlsStream> client_;
-
-  static testing::EdgeClient<net::TlsStream> connect(asio::io_context& io, net::TlsContext& tls,
-                                                     std::uint16_t port) {
-    net::TlsStream stream(io.get_executor(), tls);
-    stream.socket().connect({asio::ip::make_address("127.0.0.1"), port});
-    stream.set_server_name("127.0.0.1", true);
-    return testing::EdgeClient<net::TlsStream>(std::move(stream));
-  }
-  friend class HubIntegration;
-};
 
 class HubIntegration : public ::testing::Test {
  protected:
@@ -150,48 +73,30 @@ class HubIntegration : public ::testing::Test {
   }
   // Registration as edged does it; returns the edge with its Node pushed down.
   std::unique_ptr<Edge> registered(const std::string& node) {
-    auto edge = std::make_unique<Edge>(*this, node);
+    auto edge = std::make_unique<Edge>(ca_, hub_->edge_port(), node);
     edge->request("insert", "null/node/" + node, node_body(node));
     edge->next_object("update", "null/node/" + node);
+    // Owned (and so delivering) once its NodeSync claim is written; changes made before that
+    // arrive with the resync, as updates.
+    EXPECT_TRUE(eventually([&] {
+      try {
+        return store().get("nodesyncs.edgehub.io", "", node)["status"].value("owner", "") == "hub-test";
+      } catch (const std::exception&) {
+        return false;
+      }
+    }));
     return edge;
   }
 
   net::CertAndKey ca_ = net::mint({.common_name = "edge CA", .usage = net::CertUsage::ca});
   std::unique_ptr<devapi::Server> api_;
   std::unique_ptr<Hub> hub_;
-  friend class Edge;
 };
-
-Edge::Edge(HubIntegration& fixture, const std::string& node)
-    : node_(node),
-      tls_([&] {
-        auto client_cert = net::mint_node_client_cert(node, {fixture.ca_.cert.get(), fixture.ca_.key.get()});
-        return std::make_unique<net::TlsContext>(net::TlsContext::client(
-            {.ca_pem = net::to_pem(fixture.ca_.cert.get()),
-             .cert_chain_pem = net::to_pem(client_cert.cert.get()),
-             .private_key_pem = net::to_pem(client_cert.key.get())}));
-      }()),
-      client_(connect(io_, *tls_, fixture.hub_->edge_port())) {
-  bool done = false;
-  boost::system::error_code ec;
-  client_.ws().next_layer().async_handshake(net::HandshakeRole::client,
-                                            [&](boost::system::error_code e, std::size_t) {
-                                              ec = e;
-                                              done = true;
-                                            });
-  client_.run_until(io_, [&] { return done; });
-  if (ec) throw std::runtime_error("TLS handshake: " + ec.message());
-  if (const int status = client_.upgrade(io_, node); status != 101) {
-    throw std::runtime_error("upgrade answered " + std::to_string(status));
-  }
-  // Like edgecore: a keepalive right away.
-  client_.send(io_, R"({"header":{"msg_id":"k","timestamp":1},"route":{"source":"websocket","group":"resource","operation":"keepalive","resource":"node"},"content":"ping"})");
-}
 
 json object_resp(const wire::Message& m) { return m.content_json(); }
 
 TEST_F(HubIntegration, NodeRegistersReportsReadyAndRenewsItsLease) {
-  Edge edge(*this, "edge-1");
+  Edge edge(ca_, hub_->edge_port(), "edge-1");
   // edged asks for its lease first (KUBEEDGE-WIRE §11.1): 404 as an ObjectResp.
   auto reply = edge.request("query", "kube-node-lease/lease/edge-1", "null");
   EXPECT_EQ(reply.route.operation, "response");
@@ -327,7 +232,7 @@ TEST_F(HubIntegration, ANodeReconnectingGetsWhatChangedWhileAway) {
   ASSERT_TRUE(eventually([&] { return hub_->sessions() == 0; }));
   pod["metadata"]["labels"] = {{"changed", "while-away"}};
   const auto stored = store().update(res("pods"), "default", "web", pod);
-  Edge back(*this, "edge-1");
+  Edge back(ca_, hub_->edge_port(), "edge-1");
   const auto update = back.next([&](const wire::Message& m) {
     return m.route.resource == "default/pod/web" &&
            m.header.resource_version == stored["metadata"]["resourceVersion"].get<std::string>();

@@ -28,6 +28,15 @@ struct CertServiceConfig {
   std::uint32_t edge_cert_days = 365;
   std::string ca_cert_file = "/etc/edgehub/ca/ca.crt";  // signs edge certificates
   std::string ca_key_file = "/etc/edgehub/ca/ca.key";
+  // "namespace/name" of a Secret holding the CA (cadata, cakeydata: DER), shared by replicas;
+  // empty: the CA comes from the files above.
+  std::string ca_secret;
+  // "namespace/name" of a Secret the hub keeps holding a current join token (tokendata).
+  std::string token_secret;
+  Duration token_refresh_interval{12 * 3600'000};
+  Duration token_ttl{24 * 3600'000};
+  // Extra SANs of the server certificate the hub issues itself from the Secret's CA.
+  std::vector<std::string> server_names;
 };
 
 struct HubConfig {
@@ -51,6 +60,7 @@ struct HubConfig {
 struct DeliveryConfig {
   std::uint32_t window = 16;          // un-ACKed messages in flight per node
   Duration retry_interval{5'000};
+  bool node_sync = true;               // keep NodeSync records (ownership, what edges hold)
   Duration node_sync_interval{5'000}; // coalesced NodeSync writes, per node
   std::uint32_t max_concurrent_resyncs = 64;
 };

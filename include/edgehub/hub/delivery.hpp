@@ -13,9 +13,9 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <edgehub/wire/message.hpp>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,6 +40,8 @@ struct Change {
   std::uint64_t resource_version = 0;
   std::string operation;                        // insert, update or delete
   std::shared_ptr<const std::string> object;    // raw JSON, shared between nodes
+  // When its watch event was decoded; unset for objects read by a list or get (resyncs).
+  SteadyClock::time_point received{};
 };
 
 struct DeliveryOptions {
@@ -59,7 +61,9 @@ struct DeliveryStats {
 
 class Delivery {
  public:
-  using Send = std::function<void(const std::string& frame)>;
+  // `received` is the change's watch-event time on its first send, unset on retries (the
+  // session measures event → socket latency with it).
+  using Send = std::function<void(const std::string& frame, SteadyClock::time_point received)>;
   // Called once the edge has ACKed a change (NodeSync folds it into the record), with the
   // time from first send to ACK.
   using Acked = std::function<void(const Change& change, SteadyClock::duration latency)>;
@@ -89,9 +93,11 @@ class Delivery {
     SteadyClock::time_point deadline;
     std::chrono::milliseconds interval;
   };
+  // Most entries of an idle node only remember an ACKed version: the change and the flight
+  // are held by pointer so that such an entry costs a few words, not both structs.
   struct Entry {
-    std::optional<Change> pending;  // waiting to be sent
-    std::optional<Flight> flight;   // sent, awaiting its ACK
+    std::unique_ptr<Change> pending;  // waiting to be sent
+    std::unique_ptr<Flight> flight;   // sent, awaiting its ACK
     std::uint64_t acked_version = 0;
     bool in_ready = false;
   };
@@ -106,7 +112,9 @@ class Delivery {
   Now now_;
   std::unordered_map<std::string, Entry> entries_;          // by uid
   std::unordered_map<std::string, std::string> by_msg_id_;  // msg_id → uid
-  std::deque<std::string> ready_;                           // uids with a sendable pending change
+  // uids with a sendable pending change (a list: empty, it allocates nothing, where a
+  // std::deque holds ~600 bytes per idle node)
+  std::list<std::string> ready_;
   // UIDs whose delete the edge ACKed. A UID is never reused, so any later version of one is
   // stale — a list answered before the delete must not bring the object back. Kept for a
   // while, then forgotten (no list takes that long).

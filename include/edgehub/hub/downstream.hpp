@@ -2,14 +2,18 @@
 // Downstream: API changes → messages for the nodes owned here. Runs on the API thread.
 //
 // Watches (from now on, never a full list) pods bound to a node, edge Nodes, configmaps and
-// secrets. An event for a node without a session here is dropped before any work; configmaps
-// and secrets go only to owned nodes whose pods reference them. When a node connects — or
-// when a watch lost events (410) — the node is resynced: its pods (field selector
-// spec.nodeName), what they reference, and its Node object.
+// secrets. An event for a node not owned here is dropped before any work; configmaps and
+// secrets go only to owned nodes whose pods reference them (and are deleted from an edge when
+// its pods stop referencing them). Changes pass the node's NodeSync record on their way to the
+// session. When a node connects — or when a watch lost events (410) — the node is resynced:
+// its pods (field selector spec.nodeName), what they reference, and its Node object, compared
+// with the record: what the edge ACKed already is skipped, what the record holds and the API
+// no longer has is deleted.
 
 #include <boost/asio/awaitable.hpp>
 #include <deque>
 #include <edgehub/hub/delivery.hpp>
+#include <edgehub/hub/node_sync.hpp>
 #include <edgehub/hub/registry.hpp>
 #include <edgehub/hub/routing_index.hpp>
 #include <edgehub/kube/client.hpp>
@@ -35,8 +39,10 @@ std::string with_type_meta(const kube::Object& object, std::string_view kind,
 
 class Downstream {
  public:
+  // `node_sync` may be null (no records: every resync sends everything, nothing is deleted
+  // for objects removed while a node was away).
   Downstream(std::shared_ptr<kube::Client> client, RoutingIndex& index, Registry& registry,
-             metrics::Registry& metrics, DownstreamOptions options);
+             NodeSync* node_sync, metrics::Registry& metrics, DownstreamOptions options);
 
   void start();
   void stop();
@@ -44,6 +50,12 @@ class Downstream {
   void resync(const std::string& node);
   // True once every watch is established.
   bool ready() const;
+  // Hands a change to the node's owning session (NodeSync calls it once the record holds the
+  // object).
+  void deliver(const std::string& node, Change change);
+  // Delete messages for objects the record holds, by kind/namespace/name (unreferenced
+  // configmaps and secrets).
+  void send_unreferenced(const std::string& node, const std::vector<NewRef>& refs);
 
  private:
   void on_pod(kube::WatchEvent&& ev);
@@ -51,6 +63,8 @@ class Downstream {
   void on_config(kube::WatchEvent&& ev, RefKind kind);
   void send(const std::string& node, Change change);
   void send_refs(const std::string& node, const std::vector<NewRef>& refs);
+  boost::asio::awaitable<std::optional<kube::Object>> read_ref(std::string node, NewRef ref,
+                                                               bool* failed);
   void resync_all();
   void pump_resyncs();
   boost::asio::awaitable<void> run_resync(std::string node);
@@ -59,6 +73,7 @@ class Downstream {
   std::shared_ptr<kube::Client> client_;
   RoutingIndex& index_;
   Registry& registry_;
+  NodeSync* node_sync_;
   DownstreamOptions options_;
   std::vector<std::shared_ptr<kube::Watcher>> watchers_;
   std::deque<std::string> resync_queue_;
@@ -70,6 +85,8 @@ class Downstream {
   metrics::Counter& resyncs_;
   metrics::Counter& resync_failures_;
   metrics::Counter& watch_gaps_;
+  metrics::Counter& resync_skipped_;
+  metrics::Counter& resync_deletes_;
 };
 
 }  // namespace edgehub::hub

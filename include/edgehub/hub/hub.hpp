@@ -37,6 +37,10 @@ class Hub {
   // Starts threads, watches, the edge listener and the admin port. Throws std::runtime_error
   // with an operator-readable message when it cannot (port in use, bad API config).
   void start();
+  // Drains (SIGTERM): /readyz fails, the listener closes, sessions are handed off in paced
+  // batches (node Lease renewed, then close code 1012), NodeSync writes flush, the membership
+  // Lease is deleted. Returns when done or at drain.deadline; call stop() afterwards.
+  void drain();
   // Stops: not ready, no new connections, sessions closed with a close frame, threads joined.
   void stop();
 

@@ -1,6 +1,10 @@
 #pragma once
 // Registry: which nodes have a session on this replica, and where. Thread-safe: sessions
 // register from their I/O threads; the API thread looks nodes up for every watch event.
+//
+// A session is *owning* once its node's NodeSync claim has been written (confirm()); only then
+// does the replica deliver to it. Until then, and after another replica claims the node, watch
+// events for the node are dropped here.
 
 #include <edgehub/hub/session.hpp>
 #include <memory>
@@ -17,14 +21,24 @@ class Registry {
   std::shared_ptr<Session> claim(const std::shared_ptr<Session>& session);
   // Removes `session` if it is still its node's current session.
   bool release(const Session& session);
+  // Marks the node's session `session_id` as owning; false if that session is gone.
+  bool confirm(const std::string& node, std::uint64_t session_id);
   std::shared_ptr<Session> find(const std::string& node) const;
+  // The node's session if it is owning.
+  std::shared_ptr<Session> find_owning(const std::string& node) const;
   bool owns(const std::string& node) const;
+  // Sessions open (owning or not).
+  bool has_session(const std::string& node) const;
   std::size_t size() const;
   std::vector<std::shared_ptr<Session>> sessions() const;
 
  private:
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
+  struct Slot {
+    std::shared_ptr<Session> session;
+    bool owning = false;
+  };
+  std::unordered_map<std::string, Slot> sessions_;
 };
 
 }  // namespace edgehub::hub

@@ -48,9 +48,11 @@ class RoutingIndex {
   // Replaces everything known about `node`'s pods (a resync); returns references it did not
   // have before.
   std::vector<NewRef> set_pods(const std::string& node, const std::vector<PodRefs>& pods);
-  // Adds or updates one pod of an owned node; returns the references new for that node.
-  std::vector<NewRef> upsert_pod(const PodRefs& pod);
-  void remove_pod(const std::string& node, const std::string& uid);
+  // Adds or updates one pod of an owned node; returns the references new for that node, and
+  // adds to `dropped` those the node no longer needs.
+  std::vector<NewRef> upsert_pod(const PodRefs& pod, std::vector<NewRef>* dropped = nullptr);
+  void remove_pod(const std::string& node, const std::string& uid,
+                  std::vector<NewRef>* dropped = nullptr);
   // Forgets a node no longer owned here.
   void drop_node(const std::string& node);
 
@@ -72,7 +74,8 @@ class RoutingIndex {
     std::map<RefKey, int> refs;                    // reference counts
   };
   void add_refs(NodeState& n, const std::string& node, const PodRefs& pod, std::vector<NewRef>* fresh);
-  void remove_refs(NodeState& n, const std::string& node, const PodRefs& pod);
+  void remove_refs(NodeState& n, const std::string& node, const PodRefs& pod,
+                   std::vector<NewRef>* dropped);
 
   std::unordered_map<std::string, NodeState> nodes_;
   std::map<RefKey, std::set<std::string>> by_ref_;  // reverse index: object → nodes

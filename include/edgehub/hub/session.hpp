@@ -30,6 +30,8 @@ struct SessionMetrics {
   metrics::Counter* bad_messages = nullptr;
   metrics::Counter* empty_messages = nullptr;
   metrics::Gauge* queued = nullptr;  // messages waiting or awaiting an ACK, all sessions
+  // Watch event decoded → its frame written to the socket (first sends only).
+  metrics::Histogram* internal_latency = nullptr;
 };
 
 struct SessionOptions {
@@ -38,6 +40,8 @@ struct SessionOptions {
   std::uint64_t max_message_bytes = 8u << 20;
   DeliveryOptions delivery;
   std::shared_ptr<const SessionMetrics> metrics;  // optional
+  // Sent in the upgrade response as X-Edgehub-Replica (which replica an agent reached).
+  std::string replica_id;
 };
 
 enum class CloseReason {
@@ -49,6 +53,8 @@ enum class CloseReason {
   shutdown,           // the hub is stopping
   node_deleted,       // the Node object was deleted
   shed,               // rebalancing or drain: reconnect elsewhere (close code 1012)
+  claimed,            // another replica claimed the node (its agent connected there)
+  claim_failed,       // the NodeSync claim could not be written (API unreachable)
   write_failed,
 };
 std::string_view to_string(CloseReason reason);
@@ -89,8 +95,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point opened_at() const { return opened_at_; }
   virtual boost::asio::any_io_executor executor() = 0;
 
-  // Queues one encoded message for the edge (session executor only).
-  virtual void send(std::string frame) = 0;
+  // Queues one encoded message for the edge (session executor only). `received` is the time
+  // of the watch event the frame comes from (for the event → socket latency), else unset.
+  virtual void send(std::string frame, SteadyClock::time_point received) = 0;
+  void send(std::string frame) { send(std::move(frame), SteadyClock::time_point{}); }
   void send(const wire::Message& message) { send(wire::encode(message)); }
   // Closes with a WebSocket close frame (session executor only); idempotent.
   virtual void close(CloseReason reason) = 0;

@@ -22,6 +22,8 @@ class CertificateAuthority {
  public:
   static CertificateAuthority load(const std::string& cert_file, const std::string& key_file);
   static CertificateAuthority from_pem(const std::string& cert_pem, const std::string& key_pem);
+  // As KubeEdge's casecret holds it: certificate DER, key DER (SEC1, PKCS#1 or PKCS#8).
+  static CertificateAuthority from_der(const std::string& cert_der, const std::string& key_der);
   // A new self-signed ECDSA P-256 CA.
   static CertificateAuthority create(const std::string& common_name,
                                      std::chrono::hours validity = std::chrono::hours(24 * 365 * 10));

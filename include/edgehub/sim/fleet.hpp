@@ -10,6 +10,7 @@
 #include <edgehub/sim/stats.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <edgehub/net/x509_mint.hpp>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,14 @@ struct SimOptions {
   // Minted certificates share one P-256 key pair (the certificates stay per node). A key per
   // node costs ~2 KiB more per node and nothing on the hub's side can tell the difference.
   bool unique_keys = false;
+  // Join with a KubeEdge token instead (KUBEEDGE-WIRE §5.4): the CA comes from the certificate
+  // service, pinned by the token's hash, and each node's certificate from a CSR sent there.
+  std::string token;
+  std::string cert_service_host;
+  std::uint16_t cert_service_port = 0;  // 0: no certificate service, no rotation
+  // Renew a certificate through the service after this fraction of its life; 0: a random
+  // point in 70–90 % as edgecore does. Only with a certificate service.
+  double rotate_at = 0;
 
   int source_addrs = 0;  // > 0: bind to 127.0.0.2 … 127.0.0.<1+N> round-robin
   int io_threads = 1;
@@ -89,6 +98,8 @@ class Fleet {
   std::string node_name(int i) const;
 
  private:
+  net::CertAndKey join(const std::string& node, EVP_PKEY* shared_key);
+
   struct Impl;
   SimOptions options_;
   std::unique_ptr<Impl> impl_;

@@ -47,6 +47,9 @@ struct WorkerStats {
   std::atomic<std::uint64_t> request_timeouts{0};
   std::atomic<std::uint64_t> request_errors{0};  // responses carrying Err / StatusError
   std::atomic<std::uint64_t> objects_received{0};
+  std::atomic<std::uint64_t> joins{0};              // certificates got with the token
+  std::atomic<std::uint64_t> rotations{0};          // certificates renewed before expiry
+  std::atomic<std::uint64_t> rotation_failures{0};
   // steady_clock nanoseconds of the first dial and of the latest successful upgrade
   std::atomic<std::int64_t> first_dial_ns{0};
   std::atomic<std::int64_t> last_connect_ns{0};
@@ -62,6 +65,7 @@ struct StatsSnapshot {
   std::uint64_t msgs_in = 0, msgs_out = 0, acks_sent = 0, acks_dropped = 0;
   std::uint64_t decode_errors = 0, request_timeouts = 0, request_errors = 0;
   std::uint64_t objects_received = 0;
+  std::uint64_t joins = 0, rotations = 0, rotation_failures = 0;
   std::int64_t first_dial_ns = 0, last_connect_ns = 0;
   LatencySummary downstream, upstream, connect_time;
 

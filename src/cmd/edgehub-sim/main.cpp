@@ -172,7 +172,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", edgehub::kVersion);
   sim::SimOptions o;
   std::string server = "127.0.0.1:10000", ca_file, client_ca, client_ca_key, state_dump,
-              state_listen, report_file, serve_addr, pki_dir, mint_dir, log_level = "info";
+              state_listen, report_file, serve_addr, pki_dir, mint_dir, cert_service,
+              log_level = "info";
   double keepalive = 15, lease = 10, status_report = 300, reconnect = 30, reconnect_max = 120,
          handshake_timeout = 30, request_timeout = 60, start_spread = 0, flap = 0, slow_ms = 0,
          duration = 0, progress = 10, trim = 10;
@@ -189,6 +190,16 @@ int main(int argc, char** argv) {
                  "CA certificate to mint node client certs with (default: --ca)");
   app.add_option("--client-ca-key", client_ca_key, "its private key");
   app.add_option("--certs-dir", o.certs_dir, "or: folder with <node>.crt and <node>.key");
+  app.add_option("--token", o.token,
+                 "join as `keadm join --token` does: CA from --cert-service pinned by the "
+                 "token's hash, each node's certificate signed there");
+  app.add_option("--cert-service", cert_service,
+                 "the hub's certificate service HOST:PORT (:10002); with it, certificates are "
+                 "renewed there before they expire");
+  app.add_option("--rotate-at", o.rotate_at,
+                 "renew after this fraction of a certificate's life (default: random 0.7-0.9, "
+                 "as edgecore)")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_flag("--unique-keys", o.unique_keys,
                "mint a key pair per node (default: one shared key, a certificate per node)");
   app.add_option("--source-addrs", o.source_addrs,
@@ -243,6 +254,15 @@ int main(int argc, char** argv) {
       spdlog::error("--server wants HOST:PORT, got '{}'", server);
       return 2;
     }
+    if (!cert_service.empty() && !split_host_port(cert_service, o.cert_service_host,
+                                                  o.cert_service_port)) {
+      spdlog::error("--cert-service wants HOST:PORT, got '{}'", cert_service);
+      return 2;
+    }
+    if (!o.token.empty() && cert_service.empty()) {
+      spdlog::error("--token needs --cert-service HOST:PORT (the hub's certificate service)");
+      return 2;
+    }
     if (!ca_file.empty()) o.server_ca_pem = net::read_pem_file(ca_file);
     if (!client_ca.empty()) o.client_ca_cert_pem = net::read_pem_file(client_ca);
     if (!client_ca_key.empty()) o.client_ca_key_pem = net::read_pem_file(client_ca_key);
@@ -271,7 +291,15 @@ int main(int argc, char** argv) {
 
     const std::uint64_t rss_before = rss_bytes();
     sim::Fleet fleet(o);
+    const auto start_begin = std::chrono::steady_clock::now();
     fleet.start();
+    // With --token, start() got every node's certificate from the certificate service.
+    const double join_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_begin).count();
+    if (!o.token.empty()) {
+      spdlog::info("edgehub-sim: {} nodes joined with the token in {:.2f} s ({:.0f} certificates/s)",
+                   o.nodes, join_s, o.nodes / std::max(join_s, 1e-9));
+    }
     spdlog::info("edgehub-sim: {} nodes {}{}..{} → {}://{}:{}, {} I/O thread(s)", o.nodes,
                  o.prefix, o.first_index, o.first_index + o.nodes - 1,
                  o.insecure ? "ws" : "wss", o.host, o.port, o.io_threads);
@@ -360,6 +388,7 @@ int main(int argc, char** argv) {
     fleet.stop();
     dump_state();
     report["elapsed_s"] = elapsed.count();
+    if (!o.token.empty()) report["join_s"] = join_s;
     report["rss_bytes"] = rss_running;
     report["rss_before_start_bytes"] = rss_before;
     report["rss_per_node_bytes"] =

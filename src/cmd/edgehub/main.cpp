@@ -18,6 +18,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "status.hpp"
+
 namespace {
 
 struct Options {
@@ -92,13 +94,15 @@ int serve(edgehub::config::Config config) {
   if (!kube) throw std::runtime_error(kube.error().describe());
   options.kube = *kube;
   options.kube_ca_pem = kube->ca_pem;
-  if (!config.hub.proxy.enabled) {
+  // With hub.certService.caSecret the hub issues its TLS material from the Secret's CA.
+  const bool ca_from_secret = !config.hub.cert_service.ca_secret.empty();
+  if (!config.hub.proxy.enabled && !ca_from_secret) {
     options.edge_tls = std::make_shared<edgehub::net::TlsContext>(edgehub::net::TlsContext::server(
         {.cert_chain_pem = read_file(config.hub.tls.cert_file, "hub.tls.certFile"),
          .private_key_pem = read_file(config.hub.tls.key_file, "hub.tls.keyFile"),
          .client_ca_pem = read_file(config.hub.tls.client_ca_file, "hub.tls.clientCAFile")}));
   }
-  if (config.hub.cert_service.enabled) {
+  if (config.hub.cert_service.enabled && !ca_from_secret) {
     options.edge_ca = std::make_shared<const edgehub::pki::CertificateAuthority>(
         edgehub::pki::CertificateAuthority::load(config.hub.cert_service.ca_cert_file,
                                                  config.hub.cert_service.ca_key_file));
@@ -110,7 +114,12 @@ int serve(edgehub::config::Config config) {
   hub.start();
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  spdlog::info("edgehub: {} received, stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (signal == SIGTERM) {
+    spdlog::info("edgehub: SIGTERM received, draining");
+    hub.drain();
+  } else {
+    spdlog::info("edgehub: SIGINT received, stopping");
+  }
   hub.stop();
   if (dev_api) dev_api->stop();
   return 0;
@@ -211,9 +220,18 @@ int main(int argc, char** argv) {
   create->add_option("--ttl", token_options.ttl, "Validity, e.g. 24h, 30m")->capture_default_str();
   token->require_subcommand(1);
 
+  auto* status = app.add_subcommand("status", "Replicas, their connections and health, from their membership Leases");
+  edgehub::cmd::StatusOptions status_options;
+  status->add_option("--kubeconfig", status_options.kubeconfig,
+                     "Kubeconfig file; empty means the in-cluster service account");
+  status->add_option("--context", status_options.context, "Kubeconfig context");
+  status->add_option("-n,--namespace", status_options.ns, "Namespace of the replicas (hub.namespace)")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   if (init->parsed()) return certs_init(certs_options);
   if (create->parsed()) return token_create(token_options);
+  if (status->parsed()) return edgehub::cmd::print_status(status_options);
   if (reference->parsed()) {
     std::cout << edgehub::config::reference_markdown();
     return 0;

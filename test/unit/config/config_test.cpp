@@ -42,6 +42,7 @@ TEST(Config, ShippedProductionConfigIsValidWithTheDownwardApi) {
   EXPECT_EQ(result->hub.advertise_address, "10.1.2.3");
   EXPECT_EQ(result->log.format, "json");
   EXPECT_EQ(result->delivery.window, 16u);
+  EXPECT_EQ(result->hub.cert_service.ca_secret, "edgehub/casecret");
 }
 
 TEST(Config, ProductionConfigWithoutPodNameNamesTheVariable) {
@@ -51,6 +52,20 @@ TEST(Config, ProductionConfigWithoutPodNameNamesTheVariable) {
   EXPECT_NE(first(result.error()).find("hub.id: environment variable POD_NAME is not set"),
             std::string::npos)
       << first(result.error());
+}
+
+TEST(Config, SharedPkiSecretsAreNamespaceSlashNameAndTheTokenOutlivesItsRefresh) {
+  auto errors = errors_of(
+      "hub:\n  certService:\n    caSecret: casecret\n    tokenSecret: kubeedge/tokensecret\n"
+      "    tokenRefreshInterval: 12h\n    tokenTTL: 12h\n");
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].to_string(),
+            R"(test.yaml: hub.certService.caSecret: "casecret" must be namespace/name)");
+  EXPECT_EQ(errors[1].key, "hub.certService.tokenTTL");
+  auto ok = load_text("hub:\n  certService:\n    caSecret: kubeedge/casecret\n", "test.yaml");
+  ASSERT_TRUE(ok) << first(ok.error());
+  EXPECT_EQ(ok->hub.cert_service.ca_secret, "kubeedge/casecret");
+  EXPECT_EQ(ok->hub.cert_service.token_ttl, std::chrono::hours(24));
 }
 
 TEST(Config, EveryKeyHasADefault) {

@@ -14,7 +14,10 @@ class DeliveryTest : public ::testing::Test {
   void make(std::size_t window = 16) {
     delivery_ = std::make_unique<Delivery>(
         DeliveryOptions{.window = window, .retry_interval = 5s, .max_retry_interval = 20s},
-        [this](const std::string& frame) { sent_.push_back(*wire::decode(frame)); },
+        [this](const std::string& frame, SteadyClock::time_point received) {
+          sent_.push_back(*wire::decode(frame));
+          received_.push_back(received);
+        },
         [this](const Change& c, SteadyClock::duration latency) {
           acked_.push_back(c);
           latencies_.push_back(latency);
@@ -41,6 +44,7 @@ class DeliveryTest : public ::testing::Test {
   SteadyClock::time_point now_{};
   std::unique_ptr<Delivery> delivery_;
   std::vector<wire::Message> sent_;
+  std::vector<SteadyClock::time_point> received_;  // per send
   std::vector<Change> acked_;
   std::vector<SteadyClock::duration> latencies_;
 };
@@ -181,6 +185,23 @@ TEST_F(DeliveryTest, RetriesWithBackoffUntilAcked) {
   now_ += 1h;
   delivery_->on_timer();
   EXPECT_EQ(sent_.size(), 4u);
+}
+
+// The watch-event time goes with the first send only: a retry's write is no measure of the
+// hub's event → socket latency.
+TEST_F(DeliveryTest, FirstSendCarriesTheWatchEventTimeRetriesDoNot) {
+  make();
+  auto stamped = pod("a", 1);
+  stamped.received = now_ - 3ms;
+  delivery_->enqueue(std::move(stamped));
+  delivery_->enqueue(pod("b", 1));  // from a list: no watch event
+  now_ += 5s;
+  delivery_->on_timer();
+  ASSERT_EQ(received_.size(), 4u);
+  EXPECT_EQ(received_[0], SteadyClock::time_point{} - 3ms);
+  EXPECT_EQ(received_[1], SteadyClock::time_point{});
+  EXPECT_EQ(received_[2], SteadyClock::time_point{});
+  EXPECT_EQ(received_[3], SteadyClock::time_point{});
 }
 
 // An agent that loses a few ACKs holds back only those objects: the rest of the window keeps

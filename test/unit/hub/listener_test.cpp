@@ -160,6 +160,82 @@ TEST_F(ListenerTest, DeliversObjectsAndCompletesThemOnAck) {
   EXPECT_EQ(host_.delivered[0], "u1");
 }
 
+// The session reads a message's first byte into itself and the rest into its buffer: a
+// message split over frames, a large one and back-to-back ones all arrive whole and in order.
+TEST_F(ListenerTest, FragmentedLargeAndBackToBackMessagesArriveWhole) {
+  start();
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  const auto request = [](const std::string& id, const std::string& content) {
+    return R"({"header":{"msg_id":")" + id +
+           R"(","timestamp":1},"route":{"source":"edged","group":"meta","operation":"update","resource":"default/podstatus/web"},"content":")" +
+           content + R"("})";
+  };
+  const std::string split = request("f1", std::string(3000, 'a'));
+  const std::string large = request("l1", std::string(300 * 1024, 'b'));
+  // One message in three frames.
+  auto& ws = client.ws();
+  ws.text(true);
+  bool done = false;
+  error_code ec;
+  const std::size_t third = split.size() / 3;
+  ws.async_write_some(false, asio::buffer(split.data(), third), [&](error_code e, std::size_t) {
+    ec = e;
+    ws.async_write_some(false, asio::buffer(split.data() + third, third),
+                        [&](error_code e2, std::size_t) {
+                          ec = e2;
+                          ws.async_write_some(true, asio::buffer(split.data() + 2 * third,
+                                                                 split.size() - 2 * third),
+                                              [&](error_code e3, std::size_t) {
+                                                ec = e3;
+                                                done = true;
+                                              });
+                        });
+  });
+  client.run_until(client_io_, [&] { return done; });
+  ASSERT_FALSE(ec) << ec.message();
+  client.send(client_io_, large);
+  client.send(client_io_, keepalive());
+  client.send(client_io_, request("s1", "x"));
+  ASSERT_TRUE(host_.wait([&] { return host_.requests.size() == 3; }));
+  EXPECT_EQ(host_.requests[0].header.msg_id, "f1");
+  EXPECT_EQ(host_.requests[0].content_string().value_or(""), std::string(3000, 'a'));
+  EXPECT_EQ(host_.requests[1].header.msg_id, "l1");
+  EXPECT_EQ(host_.requests[1].content_string().value_or(""), std::string(300 * 1024, 'b'));
+  EXPECT_EQ(host_.requests[2].header.msg_id, "s1");
+  EXPECT_EQ(host_.opened[0]->counters().keepalives, 1u);
+  EXPECT_EQ(host_.opened[0]->counters().messages_in, 4u);
+  EXPECT_EQ(host_.opened[0]->counters().bytes_in,
+            split.size() + large.size() + keepalive().size() + request("s1", "x").size());
+}
+
+// A change from a watch event is timed from the event to its frame on the socket; replies
+// and objects read by a list are not.
+TEST_F(ListenerTest, TimesWatchEventsToTheSocket) {
+  auto metrics = std::make_shared<SessionMetrics>();
+  metrics::Histogram latency(metrics::latency_buckets());
+  metrics->internal_latency = &latency;
+  host_.on_open_hook = [](const std::shared_ptr<Session>& s) {
+    const auto object = std::make_shared<const std::string>(R"({"kind":"Pod"})");
+    s->enqueue(Change{.kind = ObjectKind::pod, .ns = "default", .name = "watched", .uid = "u1",
+                      .resource_version = 7, .operation = "insert", .object = object,
+                      .received = SteadyClock::now()});
+    s->enqueue(Change{.kind = ObjectKind::pod, .ns = "default", .name = "listed", .uid = "u2",
+                      .resource_version = 8, .operation = "update", .object = object});
+  };
+  ListenerOptions o;
+  o.session.metrics = metrics;
+  start(o);
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  ASSERT_TRUE(client.read(client_io_));
+  ASSERT_TRUE(client.read(client_io_));
+  // The write's completion runs on the hub's thread, possibly just after the edge read it.
+  for (int i = 0; i < 500 && latency.count() == 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(latency.count(), 1u);
+  EXPECT_GT(latency.sum(), 0.0);
+}
+
 TEST_F(ListenerTest, CertificateForAnotherNodeIsRefusedBeforeTheUpgrade) {
   start();
   auto client = tls_client(pki_.client_context());  // CN system:node:edge-1

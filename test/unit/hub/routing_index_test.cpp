@@ -70,6 +70,24 @@ TEST(RoutingIndex, UpdatedPodSwapsReferences) {
   EXPECT_TRUE(index.references("edge-1", RefKind::configmap, "default", "b"));
 }
 
+TEST(RoutingIndex, ReportsReferencesANodeNoLongerNeeds) {
+  RoutingIndex index;
+  index.upsert_pod(make("edge-1", "u1", {"a", "shared"}, {"tls"}));
+  index.upsert_pod(make("edge-1", "u2", {"shared"}));
+  std::vector<NewRef> dropped;
+  index.upsert_pod(make("edge-1", "u1", {"shared"}, {"tls"}), &dropped);
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].name, "a");
+  dropped.clear();
+  index.remove_pod("edge-1", "u1", &dropped);
+  ASSERT_EQ(dropped.size(), 1u) << "\"shared\" is still used by u2";
+  EXPECT_EQ(dropped[0].kind, RefKind::secret);
+  dropped.clear();
+  index.remove_pod("edge-1", "u2", &dropped);
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].name, "shared");
+}
+
 TEST(RoutingIndex, ResyncReportsOnlyNewReferences) {
   RoutingIndex index;
   index.upsert_pod(make("edge-1", "u1", {"a"}));

@@ -1,0 +1,261 @@
+// Several hub replicas in one process against the embedded API server: NodeSync ownership
+// claims, resync from the record after an owner died, drain and rebalancing hand-offs.
+// (The full chaos scenarios with separate processes and nginx live in test/e2e.)
+#include <edgehub/devapi/server.hpp>
+#include <edgehub/hub/hub.hpp>
+#include <edgehub/hub/membership.hpp>
+#include <edgehub/kube/config.hpp>
+#include <gtest/gtest.h>
+
+#include <future>
+#include <sstream>
+
+#include "edge.hpp"
+#include "process.hpp"
+
+namespace edgehub::hub {
+namespace {
+
+using nlohmann::json;
+
+double metric(Hub& hub, const std::string& series) {
+  std::istringstream text(hub.metrics().expose());
+  std::string line;
+  while (std::getline(text, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return 0;
+}
+
+class Replicas : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    api_ = std::make_unique<devapi::Server>(devapi::ServerOptions{});
+    api_->start();
+    const auto kubeconfig = ::testing::TempDir() + "replicas-kubeconfig";
+    api_->write_kubeconfig(kubeconfig);
+    auto kube = kube::load_kubeconfig(kubeconfig);
+    ASSERT_TRUE(kube) << kube.error().describe();
+    kube_ = *kube;
+    net::CertRequest server_request{.common_name = "edgehub", .usage = net::CertUsage::server,
+                                    .ip_addresses = {"127.0.0.1"}};
+    server_ = net::mint(server_request, {ca_.cert.get(), ca_.key.get()});
+  }
+  void TearDown() override {
+    hubs_.clear();
+    api_.reset();
+  }
+
+  Hub& start_hub(const std::string& id, bool rebalance = false) {
+    HubOptions options;
+    options.config.hub.id = id;
+    options.config.hub.namespace_ = "edgehub";
+    options.config.hub.advertise_address = "127.0.0.1";
+    options.config.hub.listen = {"127.0.0.1", 0};
+    options.config.metrics.listen = {"127.0.0.1", 0};
+    options.config.hub.io_threads = 1;
+    options.config.hub.keepalive_timeout = std::chrono::milliseconds(300'000);  // only claims close
+    options.config.delivery.node_sync_interval = std::chrono::milliseconds(200);
+    options.config.rebalance.enabled = rebalance;
+    options.config.rebalance.interval = std::chrono::milliseconds(300);
+    options.config.rebalance.tolerance = 0.1;
+    options.config.rebalance.sessions_per_round = 2;
+    options.config.drain.deadline = std::chrono::milliseconds(8000);
+    options.config.drain.sessions_per_second = 20;
+    options.kube = kube_;
+    options.edge_tls = std::make_shared<net::TlsContext>(net::TlsContext::server(
+        {.cert_chain_pem = net::to_pem(server_.cert.get()),
+         .private_key_pem = net::to_pem(server_.key.get()),
+         .client_ca_pem = net::to_pem(ca_.cert.get())}));
+    auto hub = std::make_unique<Hub>(std::move(options));
+    hub->start();
+    EXPECT_TRUE(eventually([&] { return hub->ready(); })) << id << " never became ready";
+    hubs_.push_back(std::move(hub));
+    return *hubs_.back();
+  }
+
+  devapi::Store& store() { return api_->store(); }
+  std::string owner(const std::string& node) {
+    try {
+      return store().get("nodesyncs.edgehub.io", "", node)["status"].value("owner", "");
+    } catch (const std::exception&) {
+      return "";
+    }
+  }
+  json create_pod(const std::string& name, const std::string& node) {
+    json pod = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", name}, {"namespace", "default"}}},
+                {"spec",
+                 {{"nodeName", node},
+                  {"containers", json::array({{{"name", "c"}, {"image", "busybox"}}})}}}};
+    return store().create("pods", "default", pod);
+  }
+  std::unique_ptr<Edge> connect(Hub& hub, const std::string& node) {
+    auto edge = std::make_unique<Edge>(ca_, hub.edge_port(), node);
+    // Owned once the claim is written; the Node object comes down with the resync.
+    EXPECT_TRUE(eventually([&] { return owner(node) != ""; }));
+    return edge;
+  }
+
+  net::CertAndKey ca_ = net::mint({.common_name = "edge CA", .usage = net::CertUsage::ca});
+  net::CertAndKey server_;
+  kube::ClientConfig kube_;
+  std::unique_ptr<devapi::Server> api_;
+  std::vector<std::unique_ptr<Hub>> hubs_;
+};
+
+TEST_F(Replicas, AClaimByAnotherReplicaClosesTheOldSessionAtOnce) {
+  auto& a = start_hub("replica-a");
+  auto& b = start_hub("replica-b");
+  auto old_edge = connect(a, "edge-1");
+  ASSERT_TRUE(eventually([&] { return owner("edge-1") == "replica-a"; }));
+  // The agent redials through the load balancer and lands on b; its old TCP connection still
+  // looks alive to a (keepalive timeout 300 s).
+  auto new_edge = std::make_unique<Edge>(ca_, b.edge_port(), "edge-1");
+  ASSERT_TRUE(eventually([&] { return owner("edge-1") == "replica-b"; }));
+  const auto code = old_edge->wait_close(10s);
+  ASSERT_TRUE(code.has_value()) << "a kept a stale session";
+  EXPECT_EQ(*code, 1012);
+  EXPECT_TRUE(eventually([&] {
+    return metric(a, R"(edgehub_session_closes_total{reason="claimed"})") == 1;
+  }));
+  EXPECT_TRUE(eventually([&] { return a.sessions() == 0 && b.sessions() == 1; }));
+  // Only the owner delivers: a pod for edge-1 reaches the new connection.
+  create_pod("web", "edge-1");
+  new_edge->next_object("insert", "default/pod/web");
+  EXPECT_EQ(metric(a, R"(edgehub_downstream_changes_total{kind="pod",operation="insert"})"), 0);
+}
+
+TEST_F(Replicas, WhatWasDeletedWhileTheOwnerWasDeadIsDeletedOnReconnect) {
+  auto& a = start_hub("replica-a");
+  auto& b = start_hub("replica-b");
+  store().create("nodes", "", {{"metadata", {{"name", "edge-1"}}}});
+  auto edge = connect(a, "edge-1");
+  create_pod("gone", "edge-1");
+  create_pod("kept", "edge-1");
+  edge->next_object("insert", "default/pod/gone");
+  edge->next_object("insert", "default/pod/kept");
+  // Both pods are in the record before their ACKs are folded in.
+  ASSERT_TRUE(eventually([&] {
+    const auto objects = store().get("nodesyncs.edgehub.io", "", "edge-1")["status"]["objects"];
+    return objects.size() == 2 && objects[0]["ackedResourceVersion"] != "" &&
+           objects[1]["ackedResourceVersion"] != "";
+  }));
+  // replica-a dies (stop() writes nothing more); meanwhile the pod is force-deleted.
+  edge->close();
+  a.stop();
+  devapi::DeleteOptions force;
+  force.grace_period_seconds = 0;
+  store().remove(devapi::resource_by_name("pods"), "default", "gone", force);
+
+  Edge back(ca_, b.edge_port(), "edge-1");
+  back.next_object("delete", "default/pod/gone");
+  // The Node comes last in a resync: by then "kept", ACKed and unchanged, was not re-sent.
+  back.next_object("update", "null/node/edge-1");
+  EXPECT_EQ(back.count("update", "default/pod/kept"), 0u);
+  EXPECT_EQ(metric(b, "edgehub_resync_skipped_objects_total"), 1);
+  ASSERT_TRUE(eventually([&] {
+    const auto objects = store().get("nodesyncs.edgehub.io", "", "edge-1")["status"]["objects"];
+    return objects.size() == 1 && objects[0]["name"] == "kept";
+  })) << "the delete leaves the record after its ACK";
+}
+
+TEST_F(Replicas, DrainHandsSessionsOffWithFreshNodeLeases) {
+  auto& a = start_hub("replica-a");
+  auto& b = start_hub("replica-b");
+  std::vector<std::unique_ptr<Edge>> edges;
+  for (int i = 0; i < 4; ++i) {
+    const auto node = "edge-" + std::to_string(i);
+    edges.push_back(connect(a, node));
+    store().create("leases.coordination.k8s.io", "kube-node-lease",
+                   {{"metadata", {{"name", node}, {"namespace", "kube-node-lease"}}},
+                    {"spec", {{"holderIdentity", node}, {"renewTime", "2020-01-01T00:00:00.000000Z"}}}});
+  }
+  ASSERT_TRUE(eventually([&] {
+    try {
+      store().get("leases.coordination.k8s.io", "edgehub", "replica-a");
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  })) << "membership Lease";
+  auto drained = std::async(std::launch::async, [&] { a.drain(); });
+  for (auto& edge : edges) {
+    const auto code = edge->wait_close(10s);
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 1012) << "service restart: reconnect elsewhere";
+  }
+  drained.get();
+  for (int i = 0; i < 4; ++i) {
+    const auto lease = store().get("leases.coordination.k8s.io", "kube-node-lease",
+                                   "edge-" + std::to_string(i));
+    EXPECT_GT(lease["spec"]["renewTime"].get<std::string>(), "2026") << "renewed before the hand-off";
+  }
+  EXPECT_THROW(store().get("leases.coordination.k8s.io", "edgehub", "replica-a"), std::exception)
+      << "a drained replica leaves the membership";
+  EXPECT_EQ(metric(a, R"(edgehub_sessions_handed_off_total{cause="drain"})"), 4);
+  // The agents come back through the load balancer to b, which claims them.
+  Edge back(ca_, b.edge_port(), "edge-0");
+  EXPECT_TRUE(eventually([&] { return owner("edge-0") == "replica-b"; }));
+}
+
+TEST_F(Replicas, AReplicaAboveTheAverageShedsItsSurplusButNeverBelow) {
+  auto& a = start_hub("replica-a", true);
+  std::vector<std::unique_ptr<Edge>> on_a;
+  for (int i = 0; i < 6; ++i) on_a.push_back(connect(a, "edge-" + std::to_string(i)));
+  auto& b = start_hub("replica-b", true);
+  // a holds 6, b 0: the average is 3, so a hands off 3 (at most 2 per round) and keeps 3.
+  // Oldest first; each shed agent comes back through the load balancer, to b.
+  std::vector<std::unique_ptr<Edge>> on_b;
+  for (int i = 0; i < 3; ++i) {
+    const auto code = on_a[i]->wait_close(10s);
+    ASSERT_TRUE(code.has_value()) << "edge-" << i << " was not handed off";
+    EXPECT_EQ(*code, 1012);
+    on_b.push_back(connect(b, "edge-" + std::to_string(i)));
+  }
+  for (int i = 3; i < 6; ++i) {
+    EXPECT_FALSE(on_a[i]->wait_close(1500ms).has_value()) << "a went below the average";
+  }
+  EXPECT_EQ(a.sessions(), 3u);
+  EXPECT_EQ(metric(a, R"(edgehub_sessions_handed_off_total{cause="rebalance"})"), 3);
+  EXPECT_EQ(metric(b, R"(edgehub_sessions_handed_off_total{cause="rebalance"})"), 0);
+}
+
+TEST_F(Replicas, ADeletedNodeLosesItsSessionAndItsRecord) {
+  auto& a = start_hub("replica-a");
+  store().create("nodes", "",
+                 {{"metadata", {{"name", "edge-1"}, {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}});
+  auto edge = connect(a, "edge-1");
+  store().remove(devapi::resource_by_name("nodes"), "", "edge-1");
+  EXPECT_TRUE(edge->wait_close(10s).has_value()) << "cloudcore closes a deleted node's session";
+  EXPECT_TRUE(eventually([&] { return owner("edge-1").empty(); })) << "record removed";
+}
+
+TEST_F(Replicas, StatusPrintsTheFleetFromTheMembershipLeases) {
+  start_hub("replica-a");
+  start_hub("replica-b");
+  auto a_edge = connect(*hubs_[0], "edge-1");
+  const std::vector<std::string> argv = {test::binary("edgehub"), "status", "--kubeconfig",
+                                         ::testing::TempDir() + "replicas-kubeconfig", "-n",
+                                         "edgehub"};
+  test::Output out;
+  ASSERT_TRUE(eventually([&] {
+    out = test::run(argv);
+    return out.exit_code == 0 && out.out.find("2 replicas live of 2, 1 edge connections") !=
+                                     std::string::npos;
+  })) << out.out << out.err;
+  EXPECT_NE(out.out.find("replica-a"), std::string::npos);
+  EXPECT_NE(out.out.find("replica-b"), std::string::npos);
+  EXPECT_NE(out.out.find("127.0.0.1"), std::string::npos);
+  hubs_[1]->drain();  // leaves the membership
+  out = test::run(argv);
+  EXPECT_EQ(out.exit_code, 0) << out.out << out.err;
+  EXPECT_NE(out.out.find("1 replicas live of 1"), std::string::npos) << out.out;
+  const auto bad = test::run({test::binary("edgehub"), "status", "--kubeconfig", "/nonexistent"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("edgehub status:"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace edgehub::hub
