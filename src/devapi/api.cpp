@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <map>
 
 #include "discovery.hpp"
@@ -248,6 +249,44 @@ json token_request(Store& store, const ResourcePath& path, const HttpRequest& re
 
 }  // namespace
 
+Api::Api(Store& store, const ServerOptions& options) : store_(store), options_(options) {
+  std::string path = options.request_log;
+  if (const char* env = std::getenv("EDGEHUB_DEVAPI_REQUEST_LOG"); path.empty() && env != nullptr) {
+    path = env;
+  }
+  if (path.empty()) return;
+  log_.open(path, std::ios::app);
+  if (!log_) throw std::runtime_error("devapi: request log " + path + " cannot be opened");
+}
+
+namespace {
+
+// The verb as RBAC names it: get/list/watch/create/update/patch/delete/deletecollection.
+std::string rbac_verb(http::verb method, bool named, bool watch) {
+  switch (method) {
+    case http::verb::get: return named ? "get" : watch ? "watch" : "list";
+    case http::verb::post: return "create";
+    case http::verb::put: return "update";
+    case http::verb::patch: return "patch";
+    case http::verb::delete_: return named ? "delete" : "deletecollection";
+    default: return std::string(http::to_string(method));
+  }
+}
+
+}  // namespace
+
+void Api::log_request(const HttpRequest& request, const std::string& verb,
+                      const std::string& group, const std::string& resource,
+                      const std::string& subresource, const std::string& ns,
+                      const std::string& name) {
+  const json line = {{"verb", verb},           {"group", group},
+                     {"resource", resource},   {"subresource", subresource},
+                     {"namespace", ns},        {"name", name},
+                     {"userAgent", std::string(request[http::field::user_agent])}};
+  const std::lock_guard lock(log_mutex_);
+  log_ << line.dump() << '\n' << std::flush;
+}
+
 Reply Api::error_reply(const ApiError& error) {
   return json_reply(static_cast<unsigned>(error.code()), error.status());
 }
@@ -413,6 +452,10 @@ Routed Api::route(const HttpRequest& request, const std::string& server_address)
   const std::string version = core ? parts[1] : parts[2];
   const std::vector<std::string> rest(parts.begin() + (core ? 2 : 3), parts.end());
   const ResourcePath path = parse_resource_path(group, version, rest);
+  if (log_.is_open()) {
+    log_request(request, rbac_verb(request.method(), !path.name.empty(), target.flag("watch")),
+                group, path.resource->resource, path.subresource, path.ns, path.name);
+  }
   if (path.name.empty()) return collection_request(store_, options_, request, target, path);
   return object_request(store_, request, target, path);
 }

@@ -5,6 +5,8 @@
 
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <fstream>
+#include <mutex>
 #include <edgehub/devapi/server.hpp>
 #include <edgehub/devapi/store.hpp>
 #include <optional>
@@ -33,7 +35,7 @@ struct Routed {
 
 class Api {
  public:
-  Api(Store& store, const ServerOptions& options) : store_(store), options_(options) {}
+  Api(Store& store, const ServerOptions& options);
 
   // Never throws: errors become Status replies.
   Routed handle(const HttpRequest& request, const std::string& server_address);
@@ -42,9 +44,14 @@ class Api {
 
  private:
   Routed route(const HttpRequest& request, const std::string& server_address);
+  void log_request(const HttpRequest& request, const std::string& verb, const std::string& group,
+                   const std::string& resource, const std::string& subresource,
+                   const std::string& ns, const std::string& name);
 
   Store& store_;
   const ServerOptions& options_;
+  std::mutex log_mutex_;
+  std::ofstream log_;  // open when request logging is on
 };
 
 }  // namespace edgehub::devapi::detail

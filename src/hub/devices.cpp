@@ -115,7 +115,7 @@ void DeviceRouter::start() {
     if (!found && found.error().is(kube::ErrorKind::NotFound)) {
       disabled_ = true;
       spdlog::warn("devices: the API server does not serve devices.kubeedge.io/v1beta1 (install "
-                   "the CRDs from deploy/crds/); device routing is off until restart");
+                   "the CRDs from deploy/crds/kubeedge/); device routing is off until restart");
       co_return;
     }
     kube::ReflectorOptions d{.resource = kube::resources::devices(),

@@ -36,6 +36,7 @@ class HubIntegration : public ::testing::Test {
     auto server = net::mint(server_request, {ca_.cert.get(), ca_.key.get()});
     HubOptions options;
     options.config.hub.id = "hub-test";
+    options.config.hub.namespace_ = "edgehub";
     options.config.hub.listen = {"127.0.0.1", 0};
     options.config.metrics.listen = {"127.0.0.1", 0};
     options.config.hub.io_threads = 2;

@@ -31,6 +31,10 @@ struct ServerOptions {
   std::string tls_ca_file;
   // Non-empty: every request must carry `Authorization: Bearer <token>` (401 otherwise).
   std::string bearer_token;
+  // Non-empty: append one JSON line per resource request (verb, group, resource, subresource,
+  // namespace, name, user agent) to this file, so tests can check what a client needed from
+  // RBAC. Empty: the EDGEHUB_DEVAPI_REQUEST_LOG environment variable, when set, names the file.
+  std::string request_log;
 };
 
 class Server {

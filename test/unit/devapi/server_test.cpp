@@ -1,7 +1,11 @@
 // The server over HTTP: verbs, discovery, subresources, token requests and watch streams.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <condition_variable>
+#include <cstdio>
+#include <fstream>
 #include <edgehub/devapi/server.hpp>
 #include <memory>
 #include <mutex>
@@ -431,6 +435,47 @@ TEST(ServerLifecycle, StopClosesOpenConnections) {
   server->stop();
   EXPECT_FALSE(watch.next());
   server.reset();
+}
+
+}  // namespace
+}  // namespace edgehub::devapi
+
+namespace edgehub::devapi {
+namespace {
+
+// The optional request log: one JSON line per resource request, the verb as RBAC names it.
+TEST(ServerRequestLog, OneLinePerResourceRequestWithItsRbacVerb) {
+  const auto path = ::testing::TempDir() + "devapi-request-log-" + std::to_string(::getpid());
+  std::remove(path.c_str());
+  ServerOptions options;
+  options.request_log = path;
+  Server server(options);
+  server.start();
+  const auto port = server.port();
+  const auto pod = pod_json("web").dump();
+  http_get(port, "/version");  // discovery: not a resource request
+  http_call(port, {"POST", "/api/v1/namespaces/default/pods", pod, "application/json", {}});
+  http_get(port, "/api/v1/namespaces/default/pods/web");
+  http_get(port, "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-x");
+  http_call(port, {"PATCH", "/api/v1/namespaces/default/pods/web/status",
+                   R"({"status":{"phase":"Running"}})", "application/merge-patch+json", {}});
+  http_call(port, {"DELETE", "/api/v1/namespaces/default/pods", "", "", {}});
+  http_get(port, "/api/v1/pods?watch=true&timeoutSeconds=1");
+  server.stop();
+
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = json::parse(line);
+    lines.push_back(j["verb"].get<std::string>() + " " + j["resource"].get<std::string>() +
+                    (j["subresource"] == "" ? "" : "/" + j["subresource"].get<std::string>()) +
+                    " " + j["namespace"].get<std::string>() + " " + j["name"].get<std::string>());
+  }
+  EXPECT_EQ(lines, (std::vector<std::string>{
+                       "create pods default ", "get pods default web", "list pods  ",
+                       "patch pods/status default web", "deletecollection pods default ",
+                       "watch pods  "}));
+  std::remove(path.c_str());
 }
 
 }  // namespace
