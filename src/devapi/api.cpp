@@ -6,6 +6,7 @@
 
 #include "discovery.hpp"
 #include "protobuf.hpp"
+#include "table.hpp"
 #include "util.hpp"
 
 namespace edgehub::devapi::detail {
@@ -339,6 +340,16 @@ WatchPlan watch_plan(const Target& target, const ResourcePath& path, const Serve
   return plan;
 }
 
+// A read answered as kubectl's Table when the Accept header asks for one first.
+Routed read_reply(const HttpRequest& request, const Target& target, const ResourceInfo& resource,
+                  const json& body, bool is_list) {
+  const auto version = table_version_wanted(request[http::field::accept]);
+  if (!version) return ok(200, body);
+  const IncludeObject include = parse_include_object(target.get("includeObject"));
+  return ok(200, to_table(resource, body, is_list, *version, include,
+                          std::chrono::system_clock::now()));
+}
+
 Routed collection_request(Store& store, const ServerOptions& options, const HttpRequest& request,
                           const Target& target, const ResourcePath& path) {
   const ResourceInfo& resource = *path.resource;
@@ -350,7 +361,8 @@ Routed collection_request(Store& store, const ServerOptions& options, const Http
         WatchPlan plan = watch_plan(target, path, options);
         return {{}, std::move(plan)};
       }
-      return ok(200, store.list(resource, path.ns, list_options(target)));
+      return read_reply(request, target, resource, store.list(resource, path.ns, list_options(target)),
+                        true);
     case http::verb::post:
       if (resource.namespaced && path.ns.empty()) throw ApiError::method_not_allowed();
       return ok(201, store.create(resource, path.ns, parse_body(request, resource)));
@@ -375,7 +387,7 @@ Routed object_request(Store& store, const HttpRequest& request, const Target& ta
   }
   switch (request.method()) {
     case http::verb::get:
-      return ok(200, store.get(resource, path.ns, path.name));
+      return read_reply(request, target, resource, store.get(resource, path.ns, path.name), false);
     case http::verb::put:
       return ok(200,
                 store.update(resource, path.ns, path.name, parse_body(request, resource), status));
