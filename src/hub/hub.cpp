@@ -161,7 +161,8 @@ void Hub::Impl::start() {
   auto made = kube::Client::make(api_io.get_executor(), options.kube,
                                  {.request_timeout = c.kube.request_timeout,
                                   .qps = c.kube.qps,
-                                  .burst = static_cast<double>(c.kube.burst)});
+                                  .burst = static_cast<double>(c.kube.burst),
+                                  .on_request = api_request_metrics(metrics)});
   if (!made) throw std::runtime_error("kubernetes API client: " + made.error().describe());
   client = *made;
   upstream = std::make_unique<Upstream>(*client, index, metrics, options.kube_ca_pem);
