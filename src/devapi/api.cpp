@@ -318,8 +318,13 @@ std::optional<Routed> discovery(http::verb method, const Target& target,
   return std::nullopt;
 }
 
-WatchPlan watch_plan(const Target& target, const ResourcePath& path, const ServerOptions& options) {
+WatchPlan watch_plan(const HttpRequest& request, const Target& target, const ResourcePath& path,
+                     const ServerOptions& options) {
   WatchPlan plan;
+  if (auto version = table_version_wanted(request[http::field::accept])) {
+    plan.table_version = *version;
+    plan.table_include = parse_include_object(target.get("includeObject"));
+  }
   plan.resource = path.resource;
   plan.options.namespace_ = path.ns;
   plan.options.label_selector = target.get("labelSelector");
@@ -358,7 +363,7 @@ Routed collection_request(Store& store, const ServerOptions& options, const Http
       if (target.flag("watch")) {
         // Built before the Routed: GCC 12 destroys already-built members of an aggregate
         // twice when a later initializer throws (PR c++/66139).
-        WatchPlan plan = watch_plan(target, path, options);
+        WatchPlan plan = watch_plan(request, target, path, options);
         return {{}, std::move(plan)};
       }
       return read_reply(request, target, resource, store.list(resource, path.ns, list_options(target)),

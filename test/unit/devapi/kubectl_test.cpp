@@ -247,6 +247,16 @@ TEST_F(KubectlTest, GetPrintsTheServersTables) {
 
   const std::string one = squeezed(run({"get", "node", "edge-1", "--no-headers"}));
   EXPECT_EQ(one.rfind("edge-1 Ready edge ", 0), 0u) << one;
+
+  // Watching: the changes come as Table rows too.
+  Child watch(kubectl_, {"--kubeconfig", kubeconfig_, "--cache-dir", (dir_ / "cache").string(),
+                         "get", "pods", "-w"});
+  ASSERT_TRUE(watch.read_until("Running", std::chrono::seconds(30))) << watch.output();
+  store.patch(resource_by_name("pods"), "default", "web", PatchType::kMerge,
+              {{"status", {{"phase", "Succeeded"}}}}, true);
+  EXPECT_TRUE(watch.read_until("Succeeded", std::chrono::seconds(30))) << watch.output();
+  EXPECT_NE(squeezed(watch.output()).find("web 0/1 Succeeded 0 "), std::string::npos)
+      << watch.output();
 }
 
 // kubectl's generators post protobuf bodies; the server decodes those kinds.
