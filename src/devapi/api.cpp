@@ -7,6 +7,7 @@
 
 #include "discovery.hpp"
 #include "protobuf.hpp"
+#include "table.hpp"
 #include "util.hpp"
 
 namespace edgehub::devapi::detail {
@@ -356,8 +357,13 @@ std::optional<Routed> discovery(http::verb method, const Target& target,
   return std::nullopt;
 }
 
-WatchPlan watch_plan(const Target& target, const ResourcePath& path, const ServerOptions& options) {
+WatchPlan watch_plan(const HttpRequest& request, const Target& target, const ResourcePath& path,
+                     const ServerOptions& options) {
   WatchPlan plan;
+  if (auto version = table_version_wanted(request[http::field::accept])) {
+    plan.table_version = *version;
+    plan.table_include = parse_include_object(target.get("includeObject"));
+  }
   plan.resource = path.resource;
   plan.options.namespace_ = path.ns;
   plan.options.label_selector = target.get("labelSelector");
@@ -378,6 +384,16 @@ WatchPlan watch_plan(const Target& target, const ResourcePath& path, const Serve
   return plan;
 }
 
+// A read answered as kubectl's Table when the Accept header asks for one first.
+Routed read_reply(const HttpRequest& request, const Target& target, const ResourceInfo& resource,
+                  const json& body, bool is_list) {
+  const auto version = table_version_wanted(request[http::field::accept]);
+  if (!version) return ok(200, body);
+  const IncludeObject include = parse_include_object(target.get("includeObject"));
+  return ok(200, to_table(resource, body, is_list, *version, include,
+                          std::chrono::system_clock::now()));
+}
+
 Routed collection_request(Store& store, const ServerOptions& options, const HttpRequest& request,
                           const Target& target, const ResourcePath& path) {
   const ResourceInfo& resource = *path.resource;
@@ -386,10 +402,11 @@ Routed collection_request(Store& store, const ServerOptions& options, const Http
       if (target.flag("watch")) {
         // Built before the Routed: GCC 12 destroys already-built members of an aggregate
         // twice when a later initializer throws (PR c++/66139).
-        WatchPlan plan = watch_plan(target, path, options);
+        WatchPlan plan = watch_plan(request, target, path, options);
         return {{}, std::move(plan)};
       }
-      return ok(200, store.list(resource, path.ns, list_options(target)));
+      return read_reply(request, target, resource, store.list(resource, path.ns, list_options(target)),
+                        true);
     case http::verb::post:
       if (resource.namespaced && path.ns.empty()) throw ApiError::method_not_allowed();
       return ok(201, store.create(resource, path.ns, parse_body(request, resource)));
@@ -414,7 +431,7 @@ Routed object_request(Store& store, const HttpRequest& request, const Target& ta
   }
   switch (request.method()) {
     case http::verb::get:
-      return ok(200, store.get(resource, path.ns, path.name));
+      return read_reply(request, target, resource, store.get(resource, path.ns, path.name), false);
     case http::verb::put:
       return ok(200,
                 store.update(resource, path.ns, path.name, parse_body(request, resource), status));

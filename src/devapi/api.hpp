@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include "table.hpp"
+
 namespace edgehub::devapi::detail {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
@@ -26,6 +28,8 @@ struct WatchPlan {
   const ResourceInfo* resource = nullptr;
   WatchOptions options;
   std::chrono::seconds timeout{0};
+  std::string table_version;  // non-empty: each event's object is a meta.k8s.io Table (kubectl -w)
+  IncludeObject table_include = IncludeObject::Metadata;
 };
 
 struct Routed {

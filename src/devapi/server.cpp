@@ -160,6 +160,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
             if (auto self = weak.lock()) self->drain();
           });
         });
+    if (!plan.table_version.empty()) sink_->send_tables(plan.table_version, plan.table_include);
     std::string head(kWatchHeader);
     try {
       watch_id_ = core_.store.watch(*plan.resource, plan.options, sink_);

@@ -36,9 +36,28 @@ void WatchSink::push_locked(std::string_view line) {
   wake_locked();
 }
 
+void WatchSink::send_tables(std::string version, IncludeObject include) {
+  std::lock_guard lock(mutex_);
+  table_version_ = std::move(version);
+  table_include_ = include;
+}
+
 void WatchSink::deliver(EventType type, const StoreEvent& event) {
   std::lock_guard lock(mutex_);
   if (!admit_locked()) return;
+  if (!table_version_.empty()) {
+    nlohmann::json table = to_table(resource_, *event.object, false, table_version_,
+                                    table_include_, std::chrono::system_clock::now());
+    if (table_header_sent_) table["columnDefinitions"] = nullptr;
+    table_header_sent_ = true;
+    pending_ += R"({"type":")";
+    pending_ += to_string(type);
+    pending_ += R"(","object":)";
+    pending_ += table.dump();
+    pending_ += "}\n";
+    wake_locked();
+    return;
+  }
   // Appended in place: this runs once per event per watcher under the store lock.
   pending_ += R"({"type":")";
   pending_ += to_string(type);

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <string>
 
+#include "table.hpp"
+
 namespace edgehub::devapi::detail {
 
 class WatchSink final : public Watcher {
@@ -15,6 +17,9 @@ class WatchSink final : public Watcher {
   // wake: called (at most once per take()) when there is something new to write; it must only
   // post work to the connection's thread.
   WatchSink(const ResourceInfo& resource, std::size_t queue_limit, std::function<void()> wake);
+  // Events carry one-row Tables instead of the objects (kubectl get -w); the column
+  // definitions come with the first event only, as kube-apiserver sends them.
+  void send_tables(std::string version, IncludeObject include);
 
   void deliver(EventType type, const StoreEvent& event) override;
   void bookmark(std::uint64_t rv, bool initial_events_end) override;
@@ -46,6 +51,9 @@ class WatchSink final : public Watcher {
   bool overflowed_ = false;
   bool closed_ = false;
   bool wake_pending_ = false;
+  std::string table_version_;  // empty: plain objects
+  IncludeObject table_include_ = IncludeObject::Metadata;
+  bool table_header_sent_ = false;
 };
 
 // {"type":"ERROR","object":<Status>}\n

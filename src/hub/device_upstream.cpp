@@ -185,7 +185,7 @@ asio::awaitable<UpstreamResult> DeviceReports::report(std::string node, wire::Me
         confirm(request, wire::status_error({.reason = "BadRequest", .code = 400,
                                              .message = "edgehub does not handle device event " +
                                                         resource.event})),
-        std::nullopt};
+        std::nullopt, true};
   }
   if (!co_await bound_to(node, ns, name)) {
     refused_.inc();
@@ -198,7 +198,7 @@ asio::awaitable<UpstreamResult> DeviceReports::report(std::string node, wire::Me
                                                         " is not bound to node " + node,
                                              .name = name, .group = "devices.kubeedge.io",
                                              .kind = "devices"})),
-        std::nullopt};
+        std::nullopt, true};
   }
   const auto body = payload(request);
   const std::string key = ns + "/" + name;
@@ -252,7 +252,7 @@ asio::awaitable<UpstreamResult> DeviceReports::report(std::string node, wire::Me
         confirm(request, wire::status_error({.reason = "BadRequest", .code = 400,
                                              .message = "the " + type + " report for device " + key +
                                                         " carries no value"})),
-        std::nullopt};
+        std::nullopt, true};
   }
   auto waiter = std::make_shared<Flush>(client_.executor());
   batch->waiters.push_back(waiter);
@@ -261,7 +261,7 @@ asio::awaitable<UpstreamResult> DeviceReports::report(std::string node, wire::Me
   if (!waiter->written) {
     // No confirm: devicetwin sends the report again within a minute.
     reports_.with({type, "failed"}).inc();
-    co_return UpstreamResult{};
+    co_return UpstreamResult{.failed = true};
   }
   reports_.with({type, "written"}).inc();
   co_return UpstreamResult{confirm(request, json_string(wire::kContentOK)), std::nullopt};

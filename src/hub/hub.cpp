@@ -205,7 +205,8 @@ void Hub::Impl::start() {
   auto made = kube::Client::make(api_io.get_executor(), options.kube,
                                  {.request_timeout = c.kube.request_timeout,
                                   .qps = c.kube.qps,
-                                  .burst = static_cast<double>(c.kube.burst)});
+                                  .burst = static_cast<double>(c.kube.burst),
+                                  .on_request = api_request_metrics(metrics)});
   if (!made) throw std::runtime_error("kubernetes API client: " + made.error().describe());
   client = *made;
   shared_pki = std::make_shared<pki::SharedPki>(client, pki::SharedPkiOptions::from(c), options.edge_ca);

@@ -56,6 +56,18 @@ std::string json_string(std::string_view text) {
   return m.content;
 }
 
+// A handler's answer: the reply and whether the request failed (refused, invalid, or the API
+// said no). Each handler decides; nothing is guessed from the reply's text.
+UpstreamResult succeeded(wire::Message m) {
+  return {std::move(m), std::nullopt, false};
+}
+UpstreamResult failed(wire::Message m) {
+  return {std::move(m), std::nullopt, true};
+}
+UpstreamResult outcome(wire::Message m, bool ok) {
+  return {std::move(m), std::nullopt, !ok};
+}
+
 // The request's content as an object: edgecore sends objects embedded, patches as strings.
 nlohmann::json content_object(const wire::Message& m) {
   if (auto text = m.content_string()) return nlohmann::json::parse(*text, nullptr, false);
@@ -63,6 +75,24 @@ nlohmann::json content_object(const wire::Message& m) {
 }
 
 }  // namespace
+
+kube::RequestObserver api_request_metrics(metrics::Registry& registry) {
+  auto& requests = registry.counter(
+      "edgehub_api_requests_total",
+      "Requests to the Kubernetes API, by verb, resource and HTTP code (or transport failure).",
+      {"verb", "resource", "code"});
+  auto& latency = registry.histogram(
+      "edgehub_api_request_duration_seconds",
+      "Kubernetes API request latency, rate-limiter wait excluded, by verb (watches not timed).",
+      metrics::latency_buckets(), {"verb"});
+  return [&requests, &latency](const kube::RequestRecord& r) {
+    const std::string verb(r.verb);
+    const std::string code = r.code != 0 ? std::to_string(r.code) : std::string(r.error);
+    requests.with({verb, std::string(r.resource), code}).inc();
+    if (r.verb != "watch")
+      latency.with({verb}).observe(std::chrono::duration<double>(r.duration).count());
+  };
+}
 
 Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry& registry,
                    std::string kube_ca_pem)
@@ -86,7 +116,7 @@ asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message
                                  wire::status_error({.reason = "BadRequest", .code = 400,
                                                      .message = parsed.error().message}));
     m.route.operation = std::string(wire::operation::kError);
-    co_return UpstreamResult{std::move(m), std::nullopt};
+    co_return failed(std::move(m));
   }
   Call c{std::move(node), std::move(request), std::move(*parsed)};
   const auto& type = c.resource.type;
@@ -139,26 +169,25 @@ asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message
                                        .message = "edgehub does not handle " + op + " on " +
                                                   c.request.route.resource}));
     m.route.operation = std::string(wire::operation::kError);
-    co_return UpstreamResult{std::move(m), std::nullopt};
+    co_return failed(std::move(m));
   }
-  const bool failed = result.reply && (result.reply->content.find("\"ErrStatus\"") != std::string::npos);
   // Device reports name a device in their resource: label them by kind, not by device.
   const std::string type_label = form == wire::ResourceForm::object        ? type
                                  : form == wire::ResourceForm::device_twin  ? "device/twin"
                                  : form == wire::ResourceForm::device_state ? "device/state"
                                                                             : c.request.route.resource;
-  requests_.with({op, type_label, failed ? "error" : "ok"}).inc();
+  requests_.with({op, type_label, result.failed ? "error" : "ok"}).inc();
   co_return result;
 }
 
 asio::awaitable<UpstreamResult> Upstream::node_insert(Call& c) {
   if (c.resource.name != c.node) {
     denied_.with({"node"}).inc();
-    co_return UpstreamResult{reply(c.request, wire::object_resp(
-                                                  "null", forbidden("node " + c.node + " may not register node " +
-                                                                        c.resource.name,
-                                                                    c.resource.name, "nodes"))),
-                             std::nullopt};
+    co_return failed(
+        reply(c.request,
+              wire::object_resp(
+                  "null", forbidden("node " + c.node + " may not register node " + c.resource.name,
+                                    c.resource.name, "nodes"))));
   }
   auto body = content_object(c.request);
   if (!body.is_object()) body = nlohmann::json::object();
@@ -173,6 +202,8 @@ asio::awaitable<UpstreamResult> Upstream::node_insert(Call& c) {
     co_return r;
   }
   r.reply = reply(c.request, wire::object_resp("null", status_error(created.error(), c.node, "nodes")));
+  // AlreadyExists is the normal answer for a node that registered before.
+  r.failed = !created.error().is(ErrorKind::AlreadyExists);
   if (created.error().is(ErrorKind::AlreadyExists)) {
     auto existing = co_await client_.get(kube::resources::nodes(), "", c.node, kStatus);
     if (existing) r.push_node = *existing;
@@ -185,10 +216,9 @@ asio::awaitable<UpstreamResult> Upstream::node_insert(Call& c) {
 asio::awaitable<UpstreamResult> Upstream::node_update(Call& c) {
   if (c.resource.name != c.node) {
     denied_.with({"node"}).inc();
-    co_return UpstreamResult{
+    co_return failed(
         reply(c.request, forbidden("node " + c.node + " may not update node " + c.resource.name,
-                                   c.resource.name, "nodes")),
-        std::nullopt};
+                                   c.resource.name, "nodes")));
   }
   // Edged updates labels and annotations this way; apply just those, so a stale copy of the
   // Node cannot overwrite what others changed.
@@ -201,62 +231,59 @@ asio::awaitable<UpstreamResult> Upstream::node_update(Call& c) {
   }
   auto patched = co_await client_.patch(kube::resources::nodes(), "", c.node,
                                         kube::PatchType::Merge, patch.dump(), kStatus);
-  co_return UpstreamResult{
-      reply(c.request, patched ? json_string(wire::kContentOK) : status_error(patched.error(), c.node, "nodes")),
-      std::nullopt};
+  co_return outcome(reply(c.request, patched ? json_string(wire::kContentOK)
+                                             : status_error(patched.error(), c.node, "nodes")),
+                    static_cast<bool>(patched));
 }
 
 asio::awaitable<UpstreamResult> Upstream::node_patch(Call& c) {
   if (c.resource.name != c.node) {
     denied_.with({"nodepatch"}).inc();
-    co_return UpstreamResult{
-        reply(c.request, wire::object_resp("null", forbidden("node " + c.node + " may not patch node " +
-                                                                 c.resource.name,
-                                                             c.resource.name, "nodes"))),
-        std::nullopt};
+    co_return failed(reply(
+        c.request, wire::object_resp("null", forbidden("node " + c.node + " may not patch node " +
+                                                           c.resource.name,
+                                                       c.resource.name, "nodes"))));
   }
   auto body = c.request.content_string();
   auto patched = co_await client_.patch_status(kube::resources::nodes(), "", c.node,
                                                kube::PatchType::StrategicMerge,
                                                body ? *body : c.request.content);
   if (!patched) {
-    co_return UpstreamResult{
-        reply(c.request, wire::object_resp("null", status_error(patched.error(), c.node, "nodes"))),
-        std::nullopt};
+    co_return failed(reply(
+        c.request, wire::object_resp("null", status_error(patched.error(), c.node, "nodes"))));
   }
-  co_return UpstreamResult{
-      reply(c.request, wire::object_resp(patched->raw), patched->meta.resource_version),
-      std::nullopt};
+  co_return succeeded(
+      reply(c.request, wire::object_resp(patched->raw), patched->meta.resource_version));
 }
 
 asio::awaitable<UpstreamResult> Upstream::node_status_legacy(Call& c) {
   const auto body = content_object(c.request);
   if (c.resource.name != c.node || !body.is_object() || !body.contains("Status")) {
-    co_return UpstreamResult{
-        reply(c.request, c.resource.name != c.node
-                             ? forbidden("node " + c.node + " may not update node " + c.resource.name,
-                                         c.resource.name, "nodes")
-                             : wire::status_error({.reason = "BadRequest", .code = 400,
-                                                   .message = "nodestatus needs a Status"})),
-        std::nullopt};
+    co_return failed(reply(
+        c.request,
+        c.resource.name != c.node
+            ? forbidden("node " + c.node + " may not update node " + c.resource.name,
+                        c.resource.name, "nodes")
+            : wire::status_error(
+                  {.reason = "BadRequest", .code = 400, .message = "nodestatus needs a Status"})));
   }
   const nlohmann::json patch = {{"status", body["Status"]}};
   auto patched = co_await client_.patch_status(kube::resources::nodes(), "", c.node,
                                                kube::PatchType::Merge, patch.dump());
-  co_return UpstreamResult{
-      reply(c.request, patched ? json_string(wire::kContentOK) : status_error(patched.error(), c.node, "nodes")),
-      std::nullopt};
+  co_return outcome(reply(c.request, patched ? json_string(wire::kContentOK)
+                                             : status_error(patched.error(), c.node, "nodes")),
+                    static_cast<bool>(patched));
 }
 
 asio::awaitable<UpstreamResult> Upstream::lease(Call& c) {
   const auto& op = c.request.route.operation;
   if (c.resource.ns != "kube-node-lease" || c.resource.name != c.node) {
     denied_.with({"lease"}).inc();
-    co_return UpstreamResult{
-        reply(c.request, wire::object_resp("null", forbidden("node " + c.node + " may only use its own lease in kube-node-lease",
-                                                             c.resource.name, "leases",
-                                                             "coordination.k8s.io"))),
-        std::nullopt};
+    co_return failed(reply(
+        c.request,
+        wire::object_resp(
+            "null", forbidden("node " + c.node + " may only use its own lease in kube-node-lease",
+                              c.resource.name, "leases", "coordination.k8s.io"))));
   }
   kube::Result<kube::Object> answer = kube::make_error(ErrorKind::Internal, "unreachable");
   if (op == "query") {
@@ -277,11 +304,14 @@ asio::awaitable<UpstreamResult> Upstream::lease(Call& c) {
     }
   }
   // cloudcore's lease replies carry no resourceversion header (KUBEEDGE-WIRE §11.3).
-  co_return UpstreamResult{
-      reply(c.request, answer ? wire::object_resp(answer->raw)
-                              : wire::object_resp("null", status_error(answer.error(), c.node, "leases",
-                                                                       "coordination.k8s.io"))),
-      std::nullopt};
+  // A query for a lease not made yet is the normal first step, not a failure.
+  const bool ok = answer || (op == "query" && answer.error().is(ErrorKind::NotFound));
+  co_return outcome(
+      reply(c.request,
+            answer ? wire::object_resp(answer->raw)
+                   : wire::object_resp("null", status_error(answer.error(), c.node, "leases",
+                                                            "coordination.k8s.io"))),
+      ok);
 }
 
 asio::awaitable<bool> Upstream::pod_is_on_node(const std::string& node, const std::string& ns,
@@ -297,23 +327,21 @@ asio::awaitable<UpstreamResult> Upstream::pod_patch(Call& c) {
   const auto& name = c.resource.name;
   if (!co_await pod_is_on_node(c.node, ns, name)) {
     denied_.with({"podpatch"}).inc();
-    co_return UpstreamResult{
-        reply(c.request, wire::object_resp("null", forbidden("pod " + ns + "/" + name + " is not bound to node " + c.node,
-                                                             name, "pods"))),
-        std::nullopt};
+    co_return failed(
+        reply(c.request, wire::object_resp("null", forbidden("pod " + ns + "/" + name +
+                                                                 " is not bound to node " + c.node,
+                                                             name, "pods"))));
   }
   auto body = c.request.content_string();
   auto patched = co_await client_.patch_status(kube::resources::pods(), ns, name,
                                                kube::PatchType::StrategicMerge,
                                                body ? *body : c.request.content);
   if (!patched) {
-    co_return UpstreamResult{
-        reply(c.request, wire::object_resp("null", status_error(patched.error(), name, "pods"))),
-        std::nullopt};
+    co_return failed(
+        reply(c.request, wire::object_resp("null", status_error(patched.error(), name, "pods"))));
   }
-  co_return UpstreamResult{
-      reply(c.request, wire::object_resp(patched->raw), patched->meta.resource_version),
-      std::nullopt};
+  co_return succeeded(
+      reply(c.request, wire::object_resp(patched->raw), patched->meta.resource_version));
 }
 
 asio::awaitable<UpstreamResult> Upstream::pod_status_legacy(Call& c) {
@@ -321,29 +349,28 @@ asio::awaitable<UpstreamResult> Upstream::pod_status_legacy(Call& c) {
   auto body = content_object(c.request);
   if (body.is_object()) body = nlohmann::json::array({body});
   if (!body.is_array()) {
-    co_return UpstreamResult{reply(c.request, wire::status_error({.reason = "BadRequest", .code = 400,
-                                                                  .message = "podstatus needs {UID, Name, Status}"})),
-                             std::nullopt};
+    co_return failed(
+        reply(c.request, wire::status_error({.reason = "BadRequest",
+                                             .code = 400,
+                                             .message = "podstatus needs {UID, Name, Status}"})));
   }
   for (const auto& item : body) {
     if (!item.is_object()) continue;
     const std::string name = item.value("Name", c.resource.name);
     if (name.empty() || !co_await pod_is_on_node(c.node, c.resource.ns, name)) {
       denied_.with({"podstatus"}).inc();
-      co_return UpstreamResult{
-          reply(c.request, forbidden("pod " + c.resource.ns + "/" + name + " is not bound to node " + c.node,
-                                     name, "pods")),
-          std::nullopt};
+      co_return failed(reply(c.request, forbidden("pod " + c.resource.ns + "/" + name +
+                                                      " is not bound to node " + c.node,
+                                                  name, "pods")));
     }
     const nlohmann::json patch = {{"status", item.value("Status", nlohmann::json::object())}};
     auto patched = co_await client_.patch_status(kube::resources::pods(), c.resource.ns, name,
                                                  kube::PatchType::Merge, patch.dump());
     if (!patched) {
-      co_return UpstreamResult{reply(c.request, status_error(patched.error(), name, "pods")),
-                               std::nullopt};
+      co_return failed(reply(c.request, status_error(patched.error(), name, "pods")));
     }
   }
-  co_return UpstreamResult{reply(c.request, json_string(wire::kContentOK)), std::nullopt};
+  co_return succeeded(reply(c.request, json_string(wire::kContentOK)));
 }
 
 asio::awaitable<UpstreamResult> Upstream::pod(Call& c) {
@@ -356,24 +383,26 @@ asio::awaitable<UpstreamResult> Upstream::pod(Call& c) {
                       body["spec"].value("nodeName", "") == c.node;
     if (!mine) {
       denied_.with({"pod"}).inc();
-      co_return UpstreamResult{
-          reply(c.request, wire::object_resp("null", forbidden("node " + c.node + " may only create pods bound to itself",
-                                                               name, "pods"))),
-          std::nullopt};
+      co_return failed(
+          reply(c.request,
+                wire::object_resp(
+                    "null", forbidden("node " + c.node + " may only create pods bound to itself",
+                                      name, "pods"))));
     }
     body["apiVersion"] = "v1";
     body["kind"] = "Pod";
     auto created = co_await client_.create(kube::resources::pods(), ns, body.dump(), kStatus);
-    co_return UpstreamResult{
-        reply(c.request, created ? wire::object_resp(created->raw)
-                                 : wire::object_resp("null", status_error(created.error(), name, "pods"))),
-        std::nullopt};
+    co_return outcome(
+        reply(c.request,
+              created ? wire::object_resp(created->raw)
+                      : wire::object_resp("null", status_error(created.error(), name, "pods"))),
+        static_cast<bool>(created));
   }
   if (!co_await pod_is_on_node(c.node, ns, name)) {
     denied_.with({"pod"}).inc();
-    co_return UpstreamResult{
-        reply(c.request, forbidden("pod " + ns + "/" + name + " is not bound to node " + c.node, name, "pods")),
-        std::nullopt};
+    co_return failed(reply(
+        c.request,
+        forbidden("pod " + ns + "/" + name + " is not bound to node " + c.node, name, "pods")));
   }
   kube::DeleteOptions options;
   if (auto uid = c.request.content_string()) {
@@ -389,9 +418,9 @@ asio::awaitable<UpstreamResult> Upstream::pod(Call& c) {
   }
   auto removed = co_await client_.remove(kube::resources::pods(), ns, name, options);
   const bool gone = removed || removed.error().is(ErrorKind::NotFound);
-  co_return UpstreamResult{
-      reply(c.request, gone ? json_string(wire::kContentOK) : status_error(removed.error(), name, "pods")),
-      std::nullopt};
+  co_return outcome(reply(c.request, gone ? json_string(wire::kContentOK)
+                                          : status_error(removed.error(), name, "pods")),
+                    gone);
 }
 
 asio::awaitable<UpstreamResult> Upstream::config_query(Call& c) {
@@ -403,19 +432,17 @@ asio::awaitable<UpstreamResult> Upstream::config_query(Call& c) {
     denied_.with({c.resource.type}).inc();
     spdlog::info("node {}: refused {} {}/{}: no pod on the node references it", c.node,
                  c.resource.type, ns, name);
-    co_return UpstreamResult{
-        reply(c.request, forbidden("no pod bound to node " + c.node + " references " +
-                                       c.resource.type + " " + ns + "/" + name,
-                                   name, kind)),
-        std::nullopt};
+    co_return failed(reply(c.request, forbidden("no pod bound to node " + c.node + " references " +
+                                                    c.resource.type + " " + ns + "/" + name,
+                                                name, kind)));
   }
   const auto resource = secret ? kube::resources::secrets() : kube::resources::configmaps();
   auto object = co_await client_.get(resource, ns, name, kBulk);
   if (!object) {
     // cloudcore's answer: the StatusError as content, no resourceversion (§3.7 quirk).
-    co_return UpstreamResult{reply(c.request, status_error(object.error(), name, kind)), std::nullopt};
+    co_return failed(reply(c.request, status_error(object.error(), name, kind)));
   }
-  co_return UpstreamResult{reply(c.request, object->raw, object->meta.resource_version), std::nullopt};
+  co_return succeeded(reply(c.request, object->raw, object->meta.resource_version));
 }
 
 asio::awaitable<UpstreamResult> Upstream::service_account_token(Call& c) {
@@ -423,33 +450,34 @@ asio::awaitable<UpstreamResult> Upstream::service_account_token(Call& c) {
   const auto& sa = c.resource.name;
   if (!index_.uses_service_account(c.node, ns, sa)) {
     denied_.with({"serviceaccounttoken"}).inc();
-    co_return UpstreamResult{
-        reply(c.request, forbidden("no pod bound to node " + c.node + " uses service account " + ns + "/" + sa,
-                                   sa, "serviceaccounts")),
-        std::nullopt};
+    co_return failed(reply(c.request, forbidden("no pod bound to node " + c.node +
+                                                    " uses service account " + ns + "/" + sa,
+                                                sa, "serviceaccounts")));
   }
   auto body = content_object(c.request);
   if (!body.is_object()) body = nlohmann::json::object();
   body["apiVersion"] = "authentication.k8s.io/v1";
   body["kind"] = "TokenRequest";
   auto token = co_await client_.create_token(ns, sa, body.dump());
-  co_return UpstreamResult{
+  co_return outcome(
       reply(c.request, token ? token->raw : status_error(token.error(), sa, "serviceaccounts")),
-      std::nullopt};
+      static_cast<bool>(token));
 }
 
 asio::awaitable<UpstreamResult> Upstream::event(Call& c) {
   // Events are best effort and unanswered (cloudcore answers nothing either).
   if (c.request.route.operation != "insert") co_return UpstreamResult{};
   auto body = content_object(c.request);
-  if (!body.is_object()) co_return UpstreamResult{};
+  if (!body.is_object()) co_return UpstreamResult{.failed = true};
   body["apiVersion"] = "v1";
   body["kind"] = "Event";
   auto created = co_await client_.create(kube::resources::events(), c.resource.ns, body.dump(), kBulk);
+  UpstreamResult r;
   if (!created && !created.error().is(ErrorKind::AlreadyExists)) {
     spdlog::debug("node {}: event not recorded: {}", c.node, created.error().describe());
+    r.failed = true;
   }
-  co_return UpstreamResult{};
+  co_return r;
 }
 
 }  // namespace edgehub::hub

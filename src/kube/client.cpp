@@ -1,6 +1,7 @@
-#include "transport.hpp"
-
+#include <cctype>
 #include <nlohmann/json.hpp>
+
+#include "transport.hpp"
 
 namespace edgehub::kube {
 
@@ -36,6 +37,16 @@ std::string_view patch_content_type(PatchType t) {
   return "application/merge-patch+json";
 }
 
+// The resource label of a request: "pods", "nodes/status".
+std::string label(const Resource& res, std::string_view subresource = {}) {
+  std::string out = res.plural;
+  if (!subresource.empty()) {
+    out += '/';
+    out += subresource;
+  }
+  return out;
+}
+
 std::string write_query(const RequestOptions& opt) {
   Query q;
   q.add("fieldManager", opt.field_manager);
@@ -67,14 +78,17 @@ Client::Task<Response> Client::request(std::string method, std::string target, s
     co_return make_error(ErrorKind::BadRequest, "unknown HTTP method \"" + method + "\"");
   }
   auto req = impl_->make_request(verb, std::move(target), std::move(body), content_type);
-  auto answer = co_await impl_->exchange(std::move(req), priority);
+  std::string verb_label(req.method_string());
+  for (auto& ch : verb_label) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  auto answer = co_await impl_->exchange(std::move(req), priority, verb_label, "");
   co_return answer;
 }
 
 Client::Task<Object> Client::get(Resource res, std::string ns, std::string name,
                                  RequestOptions opt) {
   auto req = impl_->make_request(http::verb::get, res.path(ns, name, opt.subresource));
-  auto answer = co_await impl_->exchange(std::move(req), opt.priority);
+  auto answer =
+      co_await impl_->exchange(std::move(req), opt.priority, "get", label(res, opt.subresource));
   co_return object_from(std::move(answer));
 }
 
@@ -87,7 +101,7 @@ Client::Task<ObjectList> Client::list(Resource res, std::string ns, ListOptions 
   if (opt.limit > 0) q.add("limit", std::to_string(opt.limit));
   q.add("continue", opt.continue_token);
   auto req = impl_->make_request(http::verb::get, res.path(ns) + q.str());
-  auto r = co_await impl_->exchange(std::move(req), opt.priority);
+  auto r = co_await impl_->exchange(std::move(req), opt.priority, "list", label(res));
   if (!r) co_return r.error();
   if (r->status / 100 != 2) co_return error_from_response(r->status, r->body, r->retry_after);
   co_return decode_list(r->body);
@@ -114,7 +128,7 @@ Client::Task<Object> Client::create(Resource res, std::string ns, std::string bo
                                     RequestOptions opt) {
   auto req = impl_->make_request(http::verb::post, res.path(ns) + write_query(opt), std::move(body),
                                  "application/json");
-  auto answer = co_await impl_->exchange(std::move(req), opt.priority);
+  auto answer = co_await impl_->exchange(std::move(req), opt.priority, "create", label(res));
   co_return object_from(std::move(answer));
 }
 
@@ -129,7 +143,8 @@ Client::Task<Object> Client::update(Resource res, std::string ns, std::string na
   auto req = impl_->make_request(http::verb::put,
                                  res.path(ns, name, opt.subresource) + write_query(opt),
                                  std::move(body), "application/json");
-  auto answer = co_await impl_->exchange(std::move(req), opt.priority);
+  auto answer =
+      co_await impl_->exchange(std::move(req), opt.priority, "update", label(res, opt.subresource));
   co_return object_from(std::move(answer));
 }
 
@@ -138,7 +153,8 @@ Client::Task<Object> Client::patch(Resource res, std::string ns, std::string nam
   auto req = impl_->make_request(http::verb::patch,
                                  res.path(ns, name, opt.subresource) + write_query(opt),
                                  std::move(body), patch_content_type(type));
-  auto answer = co_await impl_->exchange(std::move(req), opt.priority);
+  auto answer =
+      co_await impl_->exchange(std::move(req), opt.priority, "patch", label(res, opt.subresource));
   co_return object_from(std::move(answer));
 }
 
@@ -153,8 +169,35 @@ Client::Task<Object> Client::remove(Resource res, std::string ns, std::string na
   if (!opt.propagation_policy.empty()) body["propagationPolicy"] = opt.propagation_policy;
   auto req = impl_->make_request(http::verb::delete_, res.path(ns, name), body.dump(),
                                  "application/json");
-  auto answer = co_await impl_->exchange(std::move(req), opt.priority);
+  auto answer = co_await impl_->exchange(std::move(req), opt.priority, "delete", label(res));
   co_return object_from(std::move(answer));
+}
+
+// The overloads without options: plain functions (not coroutines) that build the default
+// options outside any co_await expression.
+Client::Task<Object> Client::get(Resource res, std::string ns, std::string name) {
+  return get(std::move(res), std::move(ns), std::move(name), RequestOptions());
+}
+Client::Task<ObjectList> Client::list(Resource res, std::string ns) {
+  return list(std::move(res), std::move(ns), ListOptions());
+}
+Client::Task<ObjectList> Client::list_all(Resource res, std::string ns) {
+  return list_all(std::move(res), std::move(ns), ListOptions());
+}
+Client::Task<Object> Client::create(Resource res, std::string ns, std::string body) {
+  return create(std::move(res), std::move(ns), std::move(body), RequestOptions());
+}
+Client::Task<Object> Client::update(Resource res, std::string ns, std::string name,
+                                    std::string body) {
+  return update(std::move(res), std::move(ns), std::move(name), std::move(body), RequestOptions());
+}
+Client::Task<Object> Client::patch(Resource res, std::string ns, std::string name, PatchType type,
+                                   std::string body) {
+  return patch(std::move(res), std::move(ns), std::move(name), type, std::move(body),
+               RequestOptions());
+}
+Client::Task<Object> Client::remove(Resource res, std::string ns, std::string name) {
+  return remove(std::move(res), std::move(ns), std::move(name), DeleteOptions());
 }
 
 Client::Task<Object> Client::update_status(Resource res, std::string ns, std::string name,
@@ -181,7 +224,8 @@ Client::Task<Object> Client::create_token(std::string ns, std::string service_ac
   auto req = impl_->make_request(http::verb::post,
                                  resources::serviceaccounts().path(ns, service_account, "token"),
                                  std::move(token_request), "application/json");
-  auto answer = co_await impl_->exchange(std::move(req), Priority::Bulk);
+  auto answer =
+      co_await impl_->exchange(std::move(req), Priority::Bulk, "create", "serviceaccounts/token");
   co_return object_from(std::move(answer));
 }
 
@@ -202,7 +246,7 @@ Client::Task<void> Client::watch(Resource res, std::string ns, WatchOptions opt,
                                : std::chrono::minutes(10);
   }
   auto req = impl_->make_request(http::verb::get, res.path(ns) + q.str());
-  auto answer = co_await impl_->stream(std::move(req), opt.priority, idle, sink);
+  auto answer = co_await impl_->stream(std::move(req), opt.priority, idle, sink, label(res));
   co_return answer;
 }
 

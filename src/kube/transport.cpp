@@ -223,9 +223,40 @@ net::awaitable<Result<Response>> Client::Impl::round_trip(Stream& s, Connection&
   co_return out;
 }
 
-net::awaitable<Result<Response>> Client::Impl::exchange(Request req, Priority priority) {
+void Client::Impl::report(std::string_view verb, std::string_view resource, int code,
+                          std::string_view error,
+                          std::chrono::steady_clock::time_point start) const {
+  if (!options.on_request) return;
+  RequestRecord record;
+  record.verb = verb;
+  record.resource = resource;
+  record.code = code;
+  if (code == 0) record.error = error;
+  record.duration = std::chrono::steady_clock::now() - start;
+  try {
+    options.on_request(record);
+  } catch (const std::exception& e) {
+    spdlog::error("kube client: the request observer threw: {}", e.what());
+  }
+}
+
+net::awaitable<Result<Response>> Client::Impl::exchange(Request req, Priority priority,
+                                                        std::string_view verb,
+                                                        std::string resource) {
   try {
     if (auto r = co_await acquire(priority); !r) co_return r.error();
+  } catch (...) {
+    co_return current_exception_error();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto res = co_await send_with_retry(req);
+  report(verb, resource, res ? res->status : 0,
+         res ? std::string_view() : to_string(res.error().kind), start);
+  co_return res;
+}
+
+net::awaitable<Result<Response>> Client::Impl::send_with_retry(Request& req) {
+  try {
     for (int attempt = 0;; ++attempt) {
       std::unique_ptr<Connection> conn;
       if (!idle.empty()) {
@@ -260,7 +291,7 @@ template <class Stream>
 net::awaitable<Result<void>> Client::Impl::read_stream(Stream& s, Connection& c,
                                                        std::chrono::milliseconds idle_timeout,
                                                        const WatchDecoder::Sink& sink,
-                                                       bool& keep_alive) {
+                                                       bool& keep_alive, int& status_out) {
   const std::string where = config.host + ":" + config.port;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);
@@ -269,6 +300,7 @@ net::awaitable<Result<void>> Client::Impl::read_stream(Stream& s, Connection& c,
   if (hec) co_return io_error(hec, "read watch answer from " + where, ErrorKind::StreamBroken);
 
   const int status = parser.get().result_int();
+  status_out = status;
   const bool ok = status / 100 == 2;
   std::string error_body;
   std::array<char, 16384> buf;
@@ -303,34 +335,46 @@ net::awaitable<Result<void>> Client::Impl::read_stream(Stream& s, Connection& c,
 
 net::awaitable<Result<void>> Client::Impl::stream(Request req, Priority priority,
                                                   std::chrono::milliseconds idle_timeout,
-                                                  const WatchDecoder::Sink& sink) {
+                                                  const WatchDecoder::Sink& sink,
+                                                  std::string resource) {
+  int status = 0;
+  std::optional<std::chrono::steady_clock::time_point> start;
+  Result<void> r;
   try {
-    if (auto r = co_await acquire(priority); !r) co_return r.error();
+    if (auto a = co_await acquire(priority); !a) co_return a.error();
+    start = std::chrono::steady_clock::now();
     // A watch lives for minutes: it gets a fresh connection rather than a pooled one that
     // may have gone stale, and returns it to the pool if it ends cleanly.
     auto fresh = co_await connect();
-    if (!fresh) co_return fresh.error();
-    auto conn = std::move(*fresh);
-    conn->lowest().expires_after(options.request_timeout);
-    boost::system::error_code wec;
-    if (conn->tls) {
-      std::tie(wec, std::ignore) = co_await http::async_write(*conn->tls, req, use_tuple);
+    if (!fresh) {
+      r = fresh.error();
     } else {
-      std::tie(wec, std::ignore) = co_await http::async_write(*conn->plain, req, use_tuple);
+      auto conn = std::move(*fresh);
+      conn->lowest().expires_after(options.request_timeout);
+      boost::system::error_code wec;
+      if (conn->tls) {
+        std::tie(wec, std::ignore) = co_await http::async_write(*conn->tls, req, use_tuple);
+      } else {
+        std::tie(wec, std::ignore) = co_await http::async_write(*conn->plain, req, use_tuple);
+      }
+      if (wec) {
+        r = io_error(wec, "send watch request", ErrorKind::StreamBroken);
+      } else {
+        bool keep_alive = false;
+        if (conn->tls) {
+          r = co_await read_stream(*conn->tls, *conn, idle_timeout, sink, keep_alive, status);
+        } else {
+          r = co_await read_stream(*conn->plain, *conn, idle_timeout, sink, keep_alive, status);
+        }
+        if (r && keep_alive) release(std::move(conn));
+      }
     }
-    if (wec) co_return io_error(wec, "send watch request", ErrorKind::StreamBroken);
-    bool keep_alive = false;
-    Result<void> r;
-    if (conn->tls) {
-      r = co_await read_stream(*conn->tls, *conn, idle_timeout, sink, keep_alive);
-    } else {
-      r = co_await read_stream(*conn->plain, *conn, idle_timeout, sink, keep_alive);
-    }
-    if (r && keep_alive) release(std::move(conn));
-    co_return r;
   } catch (...) {
-    co_return current_exception_error();
+    r = current_exception_error();
   }
+  if (start)
+    report("watch", resource, status, r ? std::string_view() : to_string(r.error().kind), *start);
+  co_return r;
 }
 
 }  // namespace edgehub::kube

@@ -40,10 +40,12 @@ struct Client::Impl {
   Request make_request(http::verb verb, std::string target, std::string body = {},
                        std::string_view content_type = {}) const;
 
-  net::awaitable<Result<Response>> exchange(Request req, Priority priority);
+  // `verb` (a literal) and `resource` label the request for ClientOptions::on_request.
+  net::awaitable<Result<Response>> exchange(Request req, Priority priority, std::string_view verb,
+                                            std::string resource);
   net::awaitable<Result<void>> stream(Request req, Priority priority,
                                       std::chrono::milliseconds idle_timeout,
-                                      const WatchDecoder::Sink& sink);
+                                      const WatchDecoder::Sink& sink, std::string resource);
 
   net::any_io_executor executor;
   ClientConfig config;
@@ -55,6 +57,9 @@ struct Client::Impl {
 
  private:
   net::awaitable<Result<void>> acquire(Priority priority);
+  net::awaitable<Result<Response>> send_with_retry(Request& req);
+  void report(std::string_view verb, std::string_view resource, int code, std::string_view error,
+              std::chrono::steady_clock::time_point start) const;
   void schedule_poll();
   net::awaitable<Result<std::unique_ptr<Connection>>> connect();
   void release(std::unique_ptr<Connection> conn);
@@ -64,7 +69,8 @@ struct Client::Impl {
   template <class Stream>
   net::awaitable<Result<void>> read_stream(Stream& s, Connection& c,
                                            std::chrono::milliseconds idle_timeout,
-                                           const WatchDecoder::Sink& sink, bool& keep_alive);
+                                           const WatchDecoder::Sink& sink, bool& keep_alive,
+                                           int& status);
 
   net::steady_timer poll_timer_;
   std::string host_header_;

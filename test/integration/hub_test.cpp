@@ -174,6 +174,14 @@ TEST_F(HubIntegration, PodsAndWhatTheyReferenceReachExactlyTheirNodeInOrder) {
   reply = edge1->request("query", "default/secret/other", "null");
   EXPECT_EQ(reply.content_json()["ErrStatus"]["reason"], "Forbidden");
   EXPECT_EQ(reply.content_json()["ErrStatus"]["code"], 403);
+  // Each handler says how its request ended; the counter is labelled from that.
+  const std::string counted = hub_->metrics().expose();
+  EXPECT_NE(counted.find(R"(edgehub_upstream_requests_total{operation="query",type="configmap",result="ok"} 1)"),
+            std::string::npos)
+      << counted;
+  EXPECT_NE(counted.find(R"(edgehub_upstream_requests_total{operation="query",type="secret",result="error"} 1)"),
+            std::string::npos)
+      << counted;
 
   auto updated = pod;
   updated["metadata"]["labels"] = {{"tier", "front"}};

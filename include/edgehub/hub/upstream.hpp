@@ -18,9 +18,16 @@ struct UpstreamResult {
   std::optional<wire::Message> reply;
   // A Node to push down after the reply (edged looks it up after registering, §3.6).
   std::optional<kube::Object> push_node;
+  // The request failed or was refused (edgehub_upstream_requests_total{result="error"}).
+  bool failed = false;
 };
 
 class DeviceReports;
+
+// The kube::Client hook behind edgehub_api_requests_total{verb,resource,code} (code: the HTTP
+// status, or the transport failure such as ConnectFailed) and
+// edgehub_api_request_duration_seconds{verb} (watches are counted, not timed).
+kube::RequestObserver api_request_metrics(metrics::Registry& registry);
 
 class Upstream {
  public:

@@ -12,11 +12,25 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace edgehub::kube {
+
+// One finished API request, reported to ClientOptions::on_request (metrics).
+struct RequestRecord {
+  std::string_view verb;      // Kubernetes verb: get list watch create update patch delete, or
+                              // the lower-case HTTP method for Client::request
+  std::string_view resource;  // plural, with "/<subresource>" ("nodes/status"); "" for request()
+  int code = 0;               // HTTP status; 0 when no answer came (see error)
+  std::string_view error;     // when code is 0: the transport failure, as to_string(ErrorKind)
+  // From the rate limiter's grant to the full answer (a watch: to the end of the stream).
+  std::chrono::steady_clock::duration duration{};
+};
+using RequestObserver = std::function<void(const RequestRecord&)>;
 
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{10'000};  // resolve + TCP + TLS handshake
@@ -26,6 +40,7 @@ struct ClientOptions {
   std::size_t max_idle_connections = 16;
   std::size_t max_body_bytes = 256u << 20;  // for non-watch responses
   RateLimiter::Now clock;  // the rate limiter's clock; empty: steady_clock (tests inject one)
+  RequestObserver on_request;  // called on the client's executor after each request; optional
 };
 
 struct RequestOptions {
@@ -94,18 +109,29 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  Task<Object> get(Resource res, std::string ns, std::string name, RequestOptions opt = {});
+  // Every verb comes with and without its options: no defaulted `= {}` aggregate argument,
+  // because GCC 12 destroys such a temporary twice inside a co_await expression. Callers in
+  // coroutines pass a named options object, or none.
+  Task<Object> get(Resource res, std::string ns, std::string name);
+  Task<Object> get(Resource res, std::string ns, std::string name, RequestOptions opt);
   // One page (or everything when limit is 0).
-  Task<ObjectList> list(Resource res, std::string ns, ListOptions opt = {});
+  Task<ObjectList> list(Resource res, std::string ns);
+  Task<ObjectList> list(Resource res, std::string ns, ListOptions opt);
   // Follows continue tokens; Gone when a token expired meanwhile (list again from scratch).
-  Task<ObjectList> list_all(Resource res, std::string ns, ListOptions opt = {});
-  Task<Object> create(Resource res, std::string ns, std::string body, RequestOptions opt = {});
+  Task<ObjectList> list_all(Resource res, std::string ns);
+  Task<ObjectList> list_all(Resource res, std::string ns, ListOptions opt);
+  Task<Object> create(Resource res, std::string ns, std::string body);
+  Task<Object> create(Resource res, std::string ns, std::string body, RequestOptions opt);
+  Task<Object> update(Resource res, std::string ns, std::string name, std::string body);
   Task<Object> update(Resource res, std::string ns, std::string name, std::string body,
-                      RequestOptions opt = {});
+                      RequestOptions opt);
   Task<Object> patch(Resource res, std::string ns, std::string name, PatchType type,
-                     std::string body, RequestOptions opt = {});
+                     std::string body);
+  Task<Object> patch(Resource res, std::string ns, std::string name, PatchType type,
+                     std::string body, RequestOptions opt);
   // The answer is the object (with deletionTimestamp when graceful) or a success Status.
-  Task<Object> remove(Resource res, std::string ns, std::string name, DeleteOptions opt = {});
+  Task<Object> remove(Resource res, std::string ns, std::string name);
+  Task<Object> remove(Resource res, std::string ns, std::string name, DeleteOptions opt);
   // Shorthands for the status subresource (priority Status).
   Task<Object> update_status(Resource res, std::string ns, std::string name, std::string body);
   Task<Object> patch_status(Resource res, std::string ns, std::string name, PatchType type,

@@ -71,6 +71,7 @@ class StateServer {
       : acceptor_(ioc, ep), fleet_(fleet) {
     accept();
   }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
  private:
   void accept() {
@@ -348,6 +349,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       state_server.emplace(control, tcp::endpoint(asio::ip::make_address(host), port), fleet);
+      // With port 0 the chosen port is only known here; tests read it from this line.
+      spdlog::info("state served on http://{}:{}", host, state_server->port());
     }
     asio::steady_timer deadline(control);
     if (duration > 0) {

@@ -207,6 +207,58 @@ TEST_F(KubectlTest, CreateGetWatchLabelPatchApplyDelete) {
   run({"delete", "configmap", "settings"});
 }
 
+// `kubectl get` asks for server-side Tables and prints their columns.
+TEST_F(KubectlTest, GetPrintsTheServersTables) {
+  Store& store = server_.store();
+  store.create("nodes", "", {{"metadata", {{"name", "edge-1"}, {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}});
+  store.update("nodes", "", "edge-1",
+               {{"status",
+                 {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
+                  {"nodeInfo", {{"kubeletVersion", "v1.32.10-kubeedge"}}}}}},
+               true);
+  store.create("nodes", "", {{"metadata", {{"name", "edge-2"}}}});
+  store.create("pods", "default",
+               {{"metadata", {{"name", "web"}}},
+                {"spec", {{"nodeName", "edge-1"}, {"containers", {{{"name", "c"}, {"image", "x"}}}}}}});
+  store.update("pods", "default", "web", {{"status", {{"phase", "Running"}, {"podIP", "10.1.2.3"}}}},
+               true);
+
+  // Columns are padded by kubectl; compare with runs of spaces squeezed.
+  auto squeezed = [](const std::string& text) {
+    std::string out;
+    for (char c : text) {
+      if (c == ' ' && !out.empty() && out.back() == ' ') continue;
+      out += c;
+    }
+    return out;
+  };
+  const std::string nodes = squeezed(run({"get", "nodes"}));
+  EXPECT_NE(nodes.find("NAME STATUS ROLES AGE VERSION\n"), std::string::npos) << nodes;
+  EXPECT_NE(nodes.find("edge-1 Ready edge "), std::string::npos) << nodes;
+  EXPECT_NE(nodes.find(" v1.32.10-kubeedge\n"), std::string::npos) << nodes;
+  EXPECT_NE(nodes.find("edge-2 Unknown <none> "), std::string::npos) << nodes;
+
+  const std::string pods = squeezed(run({"get", "pods", "-o", "wide"}));
+  EXPECT_NE(pods.find("NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES\n"),
+            std::string::npos)
+      << pods;
+  EXPECT_NE(pods.find("web 0/1 Running 0 "), std::string::npos) << pods;
+  EXPECT_NE(pods.find(" 10.1.2.3 edge-1 <none> <none>\n"), std::string::npos) << pods;
+
+  const std::string one = squeezed(run({"get", "node", "edge-1", "--no-headers"}));
+  EXPECT_EQ(one.rfind("edge-1 Ready edge ", 0), 0u) << one;
+
+  // Watching: the changes come as Table rows too.
+  Child watch(kubectl_, {"--kubeconfig", kubeconfig_, "--cache-dir", (dir_ / "cache").string(),
+                         "get", "pods", "-w"});
+  ASSERT_TRUE(watch.read_until("Running", std::chrono::seconds(30))) << watch.output();
+  store.patch(resource_by_name("pods"), "default", "web", PatchType::kMerge,
+              {{"status", {{"phase", "Succeeded"}}}}, true);
+  EXPECT_TRUE(watch.read_until("Succeeded", std::chrono::seconds(30))) << watch.output();
+  EXPECT_NE(squeezed(watch.output()).find("web 0/1 Succeeded 0 "), std::string::npos)
+      << watch.output();
+}
+
 // kubectl's generators post protobuf bodies; the server decodes those kinds.
 TEST_F(KubectlTest, GeneratorsThatPostProtobuf) {
   EXPECT_NE(run({"create", "namespace", "team"}).find("namespace/team created"), std::string::npos);

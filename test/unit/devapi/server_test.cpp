@@ -171,16 +171,17 @@ TEST_F(ServerTest, ProtobufBodiesOnlyForTheKindsKubectlGeneratorsPost) {
   EXPECT_EQ(created.json()["data"], (json{{"k", "v"}}));
 }
 
-TEST_F(ServerTest, TableRequestsFallBackToJson) {
+TEST_F(ServerTest, TableOnlyWhenAskedForFirst) {
   post("/api/v1/namespaces/default/pods", pod_json("a"));
-  const auto result = http_call(
-      port(), {"GET",
-               "/api/v1/namespaces/default/pods",
-               "",
-               "",
-               {{"Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}}});
-  EXPECT_EQ(result.status, 200);
-  EXPECT_EQ(result.json()["kind"], "PodList");
+  auto get_with = [&](const std::string& accept) {
+    return http_call(port(), {"GET", "/api/v1/namespaces/default/pods", "", "", {{"Accept", accept}}});
+  };
+  const auto table = get_with("application/json;as=Table;v=v1;g=meta.k8s.io,application/json");
+  EXPECT_EQ(table.status, 200);
+  EXPECT_EQ(table.json()["kind"], "Table");
+  const auto plain = get_with("application/json, application/json;as=Table;v=v1;g=meta.k8s.io");
+  EXPECT_EQ(plain.status, 200);
+  EXPECT_EQ(plain.json()["kind"], "PodList");
 }
 
 TEST_F(ServerTest, TokenRequest) {

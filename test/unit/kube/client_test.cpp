@@ -415,6 +415,97 @@ TEST(KubeClient, ConnectRefused) {
   EXPECT_NE(r.error().message.find("127.0.0.1:" + std::to_string(port)), std::string::npos);
 }
 
+struct Observed {
+  std::string verb, resource, error;
+  int code = 0;
+  std::chrono::steady_clock::duration duration{};
+};
+
+RequestObserver observe_into(std::vector<Observed>& out) {
+  return [&out](const RequestRecord& r) {
+    out.push_back({std::string(r.verb), std::string(r.resource), std::string(r.error), r.code,
+                   r.duration});
+  };
+}
+
+TEST(KubeClient, ObserverSeesVerbResourceAndCodeOfEveryRequest) {
+  net::io_context io;
+  auto pod = testing::load_sample("v1.36.3", "get-pod-a");
+  auto missing = testing::load_sample("v1.36.3", "get-pod-404");
+  auto list = testing::load_sample("v1.36.3", "list-pods");
+  auto expired = testing::load_sample("v1.36.3", "watch-too-old-rv");
+  ReplayServer server(io, [&](const Recorded& rec) {
+    if (rec.target.find("watch=") != std::string::npos) {
+      Reply r;
+      r.chunked = true;
+      r.chunks = {expired.body};
+      return r;
+    }
+    if (rec.target.find("/pods/gone") != std::string::npos) return sample_reply(missing);
+    if (rec.method == "GET" && rec.target.find("/pods?") != std::string::npos) return sample_reply(list);
+    return sample_reply(pod);
+  });
+  std::vector<Observed> seen;
+  ClientOptions opt;
+  opt.on_request = observe_into(seen);
+  auto client = make_client(io, http_config(server), opt);
+  ASSERT_TRUE(await(io, client->get(resources::pods(), "default", "pod-a")));
+  ASSERT_FALSE(await(io, client->get(resources::pods(), "default", "gone")));
+  ListOptions by_label;
+  by_label.label_selector = "app=x";
+  ASSERT_TRUE(await(io, client->list(resources::pods(), "default", by_label)));
+  ASSERT_TRUE(await(io, client->patch_status(resources::nodes(), "", "n", PatchType::Merge, "{}")));
+  ASSERT_TRUE(await(io, client->create_token("default", "sa", "{}")));
+  ASSERT_TRUE(await(io, client->request("GET", "/version")));
+  Collected got;
+  WatchOptions from;
+  from.resource_version = "210";
+  ASSERT_TRUE(await(io, client->watch(resources::pods(), "", from, got.sink())));
+
+  ASSERT_EQ(seen.size(), 7u);
+  auto row = [](const Observed& o) {
+    return o.verb + " " + o.resource + " " + (o.code != 0 ? std::to_string(o.code) : o.error);
+  };
+  EXPECT_EQ(row(seen[0]), "get pods 200");
+  EXPECT_EQ(row(seen[1]), "get pods 404");
+  EXPECT_EQ(row(seen[2]), "list pods 200");
+  EXPECT_EQ(row(seen[3]), "patch nodes/status 200");
+  EXPECT_EQ(row(seen[4]), "create serviceaccounts/token 200");
+  EXPECT_EQ(row(seen[5]), "get  200");
+  EXPECT_EQ(row(seen[6]), "watch pods 200");
+  for (const auto& o : seen) {
+    EXPECT_TRUE(o.error.empty()) << row(o);
+    EXPECT_GT(o.duration.count(), 0) << row(o);
+  }
+}
+
+TEST(KubeClient, ObserverNamesTransportFailures) {
+  net::io_context io;
+  unsigned short port = 0;
+  {
+    net::ip::tcp::acceptor a(io, {net::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }
+  ClientConfig cfg;
+  ASSERT_TRUE(cfg.set_server("http://127.0.0.1:" + std::to_string(port), "server"));
+  std::vector<Observed> seen;
+  ClientOptions opt;
+  opt.on_request = observe_into(seen);
+  auto client = make_client(io, cfg, opt);
+  ASSERT_FALSE(await(io, client->remove(resources::pods(), "default", "p")));
+  Collected got;
+  WatchOptions any;
+  ASSERT_FALSE(await(io, client->watch(resources::nodes(), "", any, got.sink())));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].verb, "delete");
+  EXPECT_EQ(seen[0].resource, "pods");
+  EXPECT_EQ(seen[0].code, 0);
+  EXPECT_EQ(seen[0].error, "ConnectFailed");
+  EXPECT_EQ(seen[1].verb, "watch");
+  EXPECT_EQ(seen[1].resource, "nodes");
+  EXPECT_EQ(seen[1].error, "ConnectFailed");
+}
+
 TEST(KubeClient, TlsAgainstPlainServerIsTlsFailure) {
   net::io_context io;
   ReplayServer server(io, [&](const Recorded&) { return Reply{}; });
