@@ -164,6 +164,7 @@ class DeviceIntegration : public ::testing::Test {
     auto server = net::mint(server_request, {ca_.cert.get(), ca_.key.get()});
     HubOptions options;
     options.config.hub.id = "hub-device-test";
+    options.config.hub.namespace_ = "edgehub";
     options.config.hub.listen = {"127.0.0.1", 0};
     options.config.metrics.listen = {"127.0.0.1", 0};
     options.config.hub.io_threads = 2;
@@ -185,10 +186,17 @@ class DeviceIntegration : public ::testing::Test {
   }
   std::unique_ptr<Edge> connect(const std::string& node) {
     auto edge = std::make_unique<Edge>(ca_, hub_->edge_port(), node);
-    EXPECT_TRUE(eventually([&] { return sessions_for(1); }));
+    // Owned (delivering live changes) once its NodeSync claim is written.
+    EXPECT_TRUE(eventually([&] {
+      try {
+        return store().get("nodesyncs.edgehub.io", "", node)["status"].value("owner", "") ==
+               "hub-device-test";
+      } catch (const std::exception&) {
+        return false;
+      }
+    }));
     return edge;
   }
-  bool sessions_for(std::size_t) const { return hub_->sessions() > 0; }
 
   devapi::Store& store() { return api_->store(); }
 
@@ -437,9 +445,23 @@ TEST_F(DeviceIntegration, ReconnectResyncsDevicesAndAnswersMembershipDetail) {
   ASSERT_TRUE(eventually([&] { return hub_->sessions() == 0; }));
   store().remove("devices.devices.kubeedge.io", "default", "thermo-2");
   ASSERT_TRUE(eventually([&] { return metric("edgehub_devices") == 2.0; }));
+  // The node's NodeSync record says its edge holds both devices and the model, ACKed: the
+  // resync removes thermo-2 (membership, then its delete, as an unbinding) and lists the
+  // remaining member; thermo-1 and the model, unchanged, are not sent again.
+  ASSERT_TRUE(eventually([&] {
+    const auto objects = store().get("nodesyncs.edgehub.io", "", "edge-1")["status"]["objects"];
+    return objects.size() == 3;
+  }));
   auto back = connect("edge-1");
   const auto again = back->device_messages(3);
-  EXPECT_EQ(again[0].content_json()["added_devices"].size(), 1u);
+  got.clear();
+  for (const auto& m : again) got.push_back(shape(m));
+  EXPECT_EQ(got, (std::vector<std::string>{"update twin membership",
+                                           "delete resource default/device/thermo-2",
+                                           "update twin membership"}));
+  EXPECT_EQ(again[0].content_json()["removed_devices"],
+            json::parse(R"([{"id":"default/thermo-2","name":"thermo-2"}])"));
+  EXPECT_EQ(again[2].content_json()["added_devices"].size(), 1u);
   const auto answer2 = back->request("get", "membership/detail", detail.content);
   EXPECT_EQ(answer2.content_json()["devices"].size(), 1u);
 }
