@@ -6,13 +6,21 @@
 #     → every NodeSync's status.owner names a live replica;
 #   - SIGTERM drain of one replica → its exit (code, seconds), and → every node held again.
 #
+#   - with PODS > 0: NodeSync writes per second while bench/pod_driver patches the pods at
+#     RATE per second for DRIVE seconds, against the number of (node, object) pairs (PODS);
+#
 #   bench/replicas.sh [BUILD_DIR]      env: NODES=10000 SOURCE_ADDRS=4 SETTLE=20
+#                                           PODS=0 RATE=200 DRIVE=30
 set -euo pipefail
 
 BUILD=${1:-build/release}
 NODES=${NODES:-10000}
 SOURCE_ADDRS=${SOURCE_ADDRS:-4}
 SETTLE=${SETTLE:-20}
+PODS=${PODS:-0}
+RATE=${RATE:-200}
+DRIVE=${DRIVE:-30}
+DRIVER=$BUILD/bench/pod_driver
 HUB=$BUILD/edgehub
 SIM=$BUILD/edgehub-sim
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -109,6 +117,29 @@ all_held() { (( $(total "$@") >= NODES )); }
 wait_until 600 all_held "${ids[@]}"
 echo "fleet of $NODES connected in $(since "$t") s: $(for id in "${ids[@]}"; do echo -n "$id $(held_by "$id")  "; done)"
 sleep "$SETTLE"
+
+nodesync_writes() {  # NodeSync record writes (claims excluded) of the given replicas
+  local n=0 v id
+  for id in "$@"; do
+    v=$(curl -s "http://127.0.0.1:${admin[$id]}/metrics" |
+        awk '/^edgehub_nodesync_writes_total\{result="ok"\}/ {print $2}')
+    n=$(echo "$n + ${v:-0}" | bc)
+  done
+  echo "$n"
+}
+if (( PODS > 0 )); then
+  "$DRIVER" --kubeconfig "$work/kubeconfig" --nodes "$NODES" --pods "$PODS" --rate "$RATE" \
+    --duration 0 --prefix drv >"$work/driver-create.log" 2>&1
+  sleep $(( SETTLE > 10 ? SETTLE : 10 ))  # first sends and their coalesced ACK writes settle
+  w0=$(nodesync_writes "${ids[@]}"); t=$(now)
+  "$DRIVER" --kubeconfig "$work/kubeconfig" --nodes "$NODES" --pods "$PODS" --rate "$RATE" \
+    --duration "$DRIVE" --prefix drv --patch-only >"$work/driver.log" 2>&1
+  sleep 6  # the last ACKs are folded in (delivery.nodeSyncInterval 5 s)
+  w1=$(nodesync_writes "${ids[@]}"); secs=$(since "$t")
+  echo "NodeSync writes at $RATE pod updates/s over $PODS (node, object) pairs, $DRIVE s:" \
+    "$(echo "($w1 - $w0) / $secs" | bc -l | awk '{printf "%.1f", $1}') writes/s," \
+    "$(echo "($w1 - $w0) / ($RATE * $DRIVE)" | bc -l | awk '{printf "%.3f", $1}') per update"
+fi
 
 owners_live() {  # every NodeSync's owner is one of the given replicas
   local bad

@@ -104,6 +104,16 @@ CheckResult check_convergence(Api& api, const json& fleet_state,
   for (const auto& o : items(api, "/api/v1/nodes")) {
     node_objects[meta(o, "name")] = {meta(o, "uid"), meta(o, "resourceVersion")};
   }
+  // Devices bound to each node, and the models they use.
+  std::map<std::string, std::vector<json>> devices_by_node;
+  std::map<std::string, Version> models;
+  for (auto& d : items(api, "/apis/devices.kubeedge.io/v1beta1/namespaces/" + ns + "/devices")) {
+    const std::string node = d.value("/spec/nodeName"_json_pointer, "");
+    if (!node.empty()) devices_by_node[node].push_back(std::move(d));
+  }
+  for (const auto& m : items(api, "/apis/devices.kubeedge.io/v1beta1/namespaces/" + ns + "/devicemodels")) {
+    models[meta(m, "name")] = {meta(m, "uid"), meta(m, "resourceVersion")};
+  }
   // What the edges hold, from the simulator.
   std::map<std::string, const json*> held_by_node;
   if (fleet_state.contains("nodes")) {
@@ -131,6 +141,15 @@ CheckResult check_convergence(Api& api, const json& fleet_state,
     if (auto it = node_objects.find(node); it != node_objects.end()) {
       desired[key("Node", "", node)] = it->second;
     }
+    std::set<std::string> members;
+    for (const auto& d : devices_by_node[node]) {
+      desired[key("Device", ns, meta(d, "name"))] = {meta(d, "uid"), meta(d, "resourceVersion")};
+      members.insert(ns + "/" + meta(d, "name"));
+      const std::string model = d.value("/spec/deviceModelRef/name"_json_pointer, "");
+      if (auto it = models.find(model); it != models.end()) {
+        desired[key("DeviceModel", ns, model)] = it->second;
+      }
+    }
 
     Objects held;
     const auto h = held_by_node.find(node);
@@ -141,12 +160,26 @@ CheckResult check_convergence(Api& api, const json& fleet_state,
     }
     for (const auto& o : (*h->second).value("objects", json::array())) {
       const std::string kind = o.value("kind", "");
-      if (kind != "Pod" && kind != "ConfigMap" && kind != "Secret" && kind != "Node") continue;
+      if (kind != "Pod" && kind != "ConfigMap" && kind != "Secret" && kind != "Node" &&
+          kind != "Device" && kind != "DeviceModel") {
+        continue;
+      }
       if (o.value("deleted", false)) continue;
       held[key(kind, o.value("namespace", ""), o.value("name", ""))] = {o.value("uid", ""),
                                                                         o.value("resourceVersion", "")};
     }
     const std::size_t before = result.problem_count;
+    // The edge's device twin membership: exactly the devices bound to the node.
+    std::set<std::string> held_members;
+    for (const auto& m : (*h->second).value("devices", json::array())) {
+      if (m.is_string()) held_members.insert(m.get<std::string>());
+    }
+    if (held_members != members) {
+      std::string want_list, have_list;
+      for (const auto& m : members) want_list += " " + m;
+      for (const auto& m : held_members) have_list += " " + m;
+      add_problem(result, node + ": device membership {" + have_list + " }, API {" + want_list + " }");
+    }
     for (const auto& [k, want] : desired) {
       ++result.objects_compared;
       const auto it = held.find(k);

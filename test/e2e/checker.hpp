@@ -1,8 +1,9 @@
 #pragma once
 // The convergence checker: for every node, what the simulator holds (pods, configmaps,
-// secrets, its Node) must equal what the API says the node should hold — the pods bound to
-// it at their current resourceVersion and uid, and the configmaps/secrets those pods
-// reference that exist — nothing missing, nothing extra. And the ownership checks: no node
+// secrets, its Node, devices, device models and the device twin's membership) must equal what
+// the API says the node should hold — the pods bound to it at their current resourceVersion
+// and uid, the configmaps/secrets those pods reference that exist, the devices bound to it
+// and their models — nothing missing, nothing extra. And the ownership checks: no node
 // held by two replicas, each held by the replica its NodeSync names as owner, and the
 // node's current connection and latest deliveries from that replica.
 

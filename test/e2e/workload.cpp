@@ -14,6 +14,8 @@ const std::string kNs = Cluster::kNamespace;
 const std::string kPods = "/api/v1/namespaces/" + kNs + "/pods";
 const std::string kConfigMaps = "/api/v1/namespaces/" + kNs + "/configmaps";
 const std::string kSecrets = "/api/v1/namespaces/" + kNs + "/secrets";
+const std::string kDevices = "/apis/devices.kubeedge.io/v1beta1/namespaces/" + kNs + "/devices";
+const std::string kModels = "/apis/devices.kubeedge.io/v1beta1/namespaces/" + kNs + "/devicemodels";
 
 std::string base64(const std::string& in) {
   static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -47,6 +49,18 @@ json configmap(const std::string& name, const std::string& value) {
 
 json secret(const std::string& name, const std::string& value) {
   return {{"metadata", {{"name", name}}}, {"type", "Opaque"}, {"data", {{"value", base64(value)}}}};
+}
+
+json device(const std::string& name, const std::string& node, const std::string& value) {
+  return {{"apiVersion", "devices.kubeedge.io/v1beta1"},
+          {"kind", "Device"},
+          {"metadata", {{"name", name}}},
+          {"spec",
+           {{"deviceModelRef", {{"name", "e2e-model"}}},
+            {"nodeName", node},
+            {"properties",
+             json::array({{{"name", "temperature"},
+                           {"desired", {{"value", value}, {"metadata", {{"type", "int"}}}}}}})}}}};
 }
 
 }  // namespace
@@ -89,6 +103,18 @@ bool Workload::create_pod(const std::string& name, const std::string& node, bool
 
 void Workload::seed() {
   check(api_.call("POST", kConfigMaps, configmap("cm-shared", "0")), "create cm-shared");
+  // One device per node, all of one model: membership, model and device messages in every
+  // scenario, and device moves in the churn.
+  check(api_.call("POST", kModels,
+                  {{"apiVersion", "devices.kubeedge.io/v1beta1"},
+                   {"kind", "DeviceModel"},
+                   {"metadata", {{"name", "e2e-model"}}},
+                   {"spec", {{"protocol", "modbus"},
+                             {"properties", json::array({{{"name", "temperature"}, {"type", "INT"}}})}}}}),
+        "create device model");
+  for (const auto& node : nodes_) {
+    check(api_.call("POST", kDevices, device("dev-" + node, node, "0")), "create device");
+  }
   for (const auto& node : nodes_) {
     check(api_.call("POST", kConfigMaps, configmap("cm-" + node, "0")), "create configmap");
     check(api_.call("POST", kConfigMaps, configmap("cm2-" + node, "0")), "create configmap");
@@ -157,8 +183,17 @@ void Workload::one_operation() {
   } else if (dice < 94) {
     check(api_.merge_patch(kConfigMaps + "/cm-shared", {{"data", {{"value", value}}}}),
           "update cm-shared");
-  } else {
+  } else if (dice < 97) {
     touch_anchor(node);
+  } else if (dice < 99) {
+    // A device changes node (leaves one edge, joins another).
+    check(api_.merge_patch(kDevices + "/dev-" + node, {{"spec", {{"nodeName", random_node()}}}}),
+          "move device");
+  } else {
+    check(api_.merge_patch(kDevices + "/dev-" + node,
+                           {{"spec", {{"properties", json::array({{{"name", "temperature"},
+                                                                   {"desired", {{"value", value}}}}})}}}}),
+          "update device desired value");
   }
 }
 

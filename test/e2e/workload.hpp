@@ -1,8 +1,9 @@
 #pragma once
 // The workload the e2e scenarios run against the fleet: per node an anchor pod that always
 // references the node's configmap and secret (plus one shared configmap and an optional
-// configmap that comes and goes), and a churn driver that creates, updates and deletes pods,
-// configmaps and secrets at a steady rate on its own thread.
+// configmap that comes and goes) and a device of one shared model, and a churn driver that
+// creates, updates and deletes pods, configmaps and secrets, and moves and updates devices, at
+// a steady rate on its own thread.
 //
 // The anchor pod keeps every configmap/secret a node ever received referenced: the desired
 // state of a node is then exactly "its pods and what they reference" (the hub does not delete
