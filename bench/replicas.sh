@@ -95,12 +95,14 @@ nginx_port=$(free_port)
 mkdir -p "$work/nginx"
 {
   [[ -f $module/ngx_stream_module.so ]] && echo "load_module $module/ngx_stream_module.so;"
-  echo "daemon off; worker_processes 1; worker_rlimit_nofile $(( NODES * 3 + 1024 ));"
+  # Two descriptors per proxied connection, and no process may hold more than 20,000: one
+  # worker per 8,000 edges, the listening socket spread over them (reuseport).
+  echo "daemon off; worker_processes $(( NODES / 8000 + 1 )); worker_rlimit_nofile 19900;"
   echo "pid $work/nginx/nginx.pid; error_log $work/nginx/error.log warn;"
-  echo "events { worker_connections $(( NODES * 3 + 1024 )); }"
+  echo "events { worker_connections 19000; }"
   echo "stream { upstream edgehub { least_conn;"
   for id in "${ids[@]}"; do echo "  server 127.0.0.1:${edge[$id]} max_fails=1 fail_timeout=1s;"; done
-  echo "} server { listen 127.0.0.1:$nginx_port; proxy_pass edgehub; proxy_connect_timeout 1s;"
+  echo "} server { listen 127.0.0.1:$nginx_port reuseport; proxy_pass edgehub; proxy_connect_timeout 1s;"
   echo "  proxy_timeout 1h; proxy_next_upstream on; } }"
 } >"$work/nginx/nginx.conf"
 ulimit -n "$(ulimit -Hn)"
@@ -142,6 +144,8 @@ if (( PODS > 0 )); then
 fi
 
 owners_live() {  # every NodeSync's owner is one of the given replicas
+  # Listing every NodeSync is heavy for the embedded API server: at most every 2 s.
+  sleep 2
   local bad
   bad=$(curl -s "$api/apis/edgehub.io/v1alpha1/nodesyncs" | grep -o '"owner":"[^"]*"' |
         grep -v -c -E "\"owner\":\"($(IFS='|'; echo "$*"))\"" || true)
