@@ -232,6 +232,12 @@ void Hub::Impl::start() {
           }
         });
   }
+  if (node_sync) {
+    node_sync->on_stalled([this](const std::string& node) {
+      downstream->resync(node);
+      devices->resync(node);
+    });
+  }
   downstream = std::make_unique<Downstream>(
       client, index, registry, node_sync.get(), metrics,
       DownstreamOptions{.max_concurrent_resyncs = c.delivery.max_concurrent_resyncs});

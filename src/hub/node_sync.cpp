@@ -136,7 +136,11 @@ NodeSync::NodeSync(std::shared_ptr<kube::Client> client, metrics::Registry& metr
       unknown_deletes_(metrics.counter("edgehub_nodesync_unheld_deletes_total",
                                        "Deletes not sent because the node's record shows its "
                                        "edge never held the object.")
-                           .with({})) {}
+                           .with({})),
+      stall_resyncs_(metrics.counter("edgehub_nodesync_stall_resyncs_total",
+                                     "Resyncs of a node whose recorded objects stayed un-ACKed "
+                                     "longer than the stall limit (a safety net; should stay 0).")
+                         .with({})) {}
 
 NodeSync::~NodeSync() { *alive_ = false; }
 
@@ -202,9 +206,13 @@ void NodeSync::admit(const std::string& node, Change change) {
     *waiting = std::move(change);  // still unsent: the newest version (or the delete) goes
     return;
   }
-  if (held) return deliver_(node, std::move(change));
+  if (held) {
+    s->unacked.try_emplace(change.uid, Clock::now());
+    return deliver_(node, std::move(change));
+  }
   s->record.objects.emplace(change.uid, SyncedObject{change.kind, change.ns, change.name,
                                                      change.uid, 0});
+  s->unacked.emplace(change.uid, Clock::now());
   ++s->generation;
   s->dirty = true;
   s->waiting.push_back(std::move(change));
@@ -217,6 +225,7 @@ void NodeSync::acked(const std::string& node, const Change& change) {
   if (s == nullptr) return;
   const auto it = s->record.objects.find(change.uid);
   if (it == s->record.objects.end()) return;
+  s->unacked.erase(change.uid);
   if (change.operation == wire::operation::kDelete) {
     s->record.objects.erase(it);
   } else if (change.resource_version > it->second.acked_version) {
@@ -479,8 +488,39 @@ void NodeSync::schedule_tick() {
     if (ec || !*alive || stopped_) return;
     const std::vector<std::string> nodes(dirty_.begin(), dirty_.end());
     for (const auto& node : nodes) kick(node);
+    check_stalls();
     schedule_tick();
   });
+}
+
+void NodeSync::check_stalls() {
+  if (!stalled_) return;
+  const auto now = Clock::now();
+  if (now - last_stall_check_ < std::chrono::seconds(5)) return;
+  last_stall_check_ = now;
+  std::vector<std::string> stalled;
+  for (auto& [node, s] : states_) {
+    if (!s->owned) continue;
+    bool late = false;
+    for (auto it = s->unacked.begin(); it != s->unacked.end();) {
+      if (!s->record.objects.contains(it->first)) {
+        it = s->unacked.erase(it);
+        continue;
+      }
+      if (now - it->second >= options_.stall_after) {
+        late = true;
+        it->second = now;  // judged again one stall period later
+      }
+      ++it;
+    }
+    if (late) stalled.push_back(node);
+  }
+  for (const auto& node : stalled) {
+    stall_resyncs_.inc();
+    spdlog::info("node {}: recorded objects un-ACKed for {} s; resyncing the node", node,
+                 std::chrono::duration_cast<std::chrono::seconds>(options_.stall_after).count());
+    stalled_(node);
+  }
 }
 
 asio::awaitable<void> NodeSync::flush_all() {

@@ -74,6 +74,7 @@ std::string rfc3339_now();
 struct NodeSyncOptions {
   std::string replica;                            // hub.id
   std::chrono::milliseconds flush_interval{5000};  // coalesced ACK writes, per node
+  std::chrono::milliseconds stall_after{15000};    // un-ACKed this long: resync the node
   int max_claim_attempts = 8;
 };
 
@@ -86,6 +87,9 @@ class NodeSync {
                                      const std::string& reason)>;
   // Another replica claimed a node this replica held.
   using Lost = std::function<void(const std::string& node, const std::string& new_owner)>;
+  // Objects of an owned node were sent but not ACKed for `stall_after`: resync the node (a
+  // safety net: whatever dropped the send, the record says the edge may lack them).
+  using Stalled = std::function<void(const std::string& node)>;
 
   NodeSync(std::shared_ptr<kube::Client> client, metrics::Registry& metrics,
            NodeSyncOptions options, Deliver deliver, Claimed claimed, Lost lost);
@@ -106,6 +110,7 @@ class NodeSync {
   void acked(const std::string& node, const Change& change);
   // The node's session closed here: flush what is pending, then forget the node.
   void release(const std::string& node);
+  void on_stalled(Stalled stalled) { stalled_ = std::move(stalled); }
   // The Node object was deleted: forget the node and delete its record (a node registering
   // again under that name starts from an empty record).
   void remove_record(const std::string& node);
@@ -128,6 +133,8 @@ class NodeSync {
     bool dirty = false;         // record changed since the last write
     std::uint64_t generation = 0;
     std::vector<Change> waiting;  // first versions waiting for the record write, in order
+    // Objects in the record not ACKed yet, and since when (checked by the tick).
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> unacked;
     std::chrono::steady_clock::time_point last_write{};
   };
   enum class WriteResult { ok, conflict_kept, lost, failed };
@@ -141,12 +148,14 @@ class NodeSync {
   void on_event(kube::WatchEvent&& ev);
   void lose(const std::string& node, const std::string& owner);
   void schedule_tick();
+  void check_stalls();
 
   std::shared_ptr<kube::Client> client_;
   NodeSyncOptions options_;
   Deliver deliver_;
   Claimed claimed_;
   Lost lost_;
+  Stalled stalled_;
   std::unordered_map<std::string, std::unique_ptr<State>> states_;
   std::unordered_set<std::string> dirty_;
   std::shared_ptr<kube::Watcher> watcher_;
@@ -154,6 +163,7 @@ class NodeSync {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   bool stopped_ = false;
   bool flushing_ = false;
+  std::chrono::steady_clock::time_point last_stall_check_{};
   std::uint64_t epochs_ = 0;
 
   metrics::Family<metrics::Counter>& writes_;
@@ -162,6 +172,7 @@ class NodeSync {
   metrics::Counter& conflicts_;
   metrics::Counter& held_back_;
   metrics::Counter& unknown_deletes_;
+  metrics::Counter& stall_resyncs_;
 };
 
 }  // namespace edgehub::hub

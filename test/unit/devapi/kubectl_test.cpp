@@ -65,8 +65,21 @@ class Child {
 
   // Reads until `needle` appears in the output; false on EOF or when the deadline passes.
   bool read_until(const std::string& needle, std::chrono::milliseconds budget) {
+    return read_while([&] { return output_.find(needle) == std::string::npos; }, budget);
+  }
+  // Until the line holding `needle` is complete (kubectl may flush a row in pieces).
+  bool read_line_with(const std::string& needle, std::chrono::milliseconds budget) {
+    return read_while(
+        [&] {
+          const auto at = output_.find(needle);
+          return at == std::string::npos || output_.find('\n', at) == std::string::npos;
+        },
+        budget);
+  }
+  template <class More>
+  bool read_while(More more, std::chrono::milliseconds budget) {
     const auto deadline = std::chrono::steady_clock::now() + budget;
-    while (output_.find(needle) == std::string::npos) {
+    while (more()) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
@@ -254,7 +267,7 @@ TEST_F(KubectlTest, GetPrintsTheServersTables) {
   ASSERT_TRUE(watch.read_until("Running", std::chrono::seconds(30))) << watch.output();
   store.patch(resource_by_name("pods"), "default", "web", PatchType::kMerge,
               {{"status", {{"phase", "Succeeded"}}}}, true);
-  EXPECT_TRUE(watch.read_until("Succeeded", std::chrono::seconds(30))) << watch.output();
+  EXPECT_TRUE(watch.read_line_with("Succeeded", std::chrono::seconds(30))) << watch.output();
   EXPECT_NE(squeezed(watch.output()).find("web 0/1 Succeeded 0 "), std::string::npos)
       << watch.output();
 }
