@@ -233,9 +233,19 @@ void Hub::Impl::start() {
         });
   }
   if (node_sync) {
-    node_sync->on_stalled([this](const std::string& node) {
-      downstream->resync(node);
-      devices->resync(node);
+    // First a resync; if the node still ACKs nothing, a fresh session (the agent reconnects,
+    // the new owner resyncs from the record).
+    node_sync->on_stalled([this](const std::string& node, int times) {
+      if (times < 2) {
+        downstream->resync(node);
+        devices->resync(node);
+        return;
+      }
+      if (auto session = registry.find(node)) {
+        spdlog::warn("node {}: no ACK for its recorded objects after a resync; closing its "
+                     "session so that it reconnects", node);
+        asio::post(session->executor(), [session] { session->close(CloseReason::stalled); });
+      }
     });
   }
   downstream = std::make_unique<Downstream>(

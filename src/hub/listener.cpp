@@ -459,6 +459,7 @@ websocket::close_code close_code_for(CloseReason reason) {
     case CloseReason::shed:
     case CloseReason::claimed:
     case CloseReason::claim_failed:
+    case CloseReason::stalled:
     case CloseReason::shutdown: return websocket::close_code::service_restart;  // 1012
     case CloseReason::bad_message: return websocket::close_code::protocol_error;
     case CloseReason::slow_reader: return websocket::close_code::policy_error;
@@ -479,6 +480,7 @@ std::string_view to_string(CloseReason reason) {
     case CloseReason::shutdown: return "shutdown";
     case CloseReason::claimed: return "claimed";
     case CloseReason::claim_failed: return "claim_failed";
+    case CloseReason::stalled: return "stalled";
     case CloseReason::node_deleted: return "node_deleted";
     case CloseReason::shed: return "shed";
     case CloseReason::write_failed: return "write_failed";

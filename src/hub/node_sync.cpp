@@ -226,6 +226,7 @@ void NodeSync::acked(const std::string& node, const Change& change) {
   const auto it = s->record.objects.find(change.uid);
   if (it == s->record.objects.end()) return;
   s->unacked.erase(change.uid);
+  s->stalls = 0;
   if (change.operation == wire::operation::kDelete) {
     s->record.objects.erase(it);
   } else if (change.resource_version > it->second.acked_version) {
@@ -498,7 +499,7 @@ void NodeSync::check_stalls() {
   const auto now = Clock::now();
   if (now - last_stall_check_ < std::chrono::seconds(5)) return;
   last_stall_check_ = now;
-  std::vector<std::string> stalled;
+  std::vector<std::pair<std::string, int>> stalled;
   for (auto& [node, s] : states_) {
     if (!s->owned) continue;
     bool late = false;
@@ -513,13 +514,14 @@ void NodeSync::check_stalls() {
       }
       ++it;
     }
-    if (late) stalled.push_back(node);
+    if (late) stalled.emplace_back(node, ++s->stalls);
   }
-  for (const auto& node : stalled) {
+  for (const auto& [node, times] : stalled) {
     stall_resyncs_.inc();
-    spdlog::info("node {}: recorded objects un-ACKed for {} s; resyncing the node", node,
-                 std::chrono::duration_cast<std::chrono::seconds>(options_.stall_after).count());
-    stalled_(node);
+    spdlog::info("node {}: recorded objects un-ACKed for {} s ({} time(s) in a row)", node,
+                 std::chrono::duration_cast<std::chrono::seconds>(options_.stall_after).count(),
+                 times);
+    stalled_(node, times);
   }
 }
 

@@ -89,7 +89,8 @@ class NodeSync {
   using Lost = std::function<void(const std::string& node, const std::string& new_owner)>;
   // Objects of an owned node were sent but not ACKed for `stall_after`: resync the node (a
   // safety net: whatever dropped the send, the record says the edge may lack them).
-  using Stalled = std::function<void(const std::string& node)>;
+  // `times`: consecutive stall periods without any ACK from the node.
+  using Stalled = std::function<void(const std::string& node, int times)>;
 
   NodeSync(std::shared_ptr<kube::Client> client, metrics::Registry& metrics,
            NodeSyncOptions options, Deliver deliver, Claimed claimed, Lost lost);
@@ -135,6 +136,7 @@ class NodeSync {
     std::vector<Change> waiting;  // first versions waiting for the record write, in order
     // Objects in the record not ACKed yet, and since when (checked by the tick).
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> unacked;
+    int stalls = 0;  // consecutive stall periods without an ACK
     std::chrono::steady_clock::time_point last_write{};
   };
   enum class WriteResult { ok, conflict_kept, lost, failed };

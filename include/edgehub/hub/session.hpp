@@ -55,6 +55,7 @@ enum class CloseReason {
   shed,               // rebalancing or drain: reconnect elsewhere (close code 1012)
   claimed,            // another replica claimed the node (its agent connected there)
   claim_failed,       // the NodeSync claim could not be written (API unreachable)
+  stalled,            // recorded objects stayed un-ACKed through a resync: start afresh
   write_failed,
 };
 std::string_view to_string(CloseReason reason);
