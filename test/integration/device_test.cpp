@@ -8,6 +8,7 @@
 #include <edgehub/sim/fleet.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
@@ -155,7 +156,7 @@ class DeviceIntegration : public ::testing::Test {
     api_->start();
   }
   void start_hub(std::chrono::milliseconds report_window = 200ms) {
-    const auto kubeconfig = ::testing::TempDir() + "device-it-kubeconfig";
+    const auto kubeconfig = ::testing::TempDir() + "device-it-kubeconfig-" + std::to_string(::getpid());
     api_->write_kubeconfig(kubeconfig);
     auto kube = kube::load_kubeconfig(kubeconfig);
     ASSERT_TRUE(kube) << kube.error().describe();

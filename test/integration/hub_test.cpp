@@ -6,6 +6,7 @@
 #include <edgehub/net/x509_mint.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -26,7 +27,7 @@ class HubIntegration : public ::testing::Test {
   void SetUp() override {
     api_ = std::make_unique<devapi::Server>(devapi::ServerOptions{});
     api_->start();
-    const auto kubeconfig = ::testing::TempDir() + "hub-it-kubeconfig";
+    const auto kubeconfig = ::testing::TempDir() + "hub-it-kubeconfig-" + std::to_string(::getpid());
     api_->write_kubeconfig(kubeconfig);
     auto kube = kube::load_kubeconfig(kubeconfig);
     ASSERT_TRUE(kube) << kube.error().describe();

@@ -6,6 +6,7 @@
 #include <edgehub/hub/membership.hpp>
 #include <edgehub/kube/config.hpp>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <future>
 #include <sstream>
@@ -32,7 +33,7 @@ class Replicas : public ::testing::Test {
   void SetUp() override {
     api_ = std::make_unique<devapi::Server>(devapi::ServerOptions{});
     api_->start();
-    const auto kubeconfig = ::testing::TempDir() + "replicas-kubeconfig";
+    const auto kubeconfig = ::testing::TempDir() + "replicas-kubeconfig-" + std::to_string(::getpid());
     api_->write_kubeconfig(kubeconfig);
     auto kube = kube::load_kubeconfig(kubeconfig);
     ASSERT_TRUE(kube) << kube.error().describe();
@@ -237,7 +238,7 @@ TEST_F(Replicas, StatusPrintsTheFleetFromTheMembershipLeases) {
   start_hub("replica-b");
   auto a_edge = connect(*hubs_[0], "edge-1");
   const std::vector<std::string> argv = {test::binary("edgehub"), "status", "--kubeconfig",
-                                         ::testing::TempDir() + "replicas-kubeconfig", "-n",
+                                         ::testing::TempDir() + "replicas-kubeconfig-" + std::to_string(::getpid()), "-n",
                                          "edgehub"};
   test::Output out;
   ASSERT_TRUE(eventually([&] {

@@ -8,6 +8,7 @@
 #include <edgehub/pki/shared_pki.hpp>
 #include <edgehub/pki/token.hpp>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -39,7 +40,7 @@ class SharedPkiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     api_.start();
-    const auto kubeconfig = ::testing::TempDir() + "shared-pki-kubeconfig";
+    const auto kubeconfig = ::testing::TempDir() + "shared-pki-kubeconfig-" + std::to_string(::getpid());
     api_.write_kubeconfig(kubeconfig);
     auto config = kube::load_kubeconfig(kubeconfig);
     ASSERT_TRUE(config) << config.error().describe();
