@@ -1,5 +1,4 @@
 // DeviceReports: the edge's device-twin requests (see devices.hpp).
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -68,30 +67,30 @@ std::optional<nlohmann::json> twin_property(const nlohmann::json& value, const s
 
 }  // namespace
 
-// Reports for one device waiting for the next PATCH.
+// Reports for one device waiting for the next PATCH. A report waiting costs its confirm's
+// address (node and message id), not a coroutine: when the API server falls behind, batches
+// stay open longer and collect more reports, and memory grows with devices, not reports.
 struct DeviceReports::Batch {
   std::string ns;
   std::string name;
   std::map<std::string, nlohmann::json> twins;  // property → {reported?, observedDesired?}
   std::optional<std::string> state;
   std::optional<std::string> last_online;
-  std::vector<std::shared_ptr<Flush>> waiters;
+  struct Waiting {
+    std::string node;
+    std::string msg_id;  // the report's; the confirm's parent_msg_id
+    bool twin = true;
+  };
+  std::vector<Waiting> waiting;
   Clock::time_point first_report;
 };
 
-// One report's wait for the PATCH that carries it.
-struct DeviceReports::Flush {
-  explicit Flush(asio::any_io_executor ex) : timer(ex, Clock::time_point::max()) {}
-  asio::steady_timer timer;
-  bool done = false;
-  bool written = false;
-};
-
 DeviceReports::DeviceReports(kube::Client& client, DeviceRouter& router,
-                             metrics::Registry& metrics, DeviceReportsOptions options)
+                             metrics::Registry& metrics, DeviceReportsOptions options, Reply reply)
     : client_(client),
       router_(router),
       options_(options),
+      reply_(std::move(reply)),
       reports_(metrics.counter("edgehub_device_reports_total",
                                "Device reports from edges, by type (twin, state) and result "
                                "(written, refused, invalid, failed).",
@@ -109,18 +108,19 @@ DeviceReports::DeviceReports(kube::Client& client, DeviceRouter& router,
       latency_(metrics.histogram("edgehub_device_report_latency_seconds",
                                  "From a device report's arrival to its status PATCH written.",
                                  metrics::latency_buckets())
+                   .with({})),
+      pending_(metrics.gauge("edgehub_device_reports_pending",
+                             "Device reports waiting for the status PATCH that carries them "
+                             "(their confirms go out once it is written).")
                    .with({})) {}
 
 DeviceReports::~DeviceReports() { stop(); }
 
 void DeviceReports::stop() {
   stopped_ = true;
-  for (auto& [key, batch] : batches_) {
-    for (auto& w : batch->waiters) {
-      w->done = true;
-      w->timer.cancel();
-    }
-  }
+  // Unconfirmed reports are sent again by devicetwin (within a minute) to whoever holds the
+  // node next.
+  for (const auto& [key, batch] : batches_) pending_.add(-static_cast<double>(batch->waiting.size()));
   batches_.clear();
 }
 
@@ -243,7 +243,7 @@ asio::awaitable<UpstreamResult> DeviceReports::report(std::string node, wire::Me
     }
   }
   if (!usable) {
-    if (fresh && batch->waiters.empty() && batch->twins.empty() && !batch->state && !batch->last_online) {
+    if (fresh && batch->waiting.empty() && batch->twins.empty() && !batch->state && !batch->last_online) {
       batches_.erase(key);
     }
     reports_.with({type, "invalid"}).inc();
@@ -254,17 +254,10 @@ asio::awaitable<UpstreamResult> DeviceReports::report(std::string node, wire::Me
                                                         " carries no value"})),
         std::nullopt, true};
   }
-  auto waiter = std::make_shared<Flush>(client_.executor());
-  batch->waiters.push_back(waiter);
+  batch->waiting.push_back({std::move(node), std::move(request.header.msg_id), twin});
+  pending_.inc();
   if (fresh) schedule_flush(key);
-  co_await waiter->timer.async_wait(asio::as_tuple(asio::use_awaitable));
-  if (!waiter->written) {
-    // No confirm: devicetwin sends the report again within a minute.
-    reports_.with({type, "failed"}).inc();
-    co_return UpstreamResult{.failed = true};
-  }
-  reports_.with({type, "written"}).inc();
-  co_return UpstreamResult{confirm(request, json_string(wire::kContentOK)), std::nullopt};
+  co_return UpstreamResult{};  // confirmed once the PATCH carrying it is written
 }
 
 nlohmann::json DeviceReports::base_twins(const std::string& key, const std::string& ns,
@@ -364,10 +357,19 @@ asio::awaitable<void> DeviceReports::flush(std::string key) {
     spdlog::warn("devices: writing the status of device {} failed: {}", key,
                  written.error().describe());
   }
-  for (auto& w : batch->waiters) {
-    w->done = true;
-    w->written = static_cast<bool>(written);
-    w->timer.cancel();
+  pending_.add(-static_cast<double>(batch->waiting.size()));
+  if (stopped_) co_return;
+  for (auto& w : batch->waiting) {
+    const std::string_view type = w.twin ? "twin" : "state";
+    if (!written) {
+      // No confirm: devicetwin sends the report again within a minute.
+      reports_.with({std::string(type), "failed"}).inc();
+      continue;
+    }
+    reports_.with({std::string(type), "written"}).inc();
+    wire::Message request;
+    request.header.msg_id = std::move(w.msg_id);
+    reply_(w.node, confirm(request, json_string(wire::kContentOK)));
   }
 }
 

@@ -38,6 +38,7 @@
 #include <edgehub/metrics/metrics.hpp>
 #include <edgehub/wire/message.hpp>
 #include <edgehub/wire/resource.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -162,8 +163,11 @@ struct DeviceReportsOptions {
 
 class DeviceReports {
  public:
+  // Sends a confirm to the node's session, whenever the PATCH carrying its report is done.
+  using Reply = std::function<void(const std::string& node, wire::Message confirm)>;
+
   DeviceReports(kube::Client& client, DeviceRouter& router, metrics::Registry& metrics,
-                DeviceReportsOptions options);
+                DeviceReportsOptions options, Reply reply);
   ~DeviceReports();
 
   // True for the device-twin request forms this class answers.
@@ -174,7 +178,6 @@ class DeviceReports {
 
  private:
   struct Batch;
-  struct Flush;
   boost::asio::awaitable<UpstreamResult> membership_detail(const std::string& node,
                                                            const wire::Message& request);
   boost::asio::awaitable<UpstreamResult> report(std::string node, wire::Message request,
@@ -191,6 +194,7 @@ class DeviceReports {
   kube::Client& client_;
   DeviceRouter& router_;
   DeviceReportsOptions options_;
+  Reply reply_;
   std::unordered_map<std::string, std::shared_ptr<Batch>> batches_;  // "ns/name"
   // What our last PATCH returned per device (twins and its resourceVersion), so a batch builds
   // on it even before the watch has brought that write back.
@@ -209,6 +213,7 @@ class DeviceReports {
   metrics::Counter& patches_;
   metrics::Counter& patch_failures_;
   metrics::Histogram& latency_;
+  metrics::Gauge& pending_;
 };
 
 }  // namespace edgehub::hub
