@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Device reports under load: NODES simulated edges with DEVICES devices each (one shared
 # DeviceModel); every edge reports the twins of each of its devices every TWIN_EVERY seconds.
-# The Kubernetes API is a separate process (`edgehub --dev`, used only for its embedded API
-# server), the replica another. Prints: upstream twin reports/s the replica sustained, report →
+# The Kubernetes API is a separate process (`edgehub devapi`, the embedded API server
+# alone), the replica another. Prints: upstream twin reports/s the replica sustained, report →
 # Device status (the confirm comes after the PATCH) p50/p99 from the simulator and the
 # replica's own report → PATCH histogram, and API writes (status PATCHes) per report.
 #
@@ -40,14 +40,10 @@ metric() { curl -s "http://127.0.0.1:$admin/metrics" | awk -v m="$1" '$1 == m {p
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-cat >"$work/api.yaml" <<YAML
-hub: {id: api-only, listen: "127.0.0.1:0", certService: {enabled: false}}
-metrics: {listen: "127.0.0.1:0"}
-devices: {enabled: false}
-log: {level: warn}
-dev: {apiListen: "127.0.0.1:0", kubeconfigOut: "$work/kubeconfig", certsDir: "$work/certs"}
-YAML
-"$HUB" --dev --config "$work/api.yaml" >"$work/api.log" 2>&1 &
+# The API server alone (`edgehub devapi`): a `--dev` hub would also count as a replica in the
+# fleet, and the replica under test would shed edges to it.
+"$HUB" certs init --dir "$work/certs" >/dev/null
+"$HUB" devapi --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --log-level warn >"$work/api.log" 2>&1 &
 apipid=$!
 pids+=($apipid)
 for _ in $(seq 1 100); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
@@ -120,6 +116,8 @@ sleep "$HOLD"
 reports1=$(written); patches1=$(metric edgehub_device_status_patches_total); ticks1=$(cpu_ticks $hub)
 api1=$(cpu_ticks $apipid); sim1=$(cpu_ticks $sim)
 sessions=$(metric edgehub_sessions)
+pending=$(metric edgehub_device_reports_pending)
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$hub/status")
 load1=$(cut -d' ' -f1 /proc/loadavg)
 kill -INT $sim; wait $sim 2>/dev/null || true
 sleep 5  # what is in flight finishes (or fails) before the totals are read
@@ -134,6 +132,7 @@ echo "machine: $(nproc) cores, load average $load0 → $load1 during the hold"
 echo "nodes connected:                $sessions / $NODES, $DEVICES devices each, a twin report per device every $TWIN_EVERY s"
 echo "twin reports written:           $reports in $HOLD s = $(echo "scale=1; $reports / $HOLD" | bc) /s (offered: $(echo "scale=1; $NODES * $DEVICES / $TWIN_EVERY" | bc) /s)"
 echo "status PATCHes (whole run):     $patches for $handled reports = $(echo "scale=3; $patches / $handled" | bc) API writes per report (window $WINDOW), $failures failed"
+echo "replica at the end of the hold:  RSS $((rss / 1024)) MiB, $pending reports waiting for their PATCH"
 echo "CPU, % of one core:             replica $(echo "scale=1; 100 * ($ticks1 - $ticks0) / $hz / $HOLD" | bc), API server $(echo "scale=1; 100 * ($api1 - $api0) / $hz / $HOLD" | bc), simulator $(echo "scale=1; 100 * ($sim1 - $sim0) / $hz / $HOLD" | bc)"
 python3 - "$work/sim.json" "$work/metrics.txt" <<'PY'
 import json, sys, re

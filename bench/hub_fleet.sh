@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One edgehub replica under a simulated fleet. NODES simulated edges (mutual TLS, edgecore's
 # protocol) connect to a replica running as its own process; the Kubernetes API is served by
-# a second process (`edgehub --dev`, used only for its embedded API server), so the replica's
+# a second process (`edgehub devapi`, the embedded API server alone), so the replica's
 # memory and CPU are its own. Prints: replica RSS with no edge and per idle edge, replica CPU
 # while the fleet is idle (keepalives only), the simulator's connect figures, and — with
 # PODS > 0 — the load figures: bench/pod_driver (kube::Client) creates PODS pods spread over
@@ -74,13 +74,10 @@ quantile_ms() {
     }'
 }
 
-cat >"$work/api.yaml" <<YAML
-hub: {id: api-only, listen: "127.0.0.1:0", certService: {enabled: false}}
-metrics: {listen: "127.0.0.1:0"}
-log: {level: warn}
-dev: {apiListen: "127.0.0.1:0", kubeconfigOut: "$work/kubeconfig", certsDir: "$work/certs"}
-YAML
-"$HUB" --dev --config "$work/api.yaml" >"$work/api.log" 2>&1 &
+# The API server alone (`edgehub devapi`): a `--dev` hub would also count as a replica in the
+# fleet, and the replica under test would shed edges to it.
+"$HUB" certs init --dir "$work/certs" >/dev/null
+"$HUB" devapi --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --log-level warn >"$work/api.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
 api=$(sed -n 's/.*server: \(http[^ ]*\).*/\1/p' "$work/kubeconfig" | head -1)
