@@ -133,6 +133,19 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     spdlog::debug("devapi: {} {} -> {}", std::string(request.method_string()),
                   std::string(request.target()), routed.watch ? 200 : routed.reply.status);
     if (routed.watch) return start_watch(std::move(*routed.watch));
+    if (core_.options.response_delay) {
+      const auto delay = core_.options.response_delay(std::string(request.method_string()),
+                                                      std::string(request.target()));
+      if (delay.count() > 0) {
+        auto timer = std::make_shared<asio::steady_timer>(stream_.get_executor(), delay);
+        timer->async_wait([self = this->shared_from_this(), timer,
+                           reply = std::move(routed.reply), version = request.version(),
+                           keep_alive = request.keep_alive()](error_code) mutable {
+          if (!self->closed_) self->send(std::move(reply), version, keep_alive);
+        });
+        return;
+      }
+    }
     send(std::move(routed.reply), request.version(), request.keep_alive());
   }
 

@@ -207,6 +207,25 @@ void Delivery::forget_old_deletes(SteadyClock::time_point now) {
   std::erase_if(deleted_, [&](const auto& d) { return now - d.second > options_.remember_deletes; });
 }
 
+std::vector<Delivery::ObjectState> Delivery::objects() const {
+  std::vector<ObjectState> out;
+  out.reserve(entries_.size());
+  for (const auto& [uid, e] : entries_) {
+    ObjectState o{.uid = uid, .acked_version = e.acked_version};
+    if (e.pending) {
+      o.pending_operation = e.pending->operation;
+      o.pending_version = e.pending->resource_version;
+    }
+    if (e.flight) {
+      o.flight_operation = e.flight->change.operation;
+      o.flight_version = e.flight->change.resource_version;
+      o.flight_sent = e.flight->first_sent;
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 std::uint64_t Delivery::acked_version(const std::string& uid) const {
   const auto it = entries_.find(uid);
   return it == entries_.end() ? 0 : it->second.acked_version;

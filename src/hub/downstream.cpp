@@ -178,6 +178,7 @@ void Downstream::on_pod(kube::WatchEvent&& ev) {
     dropped_.inc();
     return;
   }
+  touch(node, ev.object.meta.uid);
   std::vector<NewRef> dropped;
   if (ev.type == EventType::Deleted) {
     index_.remove_pod(node, ev.object.meta.uid, &dropped);
@@ -227,6 +228,7 @@ void Downstream::on_config(kube::WatchEvent&& ev, RefKind kind) {
                                                                    : "update";
   const auto raw = with_type_meta(ev.object, secret ? "Secret" : "ConfigMap", "v1");
   for (const auto& node : nodes) {
+    touch(node, ev.object.meta.uid);
     send(node, make_change(secret ? ObjectKind::secret : ObjectKind::configmap, ev.object, op, raw,
                            received));
   }
@@ -257,6 +259,7 @@ asio::awaitable<std::optional<kube::Object>> Downstream::read_ref(std::string no
 asio::awaitable<void> Downstream::fetch_ref(std::string node, NewRef ref) {
   auto object = co_await read_ref(node, ref, nullptr);
   if (!object || !index_.references(node, ref.kind, ref.ns, ref.name)) co_return;
+  touch(node, object->meta.uid);
   const bool secret = ref.kind == RefKind::secret;
   send(node, make_change(secret ? ObjectKind::secret : ObjectKind::configmap, *object, "update",
                          with_type_meta(*object, secret ? "Secret" : "ConfigMap", "v1")));
@@ -285,9 +288,36 @@ void Downstream::pump_resyncs() {
   }
 }
 
+void Downstream::touch(const std::string& node, const std::string& uid) {
+  if (const auto w = resync_windows_.find(node); w != resync_windows_.end()) w->second.touched.insert(uid);
+}
+
 asio::awaitable<void> Downstream::run_resync(std::string node) {
   if (!registry_.owns(node)) co_return;
+  ++resync_windows_[node].running;
+  std::exception_ptr failure;
+  try {
+    co_await resync_node(node);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (auto w = resync_windows_.find(node); w != resync_windows_.end() && --w->second.running == 0) {
+    resync_windows_.erase(w);
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+// The node's pods are listed, what they reference read, and both compared with the node's
+// record. Watch events keep flowing meanwhile and are newer than the list: an object they
+// touched is left to them (neither re-sent from the list nor deleted), and only objects the
+// record held before the list began can be found missing.
+asio::awaitable<void> Downstream::resync_node(const std::string& node) {
   resyncs_.inc();
+  std::set<std::string> recorded_before;
+  if (const NodeSyncRecord* r = node_sync_ != nullptr ? node_sync_->record(node) : nullptr) {
+    for (const auto& [uid, o] : r->objects) recorded_before.insert(uid);
+  }
+  const auto& touched = resync_windows_[node].touched;
   kube::ListOptions by_node;
   by_node.field_selector = "spec.nodeName=" + node;
   auto pods = co_await client_->list_all(kube::resources::pods(), "", by_node);
@@ -307,7 +337,7 @@ asio::awaitable<void> Downstream::run_resync(std::string node) {
   std::vector<PodRefs> refs;
   refs.reserve(pods->items.size());
   for (const auto& pod : pods->items) refs.push_back(pod_refs(pod));
-  index_.set_pods(node, refs);
+  index_.set_pods(node, refs, &touched);
   std::set<NewRef> needed;
   for (const auto& r : refs) {
     for (const auto& c : r.configmaps) needed.insert(NewRef{RefKind::configmap, r.ns, c});
@@ -328,6 +358,7 @@ asio::awaitable<void> Downstream::run_resync(std::string node) {
   }
   // Objects a node missed arrive as `update`, as cloudcore's sync loop sends them (§10.5).
   for (const auto& pod : pods->items) {
+    if (touched.contains(pod.meta.uid)) continue;  // a watch event sent a newer state
     desired.push_back(make_change(ObjectKind::pod, pod, "update", with_type_meta(pod, "Pod", "v1")));
   }
   auto node_object = co_await client_->get(kube::resources::nodes(), "", node, kBulk);
@@ -343,7 +374,9 @@ asio::awaitable<void> Downstream::run_resync(std::string node) {
     for (const auto& [uid, o] : record->objects) {
       const bool ours = o.kind == ObjectKind::pod || o.kind == ObjectKind::configmap ||
                         o.kind == ObjectKind::secret;
-      if (!ours || wanted.contains(uid)) continue;
+      if (!ours || wanted.contains(uid) || touched.contains(uid) || !recorded_before.contains(uid)) {
+        continue;
+      }
       if (o.kind != ObjectKind::pod &&
           unreadable.contains(NewRef{o.kind == ObjectKind::secret ? RefKind::secret
                                                                   : RefKind::configmap,
@@ -357,6 +390,7 @@ asio::awaitable<void> Downstream::run_resync(std::string node) {
     record = node_sync_->record(node);  // send() may have touched the record
   }
   for (auto& change : desired) {
+    if (touched.contains(change.uid)) continue;
     if (record != nullptr) {
       const auto held = record->objects.find(change.uid);
       if (held != record->objects.end() && held->second.acked_version >= change.resource_version) {

@@ -77,6 +77,7 @@ struct Hub::Impl : SessionHost {
   void start_admin();
   void schedule_trim();
   void debug_nodes(net::Respond respond);
+  void debug_node(const std::string& node, net::Respond respond);
   SessionOptions session_options();
 
   HubOptions options;
@@ -264,7 +265,14 @@ void Hub::Impl::start() {
                                            DeviceRouterOptions{.enabled = c.devices.enabled});
   device_reports = std::make_unique<DeviceReports>(
       *client, *devices, metrics,
-      DeviceReportsOptions{.report_window = c.devices.report_batch_window});
+      DeviceReportsOptions{.report_window = c.devices.report_batch_window},
+      [this](const std::string& node, wire::Message confirm) {
+        if (auto session = registry.find(node)) {
+          asio::post(session->executor(), [session, confirm = std::move(confirm)] {
+            session->send(confirm);
+          });
+        }
+      });
   upstream->set_devices(device_reports.get());
   devices->set_node_sync(node_sync.get());
 
@@ -356,7 +364,11 @@ void Hub::Impl::start_admin() {
     if (!downstream_ready) return net::HttpResponse::text(503, "API watches not established yet\n");
     return net::HttpResponse::text(200, "ok\n");
   });
-  admin->handle("/debug/nodes", [this](const net::HttpRequest&, net::Respond respond) {
+  admin->handle("/debug/nodes", [this](const net::HttpRequest& request, net::Respond respond) {
+    const std::string_view prefix = "node=";
+    if (request.query.starts_with(prefix)) {
+      return debug_node(request.query.substr(prefix.size()), std::move(respond));
+    }
     debug_nodes(std::move(respond));
   });
   admin->start();
@@ -396,6 +408,60 @@ void Hub::Impl::debug_nodes(net::Respond respond) {
       if (--gather->left == 0) finish(*gather);
     });
   }
+}
+
+// One node in detail: its session's per-object delivery state and its NodeSync record.
+void Hub::Impl::debug_node(const std::string& node, net::Respond respond) {
+  asio::post(api_io, [this, node, respond = std::move(respond)]() mutable {
+    nlohmann::json body = {{"replica", options.config.hub.id}, {"node", node}};
+    if (const NodeSyncRecord* record = node_sync ? node_sync->record(node) : nullptr) {
+      nlohmann::json objects = nlohmann::json::array();
+      for (const auto& [uid, o] : record->objects) {
+        objects.push_back({{"kind", record_kind(o.kind)}, {"namespace", o.ns}, {"name", o.name},
+                           {"uid", uid}, {"ackedResourceVersion", o.acked_version}});
+      }
+      body["record"] = {{"resourceVersion", record->resource_version},
+                        {"objects", std::move(objects)}};
+    }
+    auto session = registry.find(node);
+    if (!session) {
+      body["session"] = nullptr;
+      return respond(net::HttpResponse::json(200, body.dump(2) + "\n"));
+    }
+    body["owning"] = registry.owns(node);
+    asio::post(session->executor(), [session, body = std::move(body),
+                                     respond = std::move(respond)]() mutable {
+      const auto now = SteadyClock::now();
+      nlohmann::json objects = nlohmann::json::array();
+      for (const auto& o : session->delivery().objects()) {
+        nlohmann::json j = {{"uid", o.uid}, {"ackedVersion", o.acked_version}};
+        if (!o.pending_operation.empty()) {
+          j["pending"] = {{"operation", o.pending_operation}, {"version", o.pending_version}};
+        }
+        if (!o.flight_operation.empty()) {
+          j["awaitingAck"] = {
+              {"operation", o.flight_operation},
+              {"version", o.flight_version},
+              {"sentSecondsAgo",
+               std::chrono::duration<double>(now - o.flight_sent).count()}};
+        }
+        objects.push_back(std::move(j));
+      }
+      body["session"] = {{"peer", session->peer()},
+                         {"id", session->id()},
+                         {"closed", session->closed()},
+                         {"queuedBytes", session->queued_bytes()},
+                         {"messagesIn", session->counters().messages_in},
+                         {"messagesOut", session->counters().messages_out},
+                         {"acks", session->counters().acks},
+                         {"unmatchedAcks", session->counters().unmatched_acks},
+                         {"sent", session->delivery().stats().sent},
+                         {"retries", session->delivery().stats().retried},
+                         {"stale", session->delivery().stats().stale},
+                         {"objects", std::move(objects)}};
+      respond(net::HttpResponse::json(200, body.dump(2) + "\n"));
+    });
+  });
 }
 
 void Hub::Impl::on_open(const std::shared_ptr<Session>& s) {

@@ -137,6 +137,10 @@ NodeSync::NodeSync(std::shared_ptr<kube::Client> client, metrics::Registry& metr
                                        "Deletes not sent because the node's record shows its "
                                        "edge never held the object.")
                            .with({})),
+      already_acked_(metrics.counter("edgehub_nodesync_already_acked_total",
+                                     "Object versions not sent because the node's record shows "
+                                     "its edge ACKed that version or a newer one.")
+                         .with({})),
       stall_resyncs_(metrics.counter("edgehub_nodesync_stall_resyncs_total",
                                      "Resyncs of a node whose recorded objects stayed un-ACKed "
                                      "longer than the stall limit (a safety net; should stay 0).")
@@ -203,10 +207,23 @@ void NodeSync::admit(const std::string& node, Change change) {
     return;
   }
   if (waiting != s->waiting.end()) {
-    *waiting = std::move(change);  // still unsent: the newest version (or the delete) goes
+    // Still unsent: the newest version goes, and a delete wins (a resync's list may cross a
+    // newer watch event, or the delete).
+    const bool keep = change.operation != wire::operation::kDelete &&
+                      (waiting->operation == wire::operation::kDelete ||
+                       change.resource_version < waiting->resource_version);
+    if (!keep) *waiting = std::move(change);
     return;
   }
   if (held) {
+    // A version the edge ACKed already (a configmap read again for a new pod, a list that
+    // crossed a watch event) is not sent again: no ACK would come for it.
+    const auto acked = s->record.objects.at(change.uid).acked_version;
+    if (change.operation != wire::operation::kDelete && !change.ordered && acked != 0 &&
+        change.resource_version <= acked) {
+      already_acked_.inc();
+      return;
+    }
     s->unacked.try_emplace(change.uid, Clock::now());
     return deliver_(node, std::move(change));
   }

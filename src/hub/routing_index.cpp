@@ -106,17 +106,29 @@ void RoutingIndex::remove_refs(NodeState& n, const std::string& node, const PodR
 }
 
 std::vector<NewRef> RoutingIndex::set_pods(const std::string& node,
-                                           const std::vector<PodRefs>& pods) {
+                                           const std::vector<PodRefs>& pods,
+                                           const std::unordered_set<std::string>* keep) {
   std::set<NewRef> before;
+  std::vector<PodRefs> kept;
   if (auto it = nodes_.find(node); it != nodes_.end()) {
     for (const auto& [key, count] : it->second.refs) {
       before.insert(NewRef{std::get<0>(key), std::get<1>(key), std::get<2>(key)});
+    }
+    if (keep != nullptr) {
+      for (const auto& [uid, pod] : it->second.pods) {
+        if (keep->contains(uid)) kept.push_back(pod);
+      }
     }
   }
   drop_node(node);
   auto& n = nodes_[node];
   std::vector<NewRef> all;
   for (const auto& pod : pods) {
+    if (keep != nullptr && keep->contains(pod.uid)) continue;
+    n.pods[pod.uid] = pod;
+    add_refs(n, node, pod, &all);
+  }
+  for (const auto& pod : kept) {
     n.pods[pod.uid] = pod;
     add_refs(n, node, pod, &all);
   }

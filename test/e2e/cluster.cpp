@@ -305,6 +305,23 @@ std::multimap<std::string, std::string> Cluster::sessions() {
   return held;
 }
 
+void Cluster::dump_debug() {
+  write_text(dir_ + "/sim-state.json", fleet_state().dump(2));
+  for (auto& r : replicas_) {
+    if (!r.alive()) continue;
+    json nodes = json::array();
+    if (const auto all = http_get(r.admin_port, "/debug/nodes"); all && all->status == 200) {
+      nodes.push_back(json::parse(all->body, nullptr, false));
+    }
+    for (const auto& node : node_names()) {
+      const auto one = http_get(r.admin_port, "/debug/nodes?node=" + node);
+      if (one && one->status == 200) nodes.push_back(json::parse(one->body, nullptr, false));
+    }
+    if (const auto m = http_get(r.admin_port, "/metrics"); m) write_text(dir_ + "/" + r.id + ".metrics", m->body);
+    write_text(dir_ + "/" + r.id + ".debug.json", nodes.dump(1));
+  }
+}
+
 double Cluster::closes(const std::string& id, const std::string& reason) {
   auto& r = replica(id);
   if (!r.alive()) return 0;

@@ -74,6 +74,9 @@ class Cluster {
 
   // devapi.
   void expire_api_history();  // SIGUSR1
+  // Writes the simulator's state and every live replica's /debug/nodes (each node in detail)
+  // and /metrics into the log folder (after a failure).
+  void dump_debug();
   void restart_api();         // SIGTERM (state saved), start again on the same port
 
   // Simulator.

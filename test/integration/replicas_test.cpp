@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <future>
+#include <thread>
 #include <sstream>
 
 #include "edge.hpp"
@@ -31,7 +33,14 @@ double metric(Hub& hub, const std::string& series) {
 class Replicas : public ::testing::Test {
  protected:
   void SetUp() override {
-    api_ = std::make_unique<devapi::Server>(devapi::ServerOptions{});
+    devapi::ServerOptions api_options;
+    api_options.response_delay = [this](std::string_view method, std::string_view target) {
+      const bool node_pods = method == "GET" && target.starts_with("/api/v1/pods?") &&
+                             target.find("spec.nodeName%3D") != std::string_view::npos;
+      return node_pods ? std::chrono::milliseconds(node_pods_list_delay_ms_.load())
+                       : std::chrono::milliseconds(0);
+    };
+    api_ = std::make_unique<devapi::Server>(std::move(api_options));
     api_->start();
     const auto kubeconfig = ::testing::TempDir() + "replicas-kubeconfig-" + std::to_string(::getpid());
     api_->write_kubeconfig(kubeconfig);
@@ -99,6 +108,8 @@ class Replicas : public ::testing::Test {
     return edge;
   }
 
+  // How long the API server holds its answer to a node's pod list (a resync's).
+  std::atomic<int> node_pods_list_delay_ms_{0};
   net::CertAndKey ca_ = net::mint({.common_name = "edge CA", .usage = net::CertUsage::ca});
   net::CertAndKey server_;
   kube::ClientConfig kube_;
@@ -160,6 +171,53 @@ TEST_F(Replicas, WhatWasDeletedWhileTheOwnerWasDeadIsDeletedOnReconnect) {
     const auto objects = store().get("nodesyncs.edgehub.io", "", "edge-1")["status"]["objects"];
     return objects.size() == 1 && objects[0]["name"] == "kept";
   })) << "the delete leaves the record after its ACK";
+}
+
+// A resync's pod list is older than the watch events that arrive while it is on its way: a
+// pod created meanwhile must not be deleted from the edge for missing from the list, and a pod
+// deleted meanwhile must not come back from it.
+TEST_F(Replicas, AResyncNeverUndoesWatchEventsThatCrossedItsList) {
+  auto& a = start_hub("replica-a");
+  store().create("nodes", "", {{"metadata", {{"name", "edge-1"}}}});
+  auto edge = connect(a, "edge-1");
+  edge->next_object("update", "null/node/edge-1");  // the claim's resync is over
+  create_pod("old", "edge-1");
+  edge->next_object("insert", "default/pod/old");
+  ASSERT_TRUE(eventually([&] {
+    const auto objects = store().get("nodesyncs.edgehub.io", "", "edge-1")["status"]["objects"];
+    return objects.size() == 1 && objects[0]["ackedResourceVersion"] != "";
+  }));
+  // The watch history expires: every watch restarts from now and the node is resynced; the
+  // API server answers its pod list at once but the answer takes 1.5 s to arrive.
+  node_pods_list_delay_ms_ = 1500;
+  const double resyncs = metric(a, "edgehub_resyncs_total");
+  api_->expire_history();
+  api_->drop_watchers();
+  ASSERT_TRUE(eventually([&] { return metric(a, "edgehub_resyncs_total") > resyncs; }));
+  std::this_thread::sleep_for(200ms);  // the list has been answered (the old state)
+  create_pod("new", "edge-1");
+  devapi::DeleteOptions force;
+  force.grace_period_seconds = 0;
+  store().remove(devapi::resource_by_name("pods"), "default", "old", force);
+  edge->next_object("insert", "default/pod/new");
+  edge->next_object("delete", "default/pod/old");
+  // The list's answer arrives 1.5 s after it was asked for; whatever the resync sends from it
+  // follows at once. Read (and ACK) all that for a while.
+  ASSERT_FALSE(edge->wait_close(3s).has_value());
+  node_pods_list_delay_ms_ = 0;
+  EXPECT_EQ(edge->count("delete", "default/pod/new"), 0u) << "the resync deleted a newer pod";
+  const auto gone = std::find_if(edge->received.begin(), edge->received.end(), [](const auto& m) {
+    return m.route.operation == "delete" && m.route.resource == "default/pod/old";
+  });
+  EXPECT_EQ(std::count_if(gone, edge->received.end(),
+                          [](const auto& m) { return m.route.resource == "default/pod/old"; }),
+            1)
+      << "the resync brought a deleted pod back";
+  ASSERT_TRUE(eventually([&] {
+    const auto objects = store().get("nodesyncs.edgehub.io", "", "edge-1")["status"]["objects"];
+    return objects.size() == 1 && objects[0]["name"] == "new" &&
+           objects[0]["ackedResourceVersion"] != "";
+  })) << store().get("nodesyncs.edgehub.io", "", "edge-1").dump();
 }
 
 TEST_F(Replicas, DrainHandsSessionsOffWithFreshNodeLeases) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <edgehub/devapi/store.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,6 +36,10 @@ struct ServerOptions {
   // namespace, name, user agent) to this file, so tests can check what a client needed from
   // RBAC. Empty: the EDGEHUB_DEVAPI_REQUEST_LOG environment variable, when set, names the file.
   std::string request_log;
+  // Tests: how long to hold the answer to a request (method, target), answered from the
+  // state at its arrival. Simulates a slow API server or network for that request only.
+  std::function<std::chrono::milliseconds(std::string_view method, std::string_view target)>
+      response_delay;
 };
 
 class Server {

@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace edgehub::hub {
 
@@ -91,6 +92,19 @@ class Delivery {
   // The last ACKed resource version of an object, 0 if none.
   std::uint64_t acked_version(const std::string& uid) const;
   const DeliveryStats& stats() const { return stats_; }
+
+  // One object's state, for /debug/nodes?node=: the version waiting to be sent, the one
+  // awaiting its ACK (and since when), the last ACKed one.
+  struct ObjectState {
+    std::string uid;
+    std::string pending_operation;
+    std::uint64_t pending_version = 0;
+    std::string flight_operation;
+    std::uint64_t flight_version = 0;
+    SteadyClock::time_point flight_sent{};
+    std::uint64_t acked_version = 0;
+  };
+  std::vector<ObjectState> objects() const;
 
  private:
   struct Flight {

@@ -22,6 +22,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace edgehub::hub {
@@ -68,6 +70,10 @@ class Downstream {
   void resync_all();
   void pump_resyncs();
   boost::asio::awaitable<void> run_resync(std::string node);
+  boost::asio::awaitable<void> resync_node(const std::string& node);
+  // A watch-driven change for `node`'s object `uid`: a resync running for that node must not
+  // act on its (older) list's view of that object.
+  void touch(const std::string& node, const std::string& uid);
   boost::asio::awaitable<void> fetch_ref(std::string node, NewRef ref);
 
   std::shared_ptr<kube::Client> client_;
@@ -79,6 +85,12 @@ class Downstream {
   std::deque<std::string> resync_queue_;
   std::set<std::string> resync_queued_;
   std::size_t resyncs_running_ = 0;
+  // Nodes with a resync running: objects changed by watch events since its list began.
+  struct ResyncWindow {
+    int running = 0;
+    std::unordered_set<std::string> touched;  // uids
+  };
+  std::unordered_map<std::string, ResyncWindow> resync_windows_;
   bool stopped_ = false;
   metrics::Family<metrics::Counter>& events_;
   metrics::Counter& dropped_;

@@ -174,6 +174,7 @@ class NodeSync {
   metrics::Counter& conflicts_;
   metrics::Counter& held_back_;
   metrics::Counter& unknown_deletes_;
+  metrics::Counter& already_acked_;
   metrics::Counter& stall_resyncs_;
 };
 

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace edgehub::hub {
@@ -46,8 +47,10 @@ struct NewRef {
 class RoutingIndex {
  public:
   // Replaces everything known about `node`'s pods (a resync); returns references it did not
-  // have before.
-  std::vector<NewRef> set_pods(const std::string& node, const std::vector<PodRefs>& pods);
+  // have before. Pods whose uid is in `keep` stay as the index knows them (present or absent)
+  // whatever `pods` says: watch events newer than the resync's list already decided them.
+  std::vector<NewRef> set_pods(const std::string& node, const std::vector<PodRefs>& pods,
+                               const std::unordered_set<std::string>* keep = nullptr);
   // Adds or updates one pod of an owned node; returns the references new for that node, and
   // adds to `dropped` those the node no longer needs.
   std::vector<NewRef> upsert_pod(const PodRefs& pod, std::vector<NewRef>* dropped = nullptr);

@@ -1,7 +1,13 @@
+#include <boost/asio/io_context.hpp>
+#include <edgehub/devapi/server.hpp>
 #include <edgehub/hub/membership.hpp>
+#include <edgehub/kube/config.hpp>
 #include <edgehub/hub/node_sync.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <functional>
 
 namespace edgehub::hub {
 namespace {
@@ -63,6 +69,101 @@ TEST(Rebalance, LeaseTimesAreMicroTimeAndParse) {
   EXPECT_NEAR(static_cast<double>(*parsed), static_cast<double>(std::time(nullptr)), 5);
   EXPECT_EQ(parse_rfc3339("1970-01-01T00:01:00Z"), 60);
   EXPECT_FALSE(parse_rfc3339("yesterday"));
+}
+
+
+// admit(): what goes to the session, and when — against the embedded API server.
+class NodeSyncAdmit : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    api_.start();
+    const auto kubeconfig =
+        ::testing::TempDir() + "node-sync-kubeconfig-" + std::to_string(::getpid());
+    api_.write_kubeconfig(kubeconfig);
+    auto config = kube::load_kubeconfig(kubeconfig);
+    ASSERT_TRUE(config) << config.error().describe();
+    client_ = *kube::Client::make(io_.get_executor(), *config);
+    sync_ = std::make_unique<NodeSync>(
+        client_, metrics_, NodeSyncOptions{.replica = "hub-a"},
+        [this](const std::string& node, Change c) { delivered_.emplace_back(node, std::move(c)); },
+        [this](const std::string&, std::uint64_t, bool ok, const std::string&) { claimed_ = ok; },
+        [](const std::string&, const std::string&) {});
+    sync_->claim("edge-1", 1);
+    run_until([&] { return claimed_; });
+    ASSERT_TRUE(claimed_);
+  }
+
+  void TearDown() override {
+    sync_->stop();
+    io_.poll();
+  }
+
+  void run_until(const std::function<bool()>& done) {
+    for (int i = 0; i < 500 && !done(); ++i) {
+      io_.restart();
+      io_.run_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  static Change pod(std::string uid, std::uint64_t rv, std::string op = "update") {
+    return Change{.kind = ObjectKind::pod, .ns = "default", .name = "p-" + uid, .uid = uid,
+                  .resource_version = rv, .operation = std::move(op),
+                  .object = std::make_shared<const std::string>("{}")};
+  }
+
+  double counter(const std::string& name) {
+    const auto text = metrics_.expose();
+    const auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
+  }
+
+  devapi::Server api_{devapi::ServerOptions{}};
+  boost::asio::io_context io_;
+  std::shared_ptr<kube::Client> client_;
+  metrics::Registry metrics_;
+  std::unique_ptr<NodeSync> sync_;
+  bool claimed_ = false;
+  std::vector<std::pair<std::string, Change>> delivered_;
+};
+
+TEST_F(NodeSyncAdmit, AFirstVersionWaitsForTheRecordAndAnOlderListVersionNeverReplacesIt) {
+  sync_->admit("edge-1", pod("a", 20, "insert"));  // watch event
+  sync_->admit("edge-1", pod("a", 12));            // a resync's list, answered earlier
+  EXPECT_TRUE(delivered_.empty()) << "sent before the record holds the object";
+  run_until([&] { return !delivered_.empty(); });
+  ASSERT_EQ(delivered_.size(), 1u);
+  EXPECT_EQ(delivered_[0].second.resource_version, 20u);
+  ASSERT_NE(sync_->record("edge-1"), nullptr);
+  EXPECT_TRUE(sync_->record("edge-1")->objects.contains("a"));
+}
+
+TEST_F(NodeSyncAdmit, ADeleteWaitingForTheRecordWins) {
+  sync_->admit("edge-1", pod("b", 20, "insert"));
+  sync_->admit("edge-1", pod("b", 21, "delete"));
+  sync_->admit("edge-1", pod("b", 20));  // a list that crossed the delete
+  run_until([&] { return !delivered_.empty(); });
+  ASSERT_EQ(delivered_.size(), 1u);
+  EXPECT_EQ(delivered_[0].second.operation, "delete");
+}
+
+TEST_F(NodeSyncAdmit, AVersionTheEdgeAckedIsNotSentAgain) {
+  sync_->admit("edge-1", pod("c", 30, "insert"));
+  run_until([&] { return !delivered_.empty(); });
+  ASSERT_EQ(delivered_.size(), 1u);
+  sync_->acked("edge-1", delivered_[0].second);
+  delivered_.clear();
+  // The same version again (a configmap read for another pod, a list): nothing to send, and
+  // nothing left waiting for an ACK that would never come.
+  sync_->admit("edge-1", pod("c", 30));
+  sync_->admit("edge-1", pod("c", 29));
+  EXPECT_TRUE(delivered_.empty());
+  EXPECT_EQ(counter("edgehub_nodesync_already_acked_total"), 2);
+  // A newer version and a delete go at once (the record holds the object).
+  sync_->admit("edge-1", pod("c", 31));
+  sync_->admit("edge-1", pod("c", 32, "delete"));
+  ASSERT_EQ(delivered_.size(), 2u);
+  EXPECT_EQ(delivered_[0].second.resource_version, 31u);
+  EXPECT_EQ(delivered_[1].second.operation, "delete");
 }
 
 }  // namespace
