@@ -76,6 +76,11 @@ struct Hub::Impl : SessionHost {
   void on_fleet(const std::vector<ReplicaInfo>& live);
   void start_admin();
   void schedule_trim();
+  // Every watch this replica needs is established (pods, nodes, configmaps, secrets, devices,
+  // NodeSyncs).
+  bool watches_ready() const {
+    return downstream->ready() && devices->ready() && (!node_sync || node_sync->ready());
+  }
   void debug_nodes(net::Respond respond);
   void debug_node(const std::string& node, net::Respond respond);
   SessionOptions session_options();
@@ -358,7 +363,7 @@ void Hub::Impl::start_admin() {
   });
   admin->handle("/healthz", [](const net::HttpRequest&) { return net::HttpResponse::text(200, "ok\n"); });
   admin->handle("/readyz", [this](const net::HttpRequest&) {
-    downstream_ready = downstream->ready() && devices->ready() && (!node_sync || node_sync->ready());
+    downstream_ready = watches_ready();
     if (stopping) return net::HttpResponse::text(503, "stopping\n");
     if (!accepting) return net::HttpResponse::text(503, "edge listener not started\n");
     if (!downstream_ready) return net::HttpResponse::text(503, "API watches not established yet\n");
@@ -554,7 +559,7 @@ void Hub::Impl::on_closed(Session& s, CloseReason r) {
 }
 
 void Hub::Impl::on_fleet(const std::vector<ReplicaInfo>& live) {
-  downstream_ready = downstream->ready() && devices->ready() && (!node_sync || node_sync->ready());
+  downstream_ready = watches_ready();
   const auto& r = options.config.rebalance;
   if (!r.enabled || stopping) return;
   // After a hand-off, wait until the others' Leases can show the agents that moved.
@@ -690,8 +695,7 @@ bool Hub::ready() const {
   auto answer = std::make_shared<std::promise<bool>>();
   auto future = answer->get_future();
   asio::post(impl_->api_io, [impl = impl_.get(), answer] {
-    answer->set_value(impl->downstream->ready() && impl->devices->ready() &&
-                      (!impl->node_sync || impl->node_sync->ready()));
+    answer->set_value(impl->watches_ready());
   });
   return future.wait_for(std::chrono::seconds(2)) == std::future_status::ready && future.get();
 }
