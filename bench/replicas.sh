@@ -120,15 +120,18 @@ wait_until 600 all_held "${ids[@]}"
 echo "fleet of $NODES connected in $(since "$t") s: $(for id in "${ids[@]}"; do echo -n "$id $(held_by "$id")  "; done)"
 sleep "$SETTLE"
 
-nodesync_writes() {  # NodeSync record writes (claims excluded) of the given replicas
-  local n=0 v id
+metric_sum() {  # metric_sum SERIES ID...: the series' value summed over the given replicas
+  local series=$1 n=0 v id
+  shift
   for id in "$@"; do
-    v=$(curl -s "http://127.0.0.1:${admin[$id]}/metrics" |
-        awk '/^edgehub_nodesync_writes_total\{result="ok"\}/ {print $2}')
+    v=$(curl -s "http://127.0.0.1:${admin[$id]}/metrics" | awk -v s="$series" '$1 == s {print $2}')
     n=$(echo "$n + ${v:-0}" | bc)
   done
   echo "$n"
 }
+# NodeSync record writes (claims excluded), and claims, of the given replicas.
+nodesync_writes() { metric_sum 'edgehub_nodesync_writes_total{result="ok"}' "$@"; }
+claims() { metric_sum edgehub_nodesync_claims_total "$@"; }
 if (( PODS > 0 )); then
   "$DRIVER" --kubeconfig "$work/kubeconfig" --nodes "$NODES" --pods "$PODS" --rate "$RATE" \
     --duration 0 --prefix drv >"$work/driver-create.log" 2>&1
@@ -143,15 +146,6 @@ if (( PODS > 0 )); then
     "$(echo "($w1 - $w0) / ($RATE * $DRIVE)" | bc -l | awk '{printf "%.3f", $1}') per update"
 fi
 
-claims() {  # NodeSync claims written by the given replicas
-  local n=0 v id
-  for id in "$@"; do
-    v=$(curl -s "http://127.0.0.1:${admin[$id]}/metrics" |
-        awk '$1 == "edgehub_nodesync_claims_total" {print $2}')
-    n=$(echo "$n + ${v:-0}" | bc)
-  done
-  echo "$n"
-}
 # Listing 10,000 NodeSyncs is slow on the embedded API server: the timed check counts the
 # survivors' claims (each victim's NodeSync rewritten with a live owner); one full list
 # afterwards confirms that no NodeSync names hub-b.
