@@ -338,11 +338,9 @@ asio::awaitable<void> Downstream::resync_node(const std::string& node) {
   refs.reserve(pods->items.size());
   for (const auto& pod : pods->items) refs.push_back(pod_refs(pod));
   index_.set_pods(node, refs, &touched);
-  std::set<NewRef> needed;
-  for (const auto& r : refs) {
-    for (const auto& c : r.configmaps) needed.insert(NewRef{RefKind::configmap, r.ns, c});
-    for (const auto& s : r.secrets) needed.insert(NewRef{RefKind::secret, r.ns, s});
-  }
+  // What the node's pods reference now: the listed pods, and the pods that watch events
+  // changed meanwhile as those events left them.
+  const std::set<NewRef> needed = index_.refs_of(node);
   // What the node should hold: uid → change.
   std::vector<Change> desired;
   std::set<NewRef> unreadable;  // failed reads: their record entries must stay

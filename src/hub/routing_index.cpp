@@ -211,6 +211,16 @@ std::vector<std::string> RoutingIndex::nodes_referencing(RefKind kind, const std
   return {it->second.begin(), it->second.end()};
 }
 
+std::set<NewRef> RoutingIndex::refs_of(const std::string& node) const {
+  std::set<NewRef> out;
+  if (const auto n = nodes_.find(node); n != nodes_.end()) {
+    for (const auto& [key, count] : n->second.refs) {
+      out.insert(NewRef{std::get<0>(key), std::get<1>(key), std::get<2>(key)});
+    }
+  }
+  return out;
+}
+
 std::size_t RoutingIndex::pods(const std::string& node) const {
   auto n = nodes_.find(node);
   return n == nodes_.end() ? 0 : n->second.pods.size();

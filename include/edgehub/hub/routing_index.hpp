@@ -67,6 +67,8 @@ class RoutingIndex {
   // Owned nodes whose pods reference the object.
   std::vector<std::string> nodes_referencing(RefKind kind, const std::string& ns,
                                              const std::string& name) const;
+  // Every configmap and secret the node's pods reference.
+  std::set<NewRef> refs_of(const std::string& node) const;
   std::size_t pods(const std::string& node) const;
   std::size_t nodes() const { return nodes_.size(); }
 

@@ -1,6 +1,8 @@
 #include <edgehub/hub/routing_index.hpp>
 #include <gtest/gtest.h>
 
+#include <unordered_set>
+
 namespace edgehub::hub {
 namespace {
 
@@ -86,6 +88,28 @@ TEST(RoutingIndex, ReportsReferencesANodeNoLongerNeeds) {
   index.remove_pod("edge-1", "u2", &dropped);
   ASSERT_EQ(dropped.size(), 1u);
   EXPECT_EQ(dropped[0].name, "shared");
+}
+
+// A resync's list is older than the watch events that crossed it: pods those events touched
+// keep what the events left (present or gone), whatever the list says.
+TEST(RoutingIndex, AResyncKeepsWhatWatchEventsDecided) {
+  RoutingIndex idx;
+  idx.upsert_pod(make("edge-1", "a", {"cm-a"}));
+  idx.upsert_pod(make("edge-1", "b", {"cm-b2"}));  // updated by an event during the resync
+  // "c" was deleted by an event during the resync; "d" was created by one.
+  idx.upsert_pod(make("edge-1", "d", {"cm-d"}));
+  const std::unordered_set<std::string> touched{"b", "c", "d"};
+  idx.set_pods("edge-1",
+               {make("edge-1", "a", {"cm-a"}), make("edge-1", "b", {"cm-b1"}),
+                make("edge-1", "c", {"cm-c"})},
+               &touched);
+  EXPECT_EQ(idx.pods("edge-1"), 3u);
+  EXPECT_TRUE(idx.has_pod("edge-1", "default", "pod-d"));
+  EXPECT_FALSE(idx.has_pod("edge-1", "default", "pod-c"));
+  EXPECT_EQ(idx.refs_of("edge-1"),
+            (std::set<NewRef>{{RefKind::configmap, "default", "cm-a"},
+                              {RefKind::configmap, "default", "cm-b2"},
+                              {RefKind::configmap, "default", "cm-d"}}));
 }
 
 TEST(RoutingIndex, ResyncReportsOnlyNewReferences) {
