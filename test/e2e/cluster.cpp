@@ -177,7 +177,11 @@ void Cluster::start_replica(std::size_t index) {
       [&] {
         if (!r.process->running()) return false;
         auto res = http_get(r.admin_port, "/readyz");
-        return res && res->status == 200;
+        if (!res || res->status != 200) return false;
+        // And it is this replica that answers on that port.
+        const auto nodes = http_get(r.admin_port, "/debug/nodes");
+        return nodes && nodes->status == 200 &&
+               json::parse(nodes->body, nullptr, false).value("replica", "") == r.id;
       },
       30s, 50ms);
   if (!ready) throw std::runtime_error("e2e: replica " + r.id + " not ready; see " + log(r.id));

@@ -15,8 +15,10 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -120,10 +122,17 @@ fs::path make_work_dir() {
   return dir;
 }
 
+// Never the same port twice in this process (the kernel may reuse a just-closed one).
 std::uint16_t free_port() {
   asio::io_context io;
-  asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
+  static std::mutex mutex;
+  static std::set<std::uint16_t> given;
+  std::lock_guard lock(mutex);
+  for (;;) {
+    asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = a.local_endpoint().port();
+    if (given.insert(port).second) return port;
+  }
 }
 
 // --- the processes --------------------------------------------------------------------------
