@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
@@ -61,6 +62,17 @@ std::string pattern(std::size_t size, char seed) {
   std::string s(size, '\0');
   for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>(32 + (seed + i * 7) % 95);  // printable: valid UTF-8
   return s;
+}
+
+// The stream keeps io_context's own executor type; an accepted socket with a type-erased one is
+// adopted when an io_context stands behind it (accept() above), refused otherwise.
+TEST_F(TlsStreamTest, AdoptsOnlySocketsOfAnIoContext) {
+  const TlsContext ctx = pki.server_context();
+  tcp::socket on_strand(asio::make_strand(ioc));
+  EXPECT_THROW(TlsStream(std::move(on_strand), ctx), std::invalid_argument);
+  tcp::socket closed(ioc);
+  TlsStream adopted(std::move(closed), ctx);
+  EXPECT_FALSE(adopted.socket().is_open());
 }
 
 TEST_F(TlsStreamTest, EchoesLargeMessagesInBothDirections) {
