@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <deque>
+#include <stdexcept>
 #include <mutex>
 
 #include "websocket_session.hpp"
@@ -115,17 +116,28 @@ class LogLimiter {
 }  // namespace
 
 struct Listener::Impl : SessionHost, std::enable_shared_from_this<Impl> {
+  // Sockets with the io_context's own executor type: the TLS sessions keep it (8 bytes where
+  // any_io_executor takes 56) in every socket, timer and pending operation.
+  using Executor = asio::io_context::executor_type;
+  using Socket = net::TlsStream::socket_type;
+  using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
   struct Worker {
-    asio::any_io_executor executor;
-    std::unique_ptr<tcp::acceptor> acceptor;
+    Executor executor;
+    std::unique_ptr<Acceptor> acceptor;
     std::size_t handshaking = 0;          // on this worker's thread only
-    std::deque<tcp::socket> waiting;      // accepted, waiting for a handshake slot
+    std::deque<Socket> waiting;           // accepted, waiting for a handshake slot
   };
 
   Impl(std::vector<asio::any_io_executor> executors, ListenerOptions o, SessionHost& h,
        OnReject r)
       : options(std::move(o)), host(h), on_reject(std::move(r)) {
-    for (auto& ex : executors) workers.push_back(Worker{ex, nullptr, 0, {}});
+    for (auto& ex : executors) {
+      const auto* own = ex.target<Executor>();
+      if (own == nullptr) {
+        throw std::invalid_argument("edge listener: executors must be io_context executors");
+      }
+      workers.push_back(Worker{*own, nullptr, 0, {}});
+    }
     for (const auto& text : options.trusted_proxies) {
       if (auto range = AddressRange::parse(text)) trusted.push_back(*range);
     }
@@ -147,7 +159,7 @@ struct Listener::Impl : SessionHost, std::enable_shared_from_this<Impl> {
   }
 
   void accept(Worker& w);
-  void admit(Worker& w, tcp::socket socket);
+  void admit(Worker& w, Socket socket);
   void handshake_done(Worker& w);
   void reject(Rejection r, const std::string& peer, const std::string& node,
               const std::string& why) {
@@ -332,7 +344,7 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
 }  // namespace
 
 void Listener::Impl::accept(Worker& w) {
-  w.acceptor->async_accept([self = shared_from_this(), &w](error_code ec, tcp::socket socket) {
+  w.acceptor->async_accept([self = shared_from_this(), &w](error_code ec, Socket socket) {
     if (self->stopped || ec == asio::error::operation_aborted) return;
     if (ec) {
       // EMFILE and friends: back off a little instead of spinning.
@@ -349,7 +361,7 @@ void Listener::Impl::accept(Worker& w) {
   });
 }
 
-void Listener::Impl::admit(Worker& w, tcp::socket socket) {
+void Listener::Impl::admit(Worker& w, Socket socket) {
   if (w.handshaking >= per_worker_handshakes) {
     w.waiting.push_back(std::move(socket));
     return;
@@ -411,7 +423,7 @@ void Listener::start() {
   if (ec) throw std::runtime_error("edge listener: cannot listen on " + where + ": not an IP address");
   std::uint16_t port = o.port;
   for (auto& w : impl_->workers) {
-    w.acceptor = std::make_unique<tcp::acceptor>(w.executor);
+    w.acceptor = std::make_unique<Impl::Acceptor>(w.executor);
     const tcp::endpoint endpoint(address, port);
     w.acceptor->open(endpoint.protocol(), ec);
     if (!ec) w.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);

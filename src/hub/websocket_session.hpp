@@ -20,7 +20,7 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using error_code = boost::system::error_code;
 
-inline asio::ip::tcp::socket& raw_socket(net::TlsStream& s) { return s.socket(); }
+inline net::TlsStream::socket_type& raw_socket(net::TlsStream& s) { return s.socket(); }
 inline asio::ip::tcp::socket& raw_socket(beast::tcp_stream& s) { return s.socket(); }
 
 websocket::close_code close_code_for(CloseReason reason);
@@ -28,14 +28,14 @@ websocket::close_code close_code_for(CloseReason reason);
 template <class Stream>
 class WebSocketSession final : public Session {
  public:
+  // `options` and `host` outlive the session (the listener's).
   WebSocketSession(Stream stream, std::string node, std::string peer, std::uint64_t id,
-                   SessionOptions options, SessionHost& host)
+                   const SessionOptions& options, SessionHost& host)
       : Session(std::move(node), std::move(peer), id),
         ws_(std::move(stream)),
         options_(options),
         host_(host),
-        keepalive_timer_(ws_.get_executor()),
-        delivery_timer_(ws_.get_executor()) {
+        timer_(ws_.get_executor()) {
     m_ = options_.metrics.get();
     delivery_ = std::make_unique<Delivery>(
         options.delivery,
@@ -97,8 +97,6 @@ class WebSocketSession final : public Session {
     closing_ = true;
     reason_ = reason;
     drop_queue();
-    keepalive_timer_.cancel();
-    delivery_timer_.cancel();
     // A reader that does not read will not take a close frame either: drop the connection.
     if (reason == CloseReason::slow_reader) return finish(reason);
     if (!writing_) return start_close();
@@ -238,18 +236,16 @@ class WebSocketSession final : public Session {
 
   // A peer that never answers the close handshake must not keep the session.
   void arm_close_timeout() {
-    keepalive_timer_.expires_after(std::chrono::seconds(5));
-    keepalive_timer_.async_wait([self = shared_self()](error_code ec) {
-      if (!ec) self->finish(self->reason_);
-    });
+    close_deadline_ = SteadyClock::now() + std::chrono::seconds(5);
+    arm_timer();
   }
 
   // The session is over: release the socket and tell the host, once.
   void finish(CloseReason reason) {
     if (closed_) return;
     closed_ = true;
-    keepalive_timer_.cancel();
-    delivery_timer_.cancel();
+    timer_.cancel();
+    timer_armed_ = false;
     error_code ignored;
     raw_socket(ws_.next_layer()).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     raw_socket(ws_.next_layer()).close(ignored);
@@ -265,17 +261,11 @@ class WebSocketSession final : public Session {
     queued_bytes_ = queue_.empty() ? 0 : queue_.front().frame.size();
   }
 
+  // A keepalive only moves the deadline; the timer, armed for an earlier one, re-arms itself
+  // when it fires.
   void arm_keepalive() {
-    keepalive_timer_.expires_after(options_.keepalive_timeout);
-    keepalive_timer_.async_wait([weak = weak_from_this()](error_code ec) {
-      if (ec) return;
-      if (auto self = weak.lock()) {
-        auto* session = static_cast<WebSocketSession*>(self.get());
-        spdlog::info("node {} ({}): no keepalive for {} ms, closing", session->node_,
-                     session->peer_, session->options_.keepalive_timeout.count());
-        session->close(CloseReason::keepalive_timeout);
-      }
-    });
+    keepalive_deadline_ = SteadyClock::now() + options_.keepalive_timeout;
+    arm_timer();
   }
 
   void arm_delivery_timer() {
@@ -284,19 +274,52 @@ class WebSocketSession final : public Session {
     if (delivery_armed_ && delivery_deadline_ <= *next) return;
     delivery_armed_ = true;
     delivery_deadline_ = *next;
-    delivery_timer_.expires_at(*next);
-    delivery_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+    arm_timer();
+  }
+
+  // One timer serves the keepalive deadline, the delivery retries and, once closing, the
+  // close timeout: it waits for the earliest of those that apply.
+  SteadyClock::time_point next_deadline() const {
+    if (closing_) return close_deadline_;
+    auto next = keepalive_deadline_;
+    if (delivery_armed_ && delivery_deadline_ < next) next = delivery_deadline_;
+    return next;
+  }
+
+  void arm_timer() {
+    if (closed_) return;
+    const auto next = next_deadline();
+    if (timer_armed_ && timer_at_ <= next) return;
+    timer_armed_ = true;
+    timer_at_ = next;
+    timer_.expires_at(next);
+    timer_.async_wait([weak = weak_from_this()](error_code ec) {
       if (ec) return;
-      if (auto self = weak.lock()) {
-        auto* session = static_cast<WebSocketSession*>(self.get());
-        session->delivery_armed_ = false;
-        if (session->closing_ || session->closed_) return;
-        const auto before = session->delivery_->stats().retried;
-        session->delivery_->on_timer();
-        if (session->m_) count(session->m_->retries, session->delivery_->stats().retried - before);
-        session->arm_delivery_timer();
-      }
+      if (auto self = weak.lock()) static_cast<WebSocketSession*>(self.get())->on_timer();
     });
+  }
+
+  void on_timer() {
+    timer_armed_ = false;
+    if (closed_) return;
+    const auto now = SteadyClock::now();
+    if (closing_) {
+      if (now >= close_deadline_) return finish(reason_);
+      return arm_timer();
+    }
+    if (now >= keepalive_deadline_) {
+      spdlog::info("node {} ({}): no keepalive for {} ms, closing", node_, peer_,
+                   options_.keepalive_timeout.count());
+      return close(CloseReason::keepalive_timeout);
+    }
+    if (delivery_armed_ && now >= delivery_deadline_) {
+      delivery_armed_ = false;
+      const auto before = delivery_->stats().retried;
+      delivery_->on_timer();
+      if (m_) count(m_->retries, delivery_->stats().retried - before);
+      arm_delivery_timer();
+    }
+    arm_timer();
   }
 
   static void count(metrics::Counter* c, std::uint64_t n = 1) {
@@ -312,7 +335,7 @@ class WebSocketSession final : public Session {
   }
 
   websocket::stream<Stream> ws_;
-  SessionOptions options_;
+  const SessionOptions& options_;
   const SessionMetrics* m_ = nullptr;
   double reported_queue_ = 0;
   SessionHost& host_;
@@ -324,9 +347,15 @@ class WebSocketSession final : public Session {
   };
   // A list: an idle session's empty queue allocates nothing (a std::deque holds ~600 bytes).
   std::list<Outgoing> queue_;
-  asio::steady_timer keepalive_timer_;
-  asio::steady_timer delivery_timer_;
+  // The stream's executor type: io_context's own for TLS (see net::TlsStream).
+  asio::basic_waitable_timer<SteadyClock, asio::wait_traits<SteadyClock>,
+                             typename websocket::stream<Stream>::executor_type>
+      timer_;
+  SteadyClock::time_point timer_at_{};  // what timer_ waits for, while timer_armed_
+  SteadyClock::time_point keepalive_deadline_ = SteadyClock::time_point::max();
   SteadyClock::time_point delivery_deadline_{};
+  SteadyClock::time_point close_deadline_{};
+  bool timer_armed_ = false;
   bool delivery_armed_ = false;
   bool writing_ = false;
   bool closing_ = false;

@@ -58,7 +58,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
 namespace {
 
 tcp::socket& socket_of(beast::tcp_stream& s) { return s.socket(); }
-tcp::socket& socket_of(TlsStream& s) { return s.socket(); }
+TlsStream::socket_type& socket_of(TlsStream& s) { return s.socket(); }
 
 template <class Stream>
 class Connection final : public Closable,

@@ -57,6 +57,15 @@ void add_cas(X509_STORE* store, const std::string& pem, const char* what) {
   if (count == 0) throw TlsError(std::string(what) + ": no PEM certificate found");
 }
 
+// Verifies as OpenSSL would, then drops the verified chain from the store context: OpenSSL
+// would keep a copy of it (a stack of the leaf and its CAs) with every connection for its
+// whole life, and nothing here reads it (the peer's certificate stays in the session).
+int verify_without_keeping_the_chain(X509_STORE_CTX* store, void*) {
+  const int ok = X509_verify_cert(store);
+  X509_STORE_CTX_set0_verified_chain(store, nullptr);
+  return ok;
+}
+
 SSL_CTX* new_ctx(const SSL_METHOD* method) {
   SSL_CTX* ctx = SSL_CTX_new(method);
   if (ctx == nullptr) fail("SSL_CTX_new");
@@ -110,6 +119,7 @@ TlsContext TlsContext::server(const ServerTlsOptions& options) {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
     // Go's server also insists on the clientAuth EKU (KUBEEDGE-WIRE §1.3).
     SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+    SSL_CTX_set_cert_verify_callback(ctx, verify_without_keeping_the_chain, nullptr);
   }
   return context;
 }

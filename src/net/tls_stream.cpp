@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <mutex>
+#include <stdexcept>
 
 #include <boost/asio/ssl/error.hpp>
 #include <edgehub/net/tls_stream.hpp>
@@ -126,6 +127,31 @@ TlsStream::TlsStream(const executor_type& ex, const TlsContext& ctx) : socket_(e
 }
 
 TlsStream::TlsStream(socket_type socket, const TlsContext& ctx) : socket_(std::move(socket)) {
+  attach(ctx);
+}
+
+namespace {
+
+TlsStream::socket_type adopt(asio::ip::tcp::socket socket) {
+  const auto* ex = socket.get_executor().target<TlsStream::executor_type>();
+  if (ex == nullptr) {
+    throw std::invalid_argument("TlsStream: the socket's executor is not an io_context's");
+  }
+  if (!socket.is_open()) return TlsStream::socket_type(*ex);
+  error_code ec;
+  const auto protocol = socket.local_endpoint(ec).protocol();
+  auto fd = ec ? -1 : socket.release(ec);
+  if (ec || fd < 0) {  // the peer's problem at worst: the handshake then fails on a closed socket
+    socket.close(ec);
+    return TlsStream::socket_type(*ex);
+  }
+  return TlsStream::socket_type(*ex, protocol, fd);
+}
+
+}  // namespace
+
+TlsStream::TlsStream(asio::ip::tcp::socket socket, const TlsContext& ctx)
+    : socket_(adopt(std::move(socket))) {
   attach(ctx);
 }
 

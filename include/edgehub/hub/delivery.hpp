@@ -20,6 +20,7 @@
 #include <edgehub/wire/message.hpp>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -142,7 +143,9 @@ class Delivery {
   Send send_;
   Acked acked_;
   Now now_;
-  std::unordered_map<std::string, Entry> entries_;          // by uid
+  // By uid. A map: an idle node holds one or two entries, and a hash table's bucket array
+  // (~100 bytes) would cost as much again as its one node.
+  std::map<std::string, Entry, std::less<>> entries_;
   std::unordered_map<std::string, std::string> by_msg_id_;  // msg_id → uid
   // uids with a sendable pending change, and the ordered lane (lists: empty, they allocate
   // nothing, where a std::deque holds ~600 bytes per idle node)

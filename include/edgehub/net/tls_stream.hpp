@@ -14,10 +14,10 @@
 
 #include <openssl/ssl.h>
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/buffers_prefix.hpp>
@@ -65,8 +65,10 @@ asio::mutable_buffer write_scratch();
 
 class TlsStream {
  public:
-  using executor_type = asio::any_io_executor;
-  using socket_type = asio::ip::tcp::socket;
+  // io_context's own executor (8 bytes), not any_io_executor (56): a copy lives in the socket,
+  // in Beast's and the session's timers and in every pending operation of every connection.
+  using executor_type = asio::io_context::executor_type;
+  using socket_type = asio::basic_stream_socket<asio::ip::tcp, executor_type>;
   using next_layer_type = socket_type;
   using lowest_layer_type = socket_type;
 
@@ -74,6 +76,9 @@ class TlsStream {
   TlsStream(const executor_type& ex, const TlsContext& ctx);
   // A stream over an accepted (or already connected) socket.
   TlsStream(socket_type socket, const TlsContext& ctx);
+  // The same over a socket with a type-erased executor, which must be an io_context's (the
+  // descriptor moves to a socket of socket_type; throws std::invalid_argument otherwise).
+  TlsStream(asio::ip::tcp::socket socket, const TlsContext& ctx);
 
   TlsStream(TlsStream&&) noexcept = default;
   TlsStream& operator=(TlsStream&&) noexcept = default;

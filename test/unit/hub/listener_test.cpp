@@ -293,6 +293,54 @@ TEST_F(ListenerTest, MissingKeepaliveClosesTheSession) {
   EXPECT_TRUE(host_.wait([&] { return listener_->connections() == 0; }));
 }
 
+// One timer serves the keepalive deadline and delivery retries: keepalives only move the
+// deadline, and the timer, armed for an earlier one, re-arms itself.
+TEST_F(ListenerTest, KeepalivesHoldTheSessionPastTheTimeout) {
+  ListenerOptions o;
+  o.session.keepalive_timeout = 500ms;
+  start(o);
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  while (std::chrono::steady_clock::now() < until) {
+    client.send(client_io_, keepalive());
+    const auto next = std::chrono::steady_clock::now() + 100ms;
+    client.run_until(client_io_, [next] { return std::chrono::steady_clock::now() >= next; });
+  }
+  {
+    std::lock_guard lock(host_.mutex_);
+    EXPECT_TRUE(host_.closed.empty()) << "keepalives every 100 ms hold a 500 ms timeout";
+  }
+  EXPECT_FALSE(client.read(client_io_));  // then silence
+  ASSERT_TRUE(host_.wait([&] { return host_.closed.size() == 1; }));
+  EXPECT_EQ(host_.closed[0].second, CloseReason::keepalive_timeout);
+}
+
+TEST_F(ListenerTest, UnackedObjectIsSentAgainWhileKeepalivesArrive) {
+  ListenerOptions o;
+  o.session.keepalive_timeout = 10s;
+  o.session.delivery.retry_interval = 100ms;
+  host_.on_open_hook = [](const std::shared_ptr<Session>& s) {
+    s->enqueue(Change{.kind = ObjectKind::pod, .ns = "default", .name = "web", .uid = "u1",
+                      .resource_version = 7, .operation = "insert",
+                      .object = std::make_shared<const std::string>(R"({"kind":"Pod"})")});
+  };
+  start(o);
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  const auto first = client.read(client_io_);
+  ASSERT_TRUE(first);
+  client.send(client_io_, keepalive());
+  const auto again = client.read(client_io_);
+  ASSERT_TRUE(again) << "the retry comes before the keepalive deadline";
+  EXPECT_EQ(again->route.resource, "default/pod/web");
+  EXPECT_EQ(again->header.resource_version, "7");
+  client.send(client_io_, wire::encode(wire::make_ack(*again, 2)));
+  ASSERT_TRUE(host_.wait([&] { return host_.delivered.size() == 1; }));
+  std::lock_guard lock(host_.mutex_);
+  EXPECT_TRUE(host_.closed.empty());
+}
+
 TEST_F(ListenerTest, UndecodableMessageClosesWithProtocolError) {
   start();
   auto client = tls_client(pki_.client_context());

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
@@ -63,18 +64,32 @@ std::string pattern(std::size_t size, char seed) {
   return s;
 }
 
+// The stream keeps io_context's own executor type; an accepted socket with a type-erased one is
+// adopted when an io_context stands behind it (accept() above), refused otherwise.
+TEST_F(TlsStreamTest, AdoptsOnlySocketsOfAnIoContext) {
+  const TlsContext ctx = pki.server_context();
+  tcp::socket on_strand(asio::make_strand(ioc));
+  EXPECT_THROW(TlsStream(std::move(on_strand), ctx), std::invalid_argument);
+  tcp::socket closed(ioc);
+  TlsStream adopted(std::move(closed), ctx);
+  EXPECT_FALSE(adopted.socket().is_open());
+}
+
 TEST_F(TlsStreamTest, EchoesLargeMessagesInBothDirections) {
   const auto server_ctx = pki.server_context();
   const auto client_ctx = pki.client_context();
   const std::string upload = pattern(3 * 1024 * 1024 + 17, 'a');
   std::string echoed(upload.size(), '\0');
   std::string peer_cn;
+  bool chain_kept = true;
   bool server_done = false;
 
   asio::co_spawn(ioc, [&]() -> awaitable<void> {
     TlsStream stream = co_await accept(server_ctx);
     co_await stream.async_handshake(HandshakeRole::server, use_awaitable);
     peer_cn = stream.peer_common_name();
+    // The server context verifies client certificates without keeping the verified chain.
+    chain_kept = SSL_get0_verified_chain(stream.native_handle()) != nullptr;
     std::string buf(64 * 1024, '\0');
     std::size_t total = 0;
     while (total < upload.size()) {
@@ -106,6 +121,7 @@ TEST_F(TlsStreamTest, EchoesLargeMessagesInBothDirections) {
   run_bounded(ioc);
   EXPECT_TRUE(server_done);
   EXPECT_EQ(peer_cn, "system:node:edge-1");
+  EXPECT_FALSE(chain_kept);
   EXPECT_TRUE(echoed == upload);
 }
 
