@@ -96,8 +96,7 @@ hub:
   certService: {enabled: false}
   maxConnections: 19500
   ioThreads: ${IO_THREADS:-0}
-# One replica: the API-only process above also publishes a membership Lease (with no edge),
-# and rebalancing towards it would shed edges all through the run.
+# One replica alone: nothing to rebalance towards.
 rebalance: {enabled: false}
 kube: {kubeconfig: "$work/kubeconfig", qps: 2000, burst: 4000}
 metrics: {listen: "127.0.0.1:0"}
