@@ -20,7 +20,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-namespace asio = boost::asio;
+using test::Edge;
+using test::eventually;
 
 class HubIntegration : public ::testing::Test {
  protected:

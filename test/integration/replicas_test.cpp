@@ -19,7 +19,10 @@
 namespace edgehub::hub {
 namespace {
 
+using namespace std::chrono_literals;
 using nlohmann::json;
+using test::Edge;
+using test::eventually;
 
 double metric(Hub& hub, const std::string& series) {
   std::istringstream text(hub.metrics().expose());
