@@ -1,19 +1,16 @@
 // Devices end to end: one hub replica against the embedded API server, edges speaking
 // edgecore's device-twin protocol over real TLS. The recorded cloudcore ⇄ edgecore device
 // exchange (kubeedge-captures/device.jsonl) is the reference for what goes down.
-#include <edgehub/devapi/server.hpp>
-#include <edgehub/hub/hub.hpp>
-#include <edgehub/kube/config.hpp>
 #include <edgehub/net/x509_mint.hpp>
 #include <edgehub/sim/fleet.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <thread>
 
 #include "edge.hpp"
+#include "hubs.hpp"
 
 namespace edgehub::hub {
 namespace {
@@ -55,55 +52,22 @@ std::string shape(const wire::Message& m) {
 
 class DeviceIntegration : public ::testing::Test {
  protected:
-  void SetUp() override {
-    api_ = std::make_unique<devapi::Server>(devapi::ServerOptions{});
-    api_->start();
-  }
   void start_hub(std::chrono::milliseconds report_window = 200ms) {
-    const auto kubeconfig = ::testing::TempDir() + "device-it-kubeconfig-" + std::to_string(::getpid());
-    api_->write_kubeconfig(kubeconfig);
-    auto kube = kube::load_kubeconfig(kubeconfig);
-    ASSERT_TRUE(kube) << kube.error().describe();
-    net::CertRequest server_request{.common_name = "edgehub", .usage = net::CertUsage::server,
-                                    .ip_addresses = {"127.0.0.1"}};
-    auto server = net::mint(server_request, {ca_.cert.get(), ca_.key.get()});
-    HubOptions options;
-    options.config.hub.id = "hub-device-test";
-    options.config.hub.namespace_ = "edgehub";
-    options.config.hub.listen = {"127.0.0.1", 0};
-    options.config.metrics.listen = {"127.0.0.1", 0};
+    auto options = hubs_.options("hub-device-test");
     options.config.hub.io_threads = 2;
     options.config.hub.cert_service.enabled = false;
     options.config.delivery.retry_interval = 300ms;
     options.config.devices.report_batch_window = report_window;
-    options.kube = *kube;
-    options.edge_tls = std::make_shared<net::TlsContext>(net::TlsContext::server(
-        {.cert_chain_pem = net::to_pem(server.cert.get()),
-         .private_key_pem = net::to_pem(server.key.get()),
-         .client_ca_pem = net::to_pem(ca_.cert.get())}));
-    hub_ = std::make_unique<Hub>(std::move(options));
-    hub_->start();
-    ASSERT_TRUE(eventually([&] { return hub_->ready(); })) << "hub never became ready";
-  }
-  void TearDown() override {
-    hub_.reset();
-    api_.reset();
+    hub_ = &hubs_.start(std::move(options));
   }
   std::unique_ptr<Edge> connect(const std::string& node) {
     auto edge = std::make_unique<Edge>(ca_, hub_->edge_port(), node);
     // Owned (delivering live changes) once its NodeSync claim is written.
-    EXPECT_TRUE(eventually([&] {
-      try {
-        return store().get("nodesyncs.edgehub.io", "", node)["status"].value("owner", "") ==
-               "hub-device-test";
-      } catch (const std::exception&) {
-        return false;
-      }
-    }));
+    EXPECT_TRUE(eventually([&] { return hubs_.owner(node) == "hub-device-test"; }));
     return edge;
   }
 
-  devapi::Store& store() { return api_->store(); }
+  devapi::Store& store() { return hubs_.store(); }
 
   // The capture's objects, as a user would create them (without server-set fields).
   static json capture_object(const std::string& resource) {
@@ -145,16 +109,11 @@ class DeviceIntegration : public ::testing::Test {
     device["spec"]["nodeName"] = node;
     return store().create("devices.devices.kubeedge.io", "default", device);
   }
-  double metric(const std::string& name) {
-    const auto text = hub_->metrics().expose();
-    const auto at = text.find("\n" + name + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(text.substr(at + name.size() + 2));
-  }
+  double metric(const std::string& name) { return test::metric(*hub_, name); }
 
-  net::CertAndKey ca_ = net::mint({.common_name = "edge CA", .usage = net::CertUsage::ca});
-  std::unique_ptr<devapi::Server> api_;
-  std::unique_ptr<Hub> hub_;
+  test::InProcessHubs hubs_{"device-it"};
+  const net::CertAndKey& ca_ = hubs_.ca();
+  Hub* hub_ = nullptr;
 };
 
 // The API actions of the capture — create model and device, patch the desired value, patch
