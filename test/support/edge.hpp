@@ -14,23 +14,12 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "edge_client.hpp"
+#include "eventually.hpp"
 
 namespace edgehub::test {
-
-// Polls a condition that has no event to wait on (an API object changing), with a deadline.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
 
 // A device or device model object (KUBEEDGE-WIRE §10).
 inline bool is_device_object(const wire::Message& m) {
