@@ -18,41 +18,21 @@ WINDOW=${WINDOW:-1s}
 HUB=$BUILD/edgehub
 SIM=$BUILD/edgehub-sim
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() {
-  local file=$1 expr=$2 value=
-  for _ in $(seq 1 600); do
-    value=$(sed -n "$expr" "$file" | head -1)
-    [[ -n $value ]] && { echo "$value"; return 0; }
-    sleep 0.1
-  done
-  echo "timed out waiting in $file:" >&2; cat "$file" >&2; return 1
-}
-metric() { curl -s "http://127.0.0.1:$admin/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
+. "$(dirname "$0")/lib.sh"
 
 # The API server alone (`edgehub devapi`): a `--dev` hub would also count as a replica in the
 # fleet, and the replica under test would shed edges to it.
 "$HUB" certs init --dir "$work/certs" >/dev/null
 "$HUB" devapi --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --log-level warn >"$work/api.log" 2>&1 &
 apipid=$!
-pids+=($apipid)
+pid[api]=$apipid
 for _ in $(seq 1 100); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
 api=$(sed -n 's/.*server: \(http[^ ]*\).*/\1/p' "$work/kubeconfig" | head -1)
 devices_api="$api/apis/devices.kubeedge.io/v1beta1/namespaces/default"
 
 curl -s -o /dev/null -X POST -H 'Content-Type: application/json' "$devices_api/devicemodels" -d \
   '{"apiVersion":"devices.kubeedge.io/v1beta1","kind":"DeviceModel","metadata":{"name":"thermo-model"},"spec":{"protocol":"modbus","properties":[{"name":"temperature","type":"INT"},{"name":"humidity","type":"INT"}]}}'
-created_start=$(date +%s.%N)
+created_start=$(now)
 # Keep-alive connections from 8 threads: thousands of creates per second.
 python3 - "$devices_api" "$NODES" "$DEVICES" <<'PY'
 import http.client, json, sys, threading, urllib.parse
@@ -73,7 +53,7 @@ threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
 for t in threads: t.start()
 for t in threads: t.join()
 PY
-echo "created $((NODES * DEVICES)) devices in $(echo "$(date +%s.%N) - $created_start" | bc) s"
+echo "created $((NODES * DEVICES)) devices in $(since "$created_start") s"
 
 cat >"$work/hub.yaml" <<YAML
 hub:
@@ -90,7 +70,7 @@ log: {level: warn}
 YAML
 "$HUB" --config "$work/hub.yaml" --log-level info >"$work/hub.log" 2>&1 &
 hub=$!
-pids+=($hub)
+pid[hub]=$hub
 port=$(wait_for "$work/hub.log" 's/.*listening for edges on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
 admin=$(wait_for "$work/hub.log" 's/.*admin on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
 for _ in $(seq 1 600); do [[ $(curl -s "http://127.0.0.1:$admin/readyz") == ok ]] && break; sleep 0.1; done
@@ -100,7 +80,7 @@ for _ in $(seq 1 600); do [[ $(curl -s "http://127.0.0.1:$admin/readyz") == ok ]
   --lease-renew 100000 --status-report 100000 --twin-every "$TWIN_EVERY" \
   --report "$work/sim.json" --duration $((HOLD + 900)) --log-level warn >"$work/sim.log" 2>&1 &
 sim=$!
-pids+=($sim)
+pid[sim]=$sim
 for _ in $(seq 1 3000); do
   [[ $(metric edgehub_sessions) == "$NODES" ]] && break
   sleep 0.1
@@ -117,9 +97,9 @@ reports1=$(written); patches1=$(metric edgehub_device_status_patches_total); tic
 api1=$(cpu_ticks $apipid); sim1=$(cpu_ticks $sim)
 sessions=$(metric edgehub_sessions)
 pending=$(metric edgehub_device_reports_pending)
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$hub/status")
+rss=$(rss_kib $hub)
 load1=$(cut -d' ' -f1 /proc/loadavg)
-kill -INT $sim; wait $sim 2>/dev/null || true
+kill -INT $sim; wait $sim 2>/dev/null || true; unset 'pid[sim]'
 sleep 5  # what is in flight finishes (or fails) before the totals are read
 curl -s "http://127.0.0.1:$admin/metrics" >"$work/metrics.txt"
 

@@ -29,29 +29,7 @@ HUB=$BUILD/edgehub
 SIM=$BUILD/edgehub-sim
 DRIVER=$BUILD/bench/pod_driver
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Waits (bounded) for a line matching a sed expression in a log; prints the captured group.
-wait_for() {
-  local file=$1 expr=$2 value=
-  for _ in $(seq 1 600); do
-    value=$(sed -n "$expr" "$file" | head -1)
-    [[ -n $value ]] && { echo "$value"; return 0; }
-    sleep 0.1
-  done
-  echo "timed out waiting in $file:" >&2; cat "$file" >&2; return 1
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-metric() { curl -s "http://127.0.0.1:$admin/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+. "$(dirname "$0")/lib.sh"
 latency_buckets() {
   curl -s "http://127.0.0.1:$admin/metrics" |
     sed -n 's/^edgehub_delivery_internal_latency_seconds_bucket{le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p'
@@ -78,7 +56,7 @@ quantile_ms() {
 # fleet, and the replica under test would shed edges to it.
 "$HUB" certs init --dir "$work/certs" >/dev/null
 "$HUB" devapi --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --log-level warn >"$work/api.log" 2>&1 &
-pids+=($!)
+pid[api]=$!
 for _ in $(seq 1 100); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
 api=$(sed -n 's/.*server: \(http[^ ]*\).*/\1/p' "$work/kubeconfig" | head -1)
 if (( REGISTERED > 0 )); then
@@ -104,7 +82,7 @@ log: {level: warn}
 YAML
 "$HUB" --config "$work/hub.yaml" --log-level info >"$work/hub.log" 2>&1 &
 hub=$!
-pids+=($hub)
+pid[hub]=$hub
 port=$(wait_for "$work/hub.log" 's/.*listening for edges on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
 admin=$(wait_for "$work/hub.log" 's/.*admin on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
 for _ in $(seq 1 100); do [[ $(curl -s "http://127.0.0.1:$admin/readyz") == ok ]] && break; sleep 0.1; done
@@ -118,14 +96,14 @@ rss_empty=$(rss_kib $hub)
   --lease-renew 100000 --status-report 100000 --report "$work/sim.json" \
   --duration $((HOLD + 600)) --log-level warn >"$work/sim.log" 2>&1 &
 sim=$!
-pids+=($sim)
-connect_start=$(date +%s.%N)
+pid[sim]=$sim
+connect_start=$(now)
 ticks_connect=$(cpu_ticks $hub)
 for _ in $(seq 1 3000); do
   [[ $(metric edgehub_sessions) == "$NODES" ]] && break
   sleep 0.1
 done
-connect_end=$(date +%s.%N)
+connect_end=$(now)
 ticks_connected=$(cpu_ticks $hub)
 sessions=$(metric edgehub_sessions)
 sleep 10  # registrations and first leases settle
@@ -173,7 +151,7 @@ fi
 
 kill -INT $sim
 wait $sim || true
-pids=("${pids[@]/$sim}")
+unset 'pid[sim]'
 echo "simulator report:"
 cat "$work/sim.json"
 echo

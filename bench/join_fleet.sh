@@ -12,13 +12,7 @@ BUILD=${1:-build/release}
 NODES=${NODES:-2000}
 SIM_THREADS=${SIM_THREADS:-2}
 BASE=${PORT_BASE:-23700}
-work=$(mktemp -d)
-hub_pid=
-cleanup() {
-  [[ -n $hub_pid ]] && { kill "$hub_pid" 2>/dev/null || true; wait "$hub_pid" 2>/dev/null || true; }
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 cat > "$work/edgehub.yaml" <<YAML
 hub:
@@ -37,7 +31,7 @@ dev:
   certsDir: $work/certs
 YAML
 "$BUILD/edgehub" --dev --config "$work/edgehub.yaml" > "$work/hub.log" 2>&1 &
-hub_pid=$!
+pid[hub]=$!
 secret_url=http://127.0.0.1:$((BASE + 43))/api/v1/namespaces/kubeedge/secrets/tokensecret
 for _ in $(seq 1 100); do
   curl -sf "$secret_url" > "$work/secret.json" 2>/dev/null && break

@@ -25,35 +25,9 @@ HUB=$BUILD/edgehub
 SIM=$BUILD/edgehub-sim
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-work=$(mktemp -d)
-declare -A pid
-cleanup() {
-  for k in "${!pid[@]}"; do kill "${pid[$k]}" 2>/dev/null || true; done
-  for k in "${!pid[@]}"; do wait "${pid[$k]}" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  # Bind port 0 via bash's /dev/tcp is not possible; ask the kernel's ephemeral range instead.
-  local p
-  while :; do
-    p=$(( 20000 + RANDOM % 30000 ))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc | awk '{printf "%.2f", $1}'; }
+. "$(dirname "$0")/lib.sh"
 held_by() { curl -s "http://127.0.0.1:${admin[$1]}/debug/nodes" | grep -c '"node":' || true; }
 ready() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${admin[$1]}/readyz") == 200 ]]; }
-wait_until() {  # wait_until LIMIT_S CMD...: polls CMD every 0.2 s
-  local limit=$1; shift
-  local end=$(( $(date +%s) + limit ))
-  until "$@"; do
-    (( $(date +%s) < end )) || return 1
-    sleep 0.2
-  done
-}
 
 "$HUB" certs init --dir "$work/pki" >/dev/null
 api_port=$(free_port)

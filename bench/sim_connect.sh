@@ -14,17 +14,12 @@ IO_THREADS=${IO_THREADS:-1}
 SOURCE_ADDRS=${SOURCE_ADDRS:-4}
 SIM=$BUILD/edgehub-sim
 
-work=$(mktemp -d)
-hub_pid=
-cleanup() {
-  if [[ -n $hub_pid ]]; then kill "$hub_pid" 2>/dev/null || true; wait "$hub_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 "$SIM" --mint-pki "$work/pki" --log-level warn
 "$SIM" --serve 127.0.0.1:0 --pki-dir "$work/pki" >"$work/hub.log" 2>&1 &
 hub_pid=$!
+pid[hub]=$hub_pid
 
 # The hub picks a free port and logs it; wait (bounded) for that line.
 port=
@@ -35,14 +30,14 @@ for _ in $(seq 1 200); do
 done
 [[ -n $port ]] || { echo "stand-in hub did not start:"; cat "$work/hub.log"; exit 1; }
 
-start=$(date +%s.%N)
+start=$(now)
 "$SIM" --server "127.0.0.1:$port" --nodes "$NODES" --io-threads "$IO_THREADS" \
   --source-addrs "$SOURCE_ADDRS" --ca "$work/pki/ca.crt" \
   --client-ca "$work/pki/ca.crt" --client-ca-key "$work/pki/ca.key" \
   --duration "$HOLD" --report "$work/report.json" --progress-interval 5
-end=$(date +%s.%N)
+end=$(now)
 
-hub_rss_kib=$(awk '/VmRSS/ {print $2}' "/proc/$hub_pid/status")
+hub_rss_kib=$(rss_kib "$hub_pid")
 python3 - "$work/report.json" "$NODES" "$hub_rss_kib" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

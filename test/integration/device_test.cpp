@@ -1,148 +1,49 @@
 // Devices end to end: one hub replica against the embedded API server, edges speaking
 // edgecore's device-twin protocol over real TLS. The recorded cloudcore ⇄ edgecore device
 // exchange (kubeedge-captures/device.jsonl) is the reference for what goes down.
-#include <edgehub/devapi/server.hpp>
-#include <edgehub/hub/hub.hpp>
-#include <edgehub/kube/config.hpp>
 #include <edgehub/net/x509_mint.hpp>
 #include <edgehub/sim/fleet.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <thread>
 
-#include "edge_client.hpp"
+#include "edge.hpp"
+#include "hubs.hpp"
 
 namespace edgehub::hub {
 namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-namespace asio = boost::asio;
+using test::Edge;
+using test::eventually;
+using test::is_device_object;
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
+// Requests and reports go up from devicetwin.
+wire::Message twin_request(Edge& edge, const std::string& op, const std::string& resource,
+                           std::string content) {
+  return edge.request(op, resource, std::move(content), "resource", "twin");
 }
-
-bool is_device_object(const wire::Message& m) {
-  return m.route.resource.find("/device/") != std::string::npos ||
-         m.route.resource.find("/devicemodel/") != std::string::npos;
+bool is_device_message(const wire::Message& m) {
+  return m.route.operation != "response" && (m.route.resource == "membership" || is_device_object(m));
 }
-
-// An edge that answers as edgecore does: device/devicemodel insert and delete ACKs come as
-// `meta`/`twin` (KUBEEDGE-WIRE §10.2), twin-group messages are never ACKed.
-class Edge {
- public:
-  Edge(const net::CertAndKey& ca, std::uint16_t port, const std::string& node)
-      : node_(node),
-        tls_([&] {
-          auto cert = net::mint_node_client_cert(node, {ca.cert.get(), ca.key.get()});
-          return std::make_unique<net::TlsContext>(net::TlsContext::client(
-              {.ca_pem = net::to_pem(ca.cert.get()),
-               .cert_chain_pem = net::to_pem(cert.cert.get()),
-               .private_key_pem = net::to_pem(cert.key.get())}));
-        }()),
-        client_([&] {
-          net::TlsStream stream(io_.get_executor(), *tls_);
-          stream.socket().connect({asio::ip::make_address("127.0.0.1"), port});
-          stream.set_server_name("127.0.0.1", true);
-          return testing::EdgeClient<net::TlsStream>(std::move(stream));
-        }()) {
-    bool done = false;
-    boost::system::error_code ec;
-    client_.ws().next_layer().async_handshake(net::HandshakeRole::client,
-                                              [&](boost::system::error_code e, std::size_t) {
-                                                ec = e;
-                                                done = true;
-                                              });
-    client_.run_until(io_, [&] { return done; });
-    if (ec) throw std::runtime_error("TLS handshake: " + ec.message());
-    if (const int status = client_.upgrade(io_, node); status != 101) {
-      throw std::runtime_error("upgrade answered " + std::to_string(status));
-    }
+// Reads `n` device-related messages (membership, device, devicemodel) in arrival order.
+std::vector<wire::Message> device_messages(Edge& edge, std::size_t n) {
+  std::vector<wire::Message> out;
+  while (out.size() < n) out.push_back(edge.next(is_device_message));
+  return out;
+}
+// True when no device message arrives within `limit` (what must not be sent is not).
+bool quiet(Edge& edge, std::chrono::milliseconds limit) {
+  try {
+    edge.next(is_device_message, limit);
+    return false;
+  } catch (const std::runtime_error&) {
+    return true;
   }
-
-  // Sends an edge request and reads until its answer.
-  wire::Message request(const std::string& op, const std::string& resource, std::string content,
-                        const std::string& group = "resource", const std::string& source = "twin") {
-    const auto id = send(op, resource, std::move(content), group, source);
-    return next([&](const wire::Message& r) { return r.header.parent_msg_id == id; });
-  }
-  std::string send(const std::string& op, const std::string& resource, std::string content,
-                   const std::string& group = "resource", const std::string& source = "twin") {
-    wire::Message m;
-    m.header.msg_id = wire::new_message_id();
-    m.header.timestamp = wire::now_millis();
-    m.route = {.source = source, .group = group, .operation = op, .resource = resource};
-    m.content = std::move(content);
-    client_.send(io_, wire::encode(m));
-    return m.header.msg_id;
-  }
-
-  template <class Pred>
-  wire::Message next(Pred pred, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw std::runtime_error(node_ + ": no matching message in time");
-      auto m = client_.read(io_, left);
-      if (!m) throw std::runtime_error(node_ + ": connection closed: " + client_.error().message());
-      if (m->route.operation != "response") received.push_back(*m);
-      if (wire::needs_ack(*m) && m->route.group != "twin") {
-        auto ack = wire::make_ack(*m, wire::now_millis());
-        if (is_device_object(*m) && m->route.operation != "update") {
-          ack.route.source = "meta";
-          ack.route.group = "twin";
-        }
-        client_.send(io_, wire::encode(ack));
-      }
-      if (pred(*m)) return *m;
-    }
-  }
-  // Reads `n` device-related messages (membership, device, devicemodel) in arrival order.
-  std::vector<wire::Message> device_messages(std::size_t n) {
-    std::vector<wire::Message> out;
-    while (out.size() < n) {
-      out.push_back(next([](const wire::Message& m) {
-        return m.route.operation != "response" &&
-               (m.route.resource == "membership" || is_device_object(m));
-      }));
-    }
-    return out;
-  }
-  // True when no device message arrives within `limit` (what must not be sent is not).
-  bool quiet(std::chrono::milliseconds limit) {
-    try {
-      next([](const wire::Message& m) {
-        return m.route.operation != "response" && (m.route.resource == "membership" || is_device_object(m));
-      }, limit);
-      return false;
-    } catch (const std::runtime_error&) {
-      return true;
-    }
-  }
-  void close() {
-    boost::system::error_code ec;
-    client_.ws().next_layer().socket().close(ec);
-  }
-
-  std::vector<wire::Message> received;
-
- private:
-  std::string node_;
-  asio::io_context io_;
-  std::unique_ptr<net::TlsContext> tls_;
-  testing::EdgeClient<net::TlsStream> client_;
-};
+}
 
 // "<operation> <group> <resource>" of a message, the shape compared with the capture.
 std::string shape(const wire::Message& m) {
@@ -151,55 +52,22 @@ std::string shape(const wire::Message& m) {
 
 class DeviceIntegration : public ::testing::Test {
  protected:
-  void SetUp() override {
-    api_ = std::make_unique<devapi::Server>(devapi::ServerOptions{});
-    api_->start();
-  }
   void start_hub(std::chrono::milliseconds report_window = 200ms) {
-    const auto kubeconfig = ::testing::TempDir() + "device-it-kubeconfig-" + std::to_string(::getpid());
-    api_->write_kubeconfig(kubeconfig);
-    auto kube = kube::load_kubeconfig(kubeconfig);
-    ASSERT_TRUE(kube) << kube.error().describe();
-    net::CertRequest server_request{.common_name = "edgehub", .usage = net::CertUsage::server,
-                                    .ip_addresses = {"127.0.0.1"}};
-    auto server = net::mint(server_request, {ca_.cert.get(), ca_.key.get()});
-    HubOptions options;
-    options.config.hub.id = "hub-device-test";
-    options.config.hub.namespace_ = "edgehub";
-    options.config.hub.listen = {"127.0.0.1", 0};
-    options.config.metrics.listen = {"127.0.0.1", 0};
+    auto options = hubs_.options("hub-device-test");
     options.config.hub.io_threads = 2;
     options.config.hub.cert_service.enabled = false;
     options.config.delivery.retry_interval = 300ms;
     options.config.devices.report_batch_window = report_window;
-    options.kube = *kube;
-    options.edge_tls = std::make_shared<net::TlsContext>(net::TlsContext::server(
-        {.cert_chain_pem = net::to_pem(server.cert.get()),
-         .private_key_pem = net::to_pem(server.key.get()),
-         .client_ca_pem = net::to_pem(ca_.cert.get())}));
-    hub_ = std::make_unique<Hub>(std::move(options));
-    hub_->start();
-    ASSERT_TRUE(eventually([&] { return hub_->ready(); })) << "hub never became ready";
-  }
-  void TearDown() override {
-    hub_.reset();
-    api_.reset();
+    hub_ = &hubs_.start(std::move(options));
   }
   std::unique_ptr<Edge> connect(const std::string& node) {
     auto edge = std::make_unique<Edge>(ca_, hub_->edge_port(), node);
     // Owned (delivering live changes) once its NodeSync claim is written.
-    EXPECT_TRUE(eventually([&] {
-      try {
-        return store().get("nodesyncs.edgehub.io", "", node)["status"].value("owner", "") ==
-               "hub-device-test";
-      } catch (const std::exception&) {
-        return false;
-      }
-    }));
+    EXPECT_TRUE(eventually([&] { return hubs_.owner(node) == "hub-device-test"; }));
     return edge;
   }
 
-  devapi::Store& store() { return api_->store(); }
+  devapi::Store& store() { return hubs_.store(); }
 
   // The capture's objects, as a user would create them (without server-set fields).
   static json capture_object(const std::string& resource) {
@@ -241,16 +109,11 @@ class DeviceIntegration : public ::testing::Test {
     device["spec"]["nodeName"] = node;
     return store().create("devices.devices.kubeedge.io", "default", device);
   }
-  double metric(const std::string& name) {
-    const auto text = hub_->metrics().expose();
-    const auto at = text.find("\n" + name + " ");
-    if (at == std::string::npos) return -1;
-    return std::stod(text.substr(at + name.size() + 2));
-  }
+  double metric(const std::string& name) { return test::metric(*hub_, name); }
 
-  net::CertAndKey ca_ = net::mint({.common_name = "edge CA", .usage = net::CertUsage::ca});
-  std::unique_ptr<devapi::Server> api_;
-  std::unique_ptr<Hub> hub_;
+  test::InProcessHubs hubs_{"device-it"};
+  const net::CertAndKey& ca_ = hubs_.ca();
+  Hub* hub_ = nullptr;
 };
 
 // The API actions of the capture — create model and device, patch the desired value, patch
@@ -261,18 +124,18 @@ TEST_F(DeviceIntegration, ReplaysTheCapturedDeviceSequence) {
   auto edge = connect("edge-1");
   create_model();
   create_device("thermo-1", "edge-1");
-  auto bind = edge->device_messages(3);
+  auto bind = device_messages(*edge, 3);
 
   store().patch("devices.devices.kubeedge.io", "default", "thermo-1", devapi::PatchType::kMerge,
                 json::parse(R"({"spec":{"properties":[{"name":"temperature","desired":{"value":"25","metadata":{"type":"int"}},)"
                             R"("visitors":{"protocolName":"modbus","configData":{"limit":1,"offset":2,"register":"HoldingRegister"}},)"
                             R"("reportCycle":10000,"collectCycle":10000,"reportToCloud":true}]}})"));
-  auto desired = edge->device_messages(1);
+  auto desired = device_messages(*edge, 1);
   store().patch("devicemodels.devices.kubeedge.io", "default", "thermo-model", devapi::PatchType::kMerge,
                 json::parse(R"({"spec":{"protocol":"modbus-rtu"}})"));
-  auto model = edge->device_messages(1);
+  auto model = device_messages(*edge, 1);
   store().remove("devices.devices.kubeedge.io", "default", "thermo-1");
-  auto unbind = edge->device_messages(3);
+  auto unbind = device_messages(*edge, 3);
   store().remove("devicemodels.devices.kubeedge.io", "default", "thermo-model");
 
   std::vector<std::string> got;
@@ -297,7 +160,7 @@ TEST_F(DeviceIntegration, ReplaysTheCapturedDeviceSequence) {
   EXPECT_EQ(removed["removed_devices"], json::parse(R"([{"id":"default/thermo-1","name":"thermo-1"}])"));
 
   // The model's CR delete sends nothing more (no node uses it).
-  EXPECT_TRUE(edge->quiet(1s));
+  EXPECT_TRUE(quiet(*edge, 1s));
 }
 
 TEST_F(DeviceIntegration, TwinAndStateReportsArePatchedIntoTheDeviceStatusAndConfirmed) {
@@ -305,10 +168,10 @@ TEST_F(DeviceIntegration, TwinAndStateReportsArePatchedIntoTheDeviceStatusAndCon
   auto edge = connect("edge-1");
   create_model();
   create_device("thermo-1", "edge-1");
-  edge->device_messages(3);
+  device_messages(*edge, 3);
 
-  const auto twin = edge->request(
-      "update", "device/default/thermo-1/twin/edge_updated",
+  const auto twin = twin_request(
+      *edge, "update", "device/default/thermo-1/twin/edge_updated",
       R"({"event_id":"e1","timestamp":1795739770000,"twin":{"temperature":{)"
       R"("expected":{"value":"25","metadata":{"timestamp":1795739769000}},)"
       R"("actual":{"value":"21","metadata":{"timestamp":1795739770000}},"metadata":{"type":"int"}}}})");
@@ -328,7 +191,7 @@ TEST_F(DeviceIntegration, TwinAndStateReportsArePatchedIntoTheDeviceStatusAndCon
   // State comes as a JSON string (§3.3).
   wire::Message state;
   state.set_content_string(R"({"event_id":"e2","timestamp":1795739771000,"device":{"name":"thermo-1","state":"online","lastOnlineTime":"2026-11-27T00:36:11Z"}})");
-  const auto confirmed = edge->request("update", "device/default/thermo-1/state/update", state.content);
+  const auto confirmed = twin_request(*edge, "update", "device/default/thermo-1/state/update", state.content);
   EXPECT_EQ(confirmed.content_string().value_or(""), "OK");
   status = store().get("devices.devices.kubeedge.io", "default", "thermo-1")["status"];
   EXPECT_EQ(status["state"], "online");
@@ -336,7 +199,7 @@ TEST_F(DeviceIntegration, TwinAndStateReportsArePatchedIntoTheDeviceStatusAndCon
   EXPECT_EQ(status["twins"][0]["reported"]["value"], "21") << "kept by the state patch";
 
   // A status-only change is the edge's own report: nothing goes back down.
-  EXPECT_TRUE(edge->quiet(1s));
+  EXPECT_TRUE(quiet(*edge, 1s));
 }
 
 // A node's reports within the window become one PATCH per device.
@@ -345,13 +208,14 @@ TEST_F(DeviceIntegration, ReportsWithinTheWindowBecomeOnePatch) {
   auto edge = connect("edge-1");
   create_model();
   create_device("thermo-1", "edge-1");
-  edge->device_messages(3);
+  device_messages(*edge, 3);
   const double before = metric("edgehub_device_status_patches_total");
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
     ids.push_back(edge->send("update", "device/default/thermo-1/twin/edge_updated",
                              R"({"event_id":"e","timestamp":1,"twin":{"temperature":{"actual":{"value":")" +
-                                 std::to_string(20 + i) + R"("},"metadata":{"type":"int"}}}})"));
+                                 std::to_string(20 + i) + R"("},"metadata":{"type":"int"}}}})",
+                             "resource", "twin"));
   }
   for (const auto& id : ids) {
     const auto c = edge->next([&](const wire::Message& m) { return m.header.parent_msg_id == id; });
@@ -367,8 +231,8 @@ TEST_F(DeviceIntegration, AReportForADeviceOfAnotherNodeIsRefused) {
   create_model();
   create_device("thermo-2", "edge-2");
   ASSERT_TRUE(eventually([&] { return metric("edgehub_devices") == 1.0; }));
-  const auto refused = edge->request(
-      "update", "device/default/thermo-2/twin/edge_updated",
+  const auto refused = twin_request(
+      *edge, "update", "device/default/thermo-2/twin/edge_updated",
       R"({"event_id":"e","timestamp":1,"twin":{"temperature":{"actual":{"value":"99"}}}})");
   EXPECT_EQ(refused.route.group, "twin") << "confirmed, so devicetwin stops re-sending it";
   EXPECT_EQ(refused.content_json()["ErrStatus"]["reason"], "Forbidden");
@@ -376,7 +240,7 @@ TEST_F(DeviceIntegration, AReportForADeviceOfAnotherNodeIsRefused) {
   EXPECT_FALSE(store().get("devices.devices.kubeedge.io", "default", "thermo-2").contains("status") &&
                store().get("devices.devices.kubeedge.io", "default", "thermo-2")["status"].contains("twins"));
   // A report for a device that does not exist at all is refused the same way.
-  const auto unknown = edge->request("update", "device/default/nothing/state/update",
+  const auto unknown = twin_request(*edge, "update", "device/default/nothing/state/update",
                                      R"("{\"device\":{\"state\":\"online\"}}")");
   EXPECT_EQ(unknown.content_json()["ErrStatus"]["reason"], "Forbidden");
 }
@@ -389,15 +253,15 @@ TEST_F(DeviceIntegration, ADeviceMovedBetweenNodesLeavesOneAndJoinsTheOther) {
   ASSERT_TRUE(eventually([&] { return hub_->sessions() == 2; }));
   create_model();
   create_device("thermo-1", "edge-1");
-  one->device_messages(3);
+  device_messages(*one, 3);
   store().patch("devices.devices.kubeedge.io", "default", "thermo-1", devapi::PatchType::kMerge,
                 json::parse(R"({"spec":{"nodeName":"edge-2"}})"));
   std::vector<std::string> left;
-  for (const auto& m : one->device_messages(3)) left.push_back(shape(m));
+  for (const auto& m : device_messages(*one, 3)) left.push_back(shape(m));
   EXPECT_EQ(left, (std::vector<std::string>{"delete resource default/devicemodel/thermo-model",
                                             "update twin membership",
                                             "delete resource default/device/thermo-1"}));
-  const auto joined = two->device_messages(3);
+  const auto joined = device_messages(*two, 3);
   std::vector<std::string> got;
   for (const auto& m : joined) got.push_back(shape(m));
   EXPECT_EQ(got, (std::vector<std::string>{"update twin membership",
@@ -405,7 +269,7 @@ TEST_F(DeviceIntegration, ADeviceMovedBetweenNodesLeavesOneAndJoinsTheOther) {
                                            "insert resource default/device/thermo-1"}));
   EXPECT_EQ(joined[2].content_json()["spec"]["nodeName"], "edge-2");
   // Reports now belong to edge-2 only.
-  const auto refused = one->request("update", "device/default/thermo-1/twin/edge_updated",
+  const auto refused = twin_request(*one, "update", "device/default/thermo-1/twin/edge_updated",
                                     R"({"twin":{"temperature":{"actual":{"value":"1"}}}})");
   EXPECT_EQ(refused.content_json()["ErrStatus"]["reason"], "Forbidden");
 }
@@ -421,7 +285,7 @@ TEST_F(DeviceIntegration, ReconnectResyncsDevicesAndAnswersMembershipDetail) {
   ASSERT_TRUE(eventually([&] { return metric("edgehub_devices") == 3.0; }));
   auto edge = connect("edge-1");
   std::vector<std::string> got;
-  const auto resync = edge->device_messages(4);
+  const auto resync = device_messages(*edge, 4);
   for (const auto& m : resync) got.push_back(shape(m));
   EXPECT_EQ(got, (std::vector<std::string>{"update twin membership",
                                            "update resource default/devicemodel/thermo-model",
@@ -431,7 +295,7 @@ TEST_F(DeviceIntegration, ReconnectResyncsDevicesAndAnswersMembershipDetail) {
 
   wire::Message detail;
   detail.set_content_string(R"({"event_type":"group_membership_event","event_id":"123","operation":"detail","group_id":"edge-1","timestamp":1})");
-  const auto answer = edge->request("get", "membership/detail", detail.content);
+  const auto answer = twin_request(*edge, "get", "membership/detail", detail.content);
   EXPECT_EQ(answer.route.source, "devicecontroller");
   EXPECT_EQ(answer.route.group, "twin");
   EXPECT_EQ(answer.route.resource, "membership/detail");
@@ -454,7 +318,7 @@ TEST_F(DeviceIntegration, ReconnectResyncsDevicesAndAnswersMembershipDetail) {
     return objects.size() == 3;
   }));
   auto back = connect("edge-1");
-  const auto again = back->device_messages(3);
+  const auto again = device_messages(*back, 3);
   got.clear();
   for (const auto& m : again) got.push_back(shape(m));
   EXPECT_EQ(got, (std::vector<std::string>{"update twin membership",
@@ -463,7 +327,7 @@ TEST_F(DeviceIntegration, ReconnectResyncsDevicesAndAnswersMembershipDetail) {
   EXPECT_EQ(again[0].content_json()["removed_devices"],
             json::parse(R"([{"id":"default/thermo-2","name":"thermo-2"}])"));
   EXPECT_EQ(again[2].content_json()["added_devices"].size(), 1u);
-  const auto answer2 = back->request("get", "membership/detail", detail.content);
+  const auto answer2 = twin_request(*back, "get", "membership/detail", detail.content);
   EXPECT_EQ(answer2.content_json()["devices"].size(), 1u);
 }
 

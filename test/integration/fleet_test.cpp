@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "eventually.hpp"
 #include "process.hpp"
 
 namespace edgehub::test {
@@ -36,14 +37,10 @@ namespace http = beast::http;
 
 // --- small helpers --------------------------------------------------------------------------
 
+// Whole programs start here: more time than in-process tests give them.
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds limit = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
+  return test::eventually(pred, limit);
 }
 
 std::string slurp(const fs::path& path) {

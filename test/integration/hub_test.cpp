@@ -1,18 +1,14 @@
 // One hub replica against the embedded API server, with edges speaking edgecore's protocol
 // over real TLS: registration, leases, status, pods, configmaps, secrets, reconnects, retries.
-#include <edgehub/devapi/server.hpp>
-#include <edgehub/hub/hub.hpp>
-#include <edgehub/kube/config.hpp>
-#include <edgehub/net/x509_mint.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "edge.hpp"
+#include "hubs.hpp"
 #include "process.hpp"
 
 namespace edgehub::hub {
@@ -20,44 +16,20 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-namespace asio = boost::asio;
+using test::Edge;
+using test::eventually;
 
 class HubIntegration : public ::testing::Test {
  protected:
   void SetUp() override {
-    api_ = std::make_unique<devapi::Server>(devapi::ServerOptions{});
-    api_->start();
-    const auto kubeconfig = ::testing::TempDir() + "hub-it-kubeconfig-" + std::to_string(::getpid());
-    api_->write_kubeconfig(kubeconfig);
-    auto kube = kube::load_kubeconfig(kubeconfig);
-    ASSERT_TRUE(kube) << kube.error().describe();
-
-    net::CertRequest server_request{.common_name = "edgehub", .usage = net::CertUsage::server,
-                                    .ip_addresses = {"127.0.0.1"}};
-    auto server = net::mint(server_request, {ca_.cert.get(), ca_.key.get()});
-    HubOptions options;
-    options.config.hub.id = "hub-test";
-    options.config.hub.namespace_ = "edgehub";
-    options.config.hub.listen = {"127.0.0.1", 0};
-    options.config.metrics.listen = {"127.0.0.1", 0};
+    auto options = hubs_.options("hub-test");
     options.config.hub.io_threads = 2;
     options.config.delivery.retry_interval = 300ms;
-    options.kube = *kube;
-    options.edge_tls = std::make_shared<net::TlsContext>(net::TlsContext::server(
-        {.cert_chain_pem = net::to_pem(server.cert.get()),
-         .private_key_pem = net::to_pem(server.key.get()),
-         .client_ca_pem = net::to_pem(ca_.cert.get())}));
     options.kube_ca_pem = "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n";
-    hub_ = std::make_unique<Hub>(std::move(options));
-    hub_->start();
-    ASSERT_TRUE(eventually([&] { return hub_->ready(); })) << "hub never became ready";
-  }
-  void TearDown() override {
-    hub_.reset();
-    api_.reset();
+    hub_ = &hubs_.start(std::move(options));
   }
 
-  devapi::Store& store() { return api_->store(); }
+  devapi::Store& store() { return hubs_.store(); }
   static const devapi::ResourceInfo& res(const char* name) { return devapi::resource_by_name(name); }
 
   json create_pod(const std::string& name, const std::string& node, json extra_spec = json::object()) {
@@ -80,19 +52,13 @@ class HubIntegration : public ::testing::Test {
     edge->next_object("update", "null/node/" + node);
     // Owned (and so delivering) once its NodeSync claim is written; changes made before that
     // arrive with the resync, as updates.
-    EXPECT_TRUE(eventually([&] {
-      try {
-        return store().get("nodesyncs.edgehub.io", "", node)["status"].value("owner", "") == "hub-test";
-      } catch (const std::exception&) {
-        return false;
-      }
-    }));
+    EXPECT_TRUE(eventually([&] { return hubs_.owner(node) == "hub-test"; }));
     return edge;
   }
 
-  net::CertAndKey ca_ = net::mint({.common_name = "edge CA", .usage = net::CertUsage::ca});
-  std::unique_ptr<devapi::Server> api_;
-  std::unique_ptr<Hub> hub_;
+  test::InProcessHubs hubs_{"hub-it"};
+  const net::CertAndKey& ca_ = hubs_.ca();
+  Hub* hub_ = nullptr;
 };
 
 json object_resp(const wire::Message& m) { return m.content_json(); }

@@ -15,6 +15,7 @@
 #include <regex>
 #include <thread>
 
+#include "eventually.hpp"
 #include "process.hpp"
 
 namespace edgehub::hub {
@@ -23,14 +24,10 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
+// Whole programs start here: more time than in-process tests give them.
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds limit = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(50ms);
-  }
-  return true;
+  return test::eventually(pred, limit);
 }
 
 std::string unbase64(const std::string& text) {

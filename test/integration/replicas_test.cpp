@@ -1,69 +1,31 @@
 // Several hub replicas in one process against the embedded API server: NodeSync ownership
 // claims, resync from the record after an owner died, drain and rebalancing hand-offs.
 // (The full chaos scenarios with separate processes and nginx live in test/e2e.)
-#include <edgehub/devapi/server.hpp>
-#include <edgehub/hub/hub.hpp>
 #include <edgehub/hub/membership.hpp>
-#include <edgehub/kube/config.hpp>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <future>
 #include <thread>
-#include <sstream>
 
 #include "edge.hpp"
+#include "hubs.hpp"
 #include "process.hpp"
 
 namespace edgehub::hub {
 namespace {
 
+using namespace std::chrono_literals;
 using nlohmann::json;
-
-double metric(Hub& hub, const std::string& series) {
-  std::istringstream text(hub.metrics().expose());
-  std::string line;
-  while (std::getline(text, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return 0;
-}
+using test::Edge;
+using test::eventually;
+using test::metric;
 
 class Replicas : public ::testing::Test {
  protected:
-  void SetUp() override {
-    devapi::ServerOptions api_options;
-    api_options.response_delay = [this](std::string_view method, std::string_view target) {
-      const bool node_pods = method == "GET" && target.starts_with("/api/v1/pods?") &&
-                             target.find("spec.nodeName%3D") != std::string_view::npos;
-      if (!node_pods) return std::chrono::milliseconds(0);
-      ++node_pods_lists_;  // answered now (from the state as it is), delivered after the delay
-      return std::chrono::milliseconds(node_pods_list_delay_ms_.load());
-    };
-    api_ = std::make_unique<devapi::Server>(std::move(api_options));
-    api_->start();
-    const auto kubeconfig = ::testing::TempDir() + "replicas-kubeconfig-" + std::to_string(::getpid());
-    api_->write_kubeconfig(kubeconfig);
-    auto kube = kube::load_kubeconfig(kubeconfig);
-    ASSERT_TRUE(kube) << kube.error().describe();
-    kube_ = *kube;
-    net::CertRequest server_request{.common_name = "edgehub", .usage = net::CertUsage::server,
-                                    .ip_addresses = {"127.0.0.1"}};
-    server_ = net::mint(server_request, {ca_.cert.get(), ca_.key.get()});
-  }
-  void TearDown() override {
-    hubs_.clear();
-    api_.reset();
-  }
-
   Hub& start_hub(const std::string& id, bool rebalance = false) {
-    HubOptions options;
-    options.config.hub.id = id;
-    options.config.hub.namespace_ = "edgehub";
+    auto options = hubs_.options(id);
     options.config.hub.advertise_address = "127.0.0.1";
-    options.config.hub.listen = {"127.0.0.1", 0};
-    options.config.metrics.listen = {"127.0.0.1", 0};
     options.config.hub.io_threads = 1;
     options.config.hub.keepalive_timeout = std::chrono::milliseconds(300'000);  // only claims close
     options.config.delivery.node_sync_interval = std::chrono::milliseconds(200);
@@ -73,26 +35,24 @@ class Replicas : public ::testing::Test {
     options.config.rebalance.sessions_per_round = 2;
     options.config.drain.deadline = std::chrono::milliseconds(8000);
     options.config.drain.sessions_per_second = 20;
-    options.kube = kube_;
-    options.edge_tls = std::make_shared<net::TlsContext>(net::TlsContext::server(
-        {.cert_chain_pem = net::to_pem(server_.cert.get()),
-         .private_key_pem = net::to_pem(server_.key.get()),
-         .client_ca_pem = net::to_pem(ca_.cert.get())}));
-    auto hub = std::make_unique<Hub>(std::move(options));
-    hub->start();
-    EXPECT_TRUE(eventually([&] { return hub->ready(); })) << id << " never became ready";
-    hubs_.push_back(std::move(hub));
-    return *hubs_.back();
+    return hubs_.start(std::move(options));
+  }
+  // The API server holds its answers to node pod lists (a resync's) for
+  // node_pods_list_delay_ms_, and counts them in node_pods_lists_.
+  devapi::ServerOptions api_options() {
+    devapi::ServerOptions options;
+    options.response_delay = [this](std::string_view method, std::string_view target) {
+      const bool node_pods = method == "GET" && target.starts_with("/api/v1/pods?") &&
+                             target.find("spec.nodeName%3D") != std::string_view::npos;
+      if (!node_pods) return std::chrono::milliseconds(0);
+      ++node_pods_lists_;  // answered now (from the state as it is), delivered after the delay
+      return std::chrono::milliseconds(node_pods_list_delay_ms_.load());
+    };
+    return options;
   }
 
-  devapi::Store& store() { return api_->store(); }
-  std::string owner(const std::string& node) {
-    try {
-      return store().get("nodesyncs.edgehub.io", "", node)["status"].value("owner", "");
-    } catch (const std::exception&) {
-      return "";
-    }
-  }
+  devapi::Store& store() { return hubs_.store(); }
+  std::string owner(const std::string& node) { return hubs_.owner(node); }
   json create_pod(const std::string& name, const std::string& node) {
     json pod = {{"apiVersion", "v1"},
                 {"kind", "Pod"},
@@ -109,14 +69,10 @@ class Replicas : public ::testing::Test {
     return edge;
   }
 
-  // How long the API server holds its answer to a node's pod list (a resync's).
   std::atomic<int> node_pods_list_delay_ms_{0};
   std::atomic<int> node_pods_lists_{0};  // node pod lists answered so far
-  net::CertAndKey ca_ = net::mint({.common_name = "edge CA", .usage = net::CertUsage::ca});
-  net::CertAndKey server_;
-  kube::ClientConfig kube_;
-  std::unique_ptr<devapi::Server> api_;
-  std::vector<std::unique_ptr<Hub>> hubs_;
+  test::InProcessHubs hubs_{"replicas", api_options()};
+  const net::CertAndKey& ca_ = hubs_.ca();
 };
 
 TEST_F(Replicas, AClaimByAnotherReplicaClosesTheOldSessionAtOnce) {
@@ -193,8 +149,8 @@ TEST_F(Replicas, AResyncNeverUndoesWatchEventsThatCrossedItsList) {
   // API server answers its pod list at once but the answer takes 1.5 s to arrive.
   node_pods_list_delay_ms_ = 1500;
   const int lists = node_pods_lists_;
-  api_->expire_history();
-  api_->drop_watchers();
+  hubs_.api().expire_history();
+  hubs_.api().drop_watchers();
   // The resync's list has been answered (the old state) and is on its way.
   ASSERT_TRUE(eventually([&] { return node_pods_lists_ > lists; }));
   create_pod("new", "edge-1");
@@ -299,11 +255,11 @@ TEST_F(Replicas, ADeletedNodeLosesItsSessionAndItsRecord) {
 }
 
 TEST_F(Replicas, StatusPrintsTheFleetFromTheMembershipLeases) {
-  start_hub("replica-a");
-  start_hub("replica-b");
-  auto a_edge = connect(*hubs_[0], "edge-1");
+  auto& a = start_hub("replica-a");
+  auto& b = start_hub("replica-b");
+  auto a_edge = connect(a, "edge-1");
   const std::vector<std::string> argv = {test::binary("edgehub"), "status", "--kubeconfig",
-                                         ::testing::TempDir() + "replicas-kubeconfig-" + std::to_string(::getpid()), "-n",
+                                         hubs_.kubeconfig(), "-n",
                                          "edgehub"};
   test::Output out;
   ASSERT_TRUE(eventually([&] {
@@ -314,7 +270,7 @@ TEST_F(Replicas, StatusPrintsTheFleetFromTheMembershipLeases) {
   EXPECT_NE(out.out.find("replica-a"), std::string::npos);
   EXPECT_NE(out.out.find("replica-b"), std::string::npos);
   EXPECT_NE(out.out.find("127.0.0.1"), std::string::npos);
-  hubs_[1]->drain();  // leaves the membership
+  b.drain();  // leaves the membership
   out = test::run(argv);
   EXPECT_EQ(out.exit_code, 0) << out.out << out.err;
   EXPECT_NE(out.out.find("1 replicas live of 1"), std::string::npos) << out.out;

@@ -14,7 +14,7 @@ namespace edgehub::hub {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::EdgeClient;
+using test::EdgeClient;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;

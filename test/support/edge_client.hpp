@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-namespace edgehub::hub::testing {
+namespace edgehub::test {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -105,4 +105,4 @@ class EdgeClient {
   error_code error_;
 };
 
-}  // namespace edgehub::hub::testing
+}  // namespace edgehub::test
