@@ -195,6 +195,14 @@ void Hub::Impl::start() {
                            return listener ? static_cast<double>(listener->handshakes_in_progress())
                                            : 0.0;
                          });
+  metrics.gauge_callback(
+      "edgehub_api_requests_waiting",
+      "Requests to the Kubernetes API waiting in the client-side rate limiter (kube.qps).",
+      [this] {
+        return client ? static_cast<double>(client->limiter().waiting_now().load(
+                            std::memory_order_relaxed))
+                      : 0.0;
+      });
   metrics.gauge_callback("edgehub_process_resident_memory_bytes", "Resident set size.",
                          [] { return resident_bytes(); });
   metrics.gauge_callback("edgehub_ready", "1 when this replica accepts edges and watches the API.",

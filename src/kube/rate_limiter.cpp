@@ -46,6 +46,7 @@ bool RateLimiter::try_acquire(Priority p) {
 
 void RateLimiter::enqueue(Priority p, Grant grant) {
   queues_[static_cast<std::size_t>(p)].push_back(std::move(grant));
+  waiting_now_.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::optional<RateLimiter::Clock::duration> RateLimiter::poll() {
@@ -62,6 +63,7 @@ std::optional<RateLimiter::Clock::duration> RateLimiter::poll() {
       if (qps_ > 0) tokens_ -= 1.0;
       Grant g = std::move(q.front());
       q.pop_front();
+      waiting_now_.fetch_sub(1, std::memory_order_relaxed);
       g();  // may enqueue more; the loop sees them in order
     }
   }

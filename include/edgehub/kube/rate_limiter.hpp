@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -37,6 +38,8 @@ class RateLimiter {
 
   std::size_t waiting(Priority p) const { return queues_[static_cast<std::size_t>(p)].size(); }
   std::size_t waiting() const;
+  // The same total, readable from any thread (a metric).
+  const std::atomic<std::size_t>& waiting_now() const { return waiting_now_; }
   double tokens();
 
  private:
@@ -48,6 +51,7 @@ class RateLimiter {
   double tokens_;
   Now now_;
   Clock::time_point last_;
+  std::atomic<std::size_t> waiting_now_{0};
   std::array<std::deque<Grant>, kPriorityCount> queues_;
 };
 
