@@ -20,14 +20,7 @@ SIM=$BUILD/edgehub-sim
 
 . "$(dirname "$0")/lib.sh"
 
-# The API server alone (`edgehub devapi`): a `--dev` hub would also count as a replica in the
-# fleet, and the replica under test would shed edges to it.
-"$HUB" certs init --dir "$work/certs" >/dev/null
-"$HUB" devapi --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --log-level warn >"$work/api.log" 2>&1 &
-apipid=$!
-pid[api]=$apipid
-for _ in $(seq 1 100); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
-api=$(sed -n 's/.*server: \(http[^ ]*\).*/\1/p' "$work/kubeconfig" | head -1)
+start_api
 devices_api="$api/apis/devices.kubeedge.io/v1beta1/namespaces/default"
 
 curl -s -o /dev/null -X POST -H 'Content-Type: application/json' "$devices_api/devicemodels" -d \
@@ -68,12 +61,7 @@ devices: {reportBatchWindow: $WINDOW}
 metrics: {listen: "127.0.0.1:0"}
 log: {level: warn}
 YAML
-"$HUB" --config "$work/hub.yaml" --log-level info >"$work/hub.log" 2>&1 &
-hub=$!
-pid[hub]=$hub
-port=$(wait_for "$work/hub.log" 's/.*listening for edges on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
-admin=$(wait_for "$work/hub.log" 's/.*admin on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
-for _ in $(seq 1 600); do [[ $(curl -s "http://127.0.0.1:$admin/readyz") == ok ]] && break; sleep 0.1; done
+start_replica
 
 "$SIM" --server "127.0.0.1:$port" --nodes "$NODES" --source-addrs 4 \
   --ca "$work/certs/ca.crt" --client-ca "$work/certs/ca.crt" --client-ca-key "$work/certs/ca.key" \
@@ -90,11 +78,11 @@ sleep $((TWIN_EVERY * 2 + 5))
 
 written() { curl -s "http://127.0.0.1:$admin/metrics" | awk '/^edgehub_device_reports_total\{/ && /result="written"/ {s += $2} END {print s + 0}'; }
 reports0=$(written); patches0=$(metric edgehub_device_status_patches_total); ticks0=$(cpu_ticks $hub)
-api0=$(cpu_ticks $apipid); sim0=$(cpu_ticks $sim)
+api0=$(cpu_ticks "${pid[api]}"); sim0=$(cpu_ticks $sim)
 load0=$(cut -d' ' -f1 /proc/loadavg)
 sleep "$HOLD"
 reports1=$(written); patches1=$(metric edgehub_device_status_patches_total); ticks1=$(cpu_ticks $hub)
-api1=$(cpu_ticks $apipid); sim1=$(cpu_ticks $sim)
+api1=$(cpu_ticks "${pid[api]}"); sim1=$(cpu_ticks $sim)
 sessions=$(metric edgehub_sessions)
 pending=$(metric edgehub_device_reports_pending)
 rss=$(rss_kib $hub)

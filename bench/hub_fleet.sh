@@ -52,13 +52,7 @@ quantile_ms() {
     }'
 }
 
-# The API server alone (`edgehub devapi`): a `--dev` hub would also count as a replica in the
-# fleet, and the replica under test would shed edges to it.
-"$HUB" certs init --dir "$work/certs" >/dev/null
-"$HUB" devapi --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --log-level warn >"$work/api.log" 2>&1 &
-pid[api]=$!
-for _ in $(seq 1 100); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
-api=$(sed -n 's/.*server: \(http[^ ]*\).*/\1/p' "$work/kubeconfig" | head -1)
+start_api
 if (( REGISTERED > 0 )); then
   for i in $(seq 1 "$REGISTERED"); do
     echo "{\"metadata\":{\"name\":\"registered-$i\",\"labels\":{\"node-role.kubernetes.io/edge\":\"\"}}}"
@@ -80,12 +74,7 @@ kube: {kubeconfig: "$work/kubeconfig", qps: 2000, burst: 4000}
 metrics: {listen: "127.0.0.1:0"}
 log: {level: warn}
 YAML
-"$HUB" --config "$work/hub.yaml" --log-level info >"$work/hub.log" 2>&1 &
-hub=$!
-pid[hub]=$hub
-port=$(wait_for "$work/hub.log" 's/.*listening for edges on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
-admin=$(wait_for "$work/hub.log" 's/.*admin on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
-for _ in $(seq 1 100); do [[ $(curl -s "http://127.0.0.1:$admin/readyz") == ok ]] && break; sleep 0.1; done
+start_replica
 sleep 2
 rss_empty=$(rss_kib $hub)
 

@@ -47,3 +47,26 @@ free_port() {
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
+
+# The Kubernetes API for a single-replica benchmark: dev certificates in $work/certs and the
+# API server alone (`edgehub devapi`; an `edgehub --dev` hub would also count as a replica,
+# and the replica under test would shed edges to it). Sets pid[api] and $api (its URL).
+start_api() {
+  "$HUB" certs init --dir "$work/certs" >/dev/null
+  "$HUB" devapi --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --log-level warn \
+    >"$work/api.log" 2>&1 &
+  pid[api]=$!
+  for _ in $(seq 1 100); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
+  api=$(sed -n 's/.*server: \(http[^ ]*\).*/\1/p' "$work/kubeconfig" | head -1)
+}
+
+# Starts the replica from $work/hub.yaml (listening on port 0) and waits until it is ready.
+# Sets pid[hub], $hub, $port (edges) and $admin (metrics).
+start_replica() {
+  "$HUB" --config "$work/hub.yaml" --log-level info >"$work/hub.log" 2>&1 &
+  hub=$!
+  pid[hub]=$hub
+  port=$(wait_for "$work/hub.log" 's/.*listening for edges on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
+  admin=$(wait_for "$work/hub.log" 's/.*admin on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
+  for _ in $(seq 1 600); do [[ $(curl -s "http://127.0.0.1:$admin/readyz") == ok ]] && break; sleep 0.1; done
+}

@@ -77,13 +77,13 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   for (int i = 0; i < options_.declared_replicas; ++i) {
     Replica r;
     r.id = kIds[i % 6];
-    r.edge_port = free_port();
-    r.admin_port = free_port();
+    r.edge_port = test::free_port();
+    r.admin_port = test::free_port();
     replicas_.push_back(std::move(r));
   }
-  api_port_ = free_port();
-  nginx_port_ = free_port();
-  sim_port_ = free_port();
+  api_port_ = test::free_port();
+  nginx_port_ = test::free_port();
+  sim_port_ = test::free_port();
 }
 
 Cluster::~Cluster() {

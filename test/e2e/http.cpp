@@ -5,8 +5,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <mutex>
-#include <set>
 
 namespace edgehub::e2e {
 
@@ -44,21 +42,6 @@ std::optional<HttpResult> http_request(const std::string& method, std::uint16_t 
   });
   io.run();
   return result;
-}
-
-// The kernel may hand the same ephemeral port to two binds in a row once the first socket is
-// closed: a port this process already gave out is never given again (two replicas once got
-// the same admin port).
-std::uint16_t free_port() {
-  asio::io_context io;
-  static std::mutex mutex;
-  static std::set<std::uint16_t> given;
-  std::lock_guard lock(mutex);
-  for (;;) {
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    const auto port = acceptor.local_endpoint().port();
-    if (given.insert(port).second) return port;
-  }
 }
 
 }  // namespace edgehub::e2e

@@ -23,6 +23,5 @@ inline std::optional<HttpResult> http_get(std::uint16_t port, const std::string&
 }
 
 // A loopback port that was free a moment ago (bound to port 0, then closed).
-std::uint16_t free_port();
 
 }  // namespace edgehub::e2e

@@ -15,10 +15,8 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -119,18 +117,6 @@ fs::path make_work_dir() {
   return dir;
 }
 
-// Never the same port twice in this process (the kernel may reuse a just-closed one).
-std::uint16_t free_port() {
-  asio::io_context io;
-  static std::mutex mutex;
-  static std::set<std::uint16_t> given;
-  std::lock_guard lock(mutex);
-  for (;;) {
-    asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
-    const auto port = a.local_endpoint().port();
-    if (given.insert(port).second) return port;
-  }
-}
 
 // --- the processes --------------------------------------------------------------------------
 
@@ -279,7 +265,7 @@ class Fleet : public ::testing::Test {
     dir_ = new fs::path(make_work_dir());
     api_ = new Api(*dir_);
     ASSERT_NE(api_->port, 0) << slurp(*dir_ / "api.log");
-    replica_ = new Replica(*dir_, free_port());
+    replica_ = new Replica(*dir_, test::free_port());
     ASSERT_TRUE(replica_->start()) << slurp(*dir_ / "hub-1.log");
   }
   static void TearDownTestSuite() {

@@ -3,6 +3,7 @@
 // child kept running in the background and stopped with a signal.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -41,5 +42,10 @@ class Child {
 
 // Path of a program built by this project.
 std::string binary(const std::string& name);
+
+// A loopback TCP port free right now (bound to port 0, then released). The kernel may hand
+// a just-closed port to the next bind: a port this process already gave out is never given
+// again (two e2e replicas once got the same admin port).
+std::uint16_t free_port();
 
 }  // namespace edgehub::test
