@@ -48,20 +48,10 @@ for t in threads: t.join()
 PY
 echo "created $((NODES * DEVICES)) devices in $(since "$created_start") s"
 
-cat >"$work/hub.yaml" <<YAML
-hub:
-  id: bench-0
-  listen: "127.0.0.1:0"
-  tls: {certFile: "$work/certs/server.crt", keyFile: "$work/certs/server.key", clientCAFile: "$work/certs/ca.crt"}
-  certService: {enabled: false}
-  maxConnections: 19500
-  ioThreads: ${IO_THREADS:-0}
+start_replica <<YAML
 kube: {kubeconfig: "$work/kubeconfig", qps: 5000, burst: 10000}
 devices: {reportBatchWindow: $WINDOW}
-metrics: {listen: "127.0.0.1:0"}
-log: {level: warn}
 YAML
-start_replica
 
 "$SIM" --server "127.0.0.1:$port" --nodes "$NODES" --source-addrs 4 \
   --ca "$work/certs/ca.crt" --client-ca "$work/certs/ca.crt" --client-ca-key "$work/certs/ca.key" \

@@ -60,21 +60,9 @@ if (( REGISTERED > 0 )); then
       "$api/api/v1/nodes" -d '{}'
 fi
 
-cat >"$work/hub.yaml" <<YAML
-hub:
-  id: bench-0
-  listen: "127.0.0.1:0"
-  tls: {certFile: "$work/certs/server.crt", keyFile: "$work/certs/server.key", clientCAFile: "$work/certs/ca.crt"}
-  certService: {enabled: false}
-  maxConnections: 19500
-  ioThreads: ${IO_THREADS:-0}
-# One replica alone: nothing to rebalance towards.
-rebalance: {enabled: false}
+start_replica <<YAML
 kube: {kubeconfig: "$work/kubeconfig", qps: 2000, burst: 4000}
-metrics: {listen: "127.0.0.1:0"}
-log: {level: warn}
 YAML
-start_replica
 sleep 2
 rss_empty=$(rss_kib $hub)
 

@@ -60,9 +60,26 @@ start_api() {
   api=$(sed -n 's/.*server: \(http[^ ]*\).*/\1/p' "$work/kubeconfig" | head -1)
 }
 
-# Starts the replica from $work/hub.yaml (listening on port 0) and waits until it is ready.
-# Sets pid[hub], $hub, $port (edges) and $admin (metrics).
+# Starts the one replica of a benchmark and waits until it is ready: its configuration is the
+# common part below plus the YAML read from stdin (kube limits, features). Sets pid[hub],
+# $hub, $port (edges) and $admin (metrics).
 start_replica() {
+  {
+    cat <<YAML
+hub:
+  id: bench-0
+  listen: "127.0.0.1:0"
+  tls: {certFile: "$work/certs/server.crt", keyFile: "$work/certs/server.key", clientCAFile: "$work/certs/ca.crt"}
+  certService: {enabled: false}
+  maxConnections: 19500
+  ioThreads: ${IO_THREADS:-0}
+# One replica alone: nothing to rebalance towards.
+rebalance: {enabled: false}
+metrics: {listen: "127.0.0.1:0"}
+log: {level: warn}
+YAML
+    cat
+  } >"$work/hub.yaml"
   "$HUB" --config "$work/hub.yaml" --log-level info >"$work/hub.log" 2>&1 &
   hub=$!
   pid[hub]=$hub
