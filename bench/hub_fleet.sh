@@ -15,7 +15,7 @@
 # to show the replica's memory does not grow with the cluster.
 #
 #   bench/hub_fleet.sh [BUILD_DIR]
-#   env: NODES=10000 HOLD=60 PODS=0 RATE=50 DRIVE=0 REGISTERED=0 IO_THREADS=0
+#   env: NODES=10000 HOLD=60 PODS=0 RATE=50 DRIVE=0 REGISTERED=0 IO_THREADS=0 NODESYNC_INTERVAL=5s
 set -euo pipefail
 
 BUILD=${1:-build/release}
@@ -25,6 +25,7 @@ PODS=${PODS:-0}
 RATE=${RATE:-50}
 REGISTERED=${REGISTERED:-0}
 DRIVE=${DRIVE:-0}
+NODESYNC_INTERVAL=${NODESYNC_INTERVAL:-5s}
 HUB=$BUILD/edgehub
 SIM=$BUILD/edgehub-sim
 DRIVER=$BUILD/bench/pod_driver
@@ -62,6 +63,7 @@ fi
 
 start_replica <<YAML
 kube: {kubeconfig: "$work/kubeconfig", qps: 2000, burst: 4000}
+delivery: {nodeSyncInterval: $NODESYNC_INTERVAL}
 YAML
 sleep 2
 rss_empty=$(rss_kib $hub)
@@ -120,18 +122,25 @@ if (( PODS > 0 )); then
   out0=$(metric 'edgehub_messages_total{direction="out"}')
   in0=$(metric 'edgehub_messages_total{direction="in"}')
   ticks0=$(cpu_ticks $hub)
+  api_ticks0=$(cpu_ticks ${pid[api]})
+  sim_ticks0=$(cpu_ticks $sim)
+  writes0=$(metric 'edgehub_nodesync_writes_total{result="ok"}')
   if (( DRIVE > 0 )); then
     "$DRIVER" --kubeconfig "$work/kubeconfig" --nodes "$NODES" --pods "$PODS" --rate "$RATE" \
       --duration "$DRIVE" --prefix drv --patch-only
   fi
   sleep 2
   ticks1=$(cpu_ticks $hub)
+  api_ticks1=$(cpu_ticks ${pid[api]})
+  sim_ticks1=$(cpu_ticks $sim)
+  writes1=$(metric 'edgehub_nodesync_writes_total{result="ok"}')
   out1=$(metric 'edgehub_messages_total{direction="out"}')
   in1=$(metric 'edgehub_messages_total{direction="in"}')
   latency_buckets >"$work/lat1"
   if (( DRIVE > 0 )); then
     cpu=$(echo "scale=3; ($ticks1 - $ticks0) / $hz" | bc)
     echo "patch phase: $((out1 - out0)) messages out, $((in1 - in0)) in (ACKs), replica CPU $cpu s over ${DRIVE} s + 2 s"
+    echo "same span, CPU of the API server / the simulator: $(echo "scale=3; ($api_ticks1 - $api_ticks0) / $hz" | bc) s / $(echo "scale=3; ($sim_ticks1 - $sim_ticks0) / $hz" | bc) s; NodeSync record writes: $((writes1 - writes0))"
     echo "messages out per replica CPU-second: $(echo "($out1 - $out0) / $cpu" | bc)"
     echo "hub-internal latency (watch event → socket), p50 / p90 / p99 / p99.9: $(quantile_ms "$work/lat0" "$work/lat1" 0.5) / $(quantile_ms "$work/lat0" "$work/lat1" 0.9) / $(quantile_ms "$work/lat0" "$work/lat1" 0.99) / $(quantile_ms "$work/lat0" "$work/lat1" 0.999) ms"
   fi

@@ -253,7 +253,7 @@ void NodeSync::acked(const std::string& node, const Change& change) {
   }
   ++s->generation;
   s->dirty = true;
-  dirty_.insert(node);
+  schedule_write(node, *s);
 }
 
 void NodeSync::release(const std::string& node) {
@@ -265,7 +265,6 @@ void NodeSync::release(const std::string& node) {
 
 void NodeSync::remove_record(const std::string& node) {
   states_.erase(node);
-  dirty_.erase(node);
   asio::co_spawn(
       client_->executor(),
       [this, node, alive = alive_]() -> asio::awaitable<void> {
@@ -289,7 +288,8 @@ void NodeSync::kick(const std::string& node) {
   if (!work) {
     if (s->released && (!s->dirty || !s->owned)) {
       states_.erase(node);
-      dirty_.erase(node);
+    } else if (s->owned && s->dirty) {
+      schedule_write(node, *s);
     }
     return;
   }
@@ -418,12 +418,7 @@ asio::awaitable<NodeSync::WriteResult> NodeSync::write(std::string node, std::ui
     writes_.with({"ok"}).inc();
     s->record.resource_version = written->meta.resource_version;
     s->last_write = Clock::now();
-    if (generation == s->generation) {
-      s->dirty = false;
-      dirty_.erase(node);
-    } else {
-      dirty_.insert(node);
-    }
+    if (generation == s->generation) s->dirty = false;
     for (auto& c : sent) {
       const bool newer = std::any_of(s->waiting.begin(), s->waiting.end(),
                                      [&](const Change& w) { return w.uid == c.uid; });
@@ -495,17 +490,33 @@ void NodeSync::lose(const std::string& node, const std::string& owner) {
   lost_claims_.inc();
   spdlog::info("node {}: claimed by replica {}; closing its session here", node, owner);
   states_.erase(node);
-  dirty_.erase(node);
   lost_(node, owner);
 }
 
+void NodeSync::schedule_write(const std::string& node, State& s) {
+  if (s.queued) return;
+  s.queued = true;
+  due_.push(Due{s.last_write + options_.flush_interval, node, s.epoch});
+}
+
+// Every 100 ms: the records whose coalesced write is due. Each record falls due
+// `flush_interval` after its own last write, so the writes spread over the interval instead
+// of leaving in one burst per tick (a burst of record writes delays the watch events behind
+// it, here and on the API server).
 void NodeSync::schedule_tick() {
   if (!tick_) tick_ = std::make_unique<asio::steady_timer>(client_->executor());
-  tick_->expires_after(std::chrono::seconds(1));
+  tick_->expires_after(std::chrono::milliseconds(100));
   tick_->async_wait([this, alive = alive_](boost::system::error_code ec) {
     if (ec || !*alive || stopped_) return;
-    const std::vector<std::string> nodes(dirty_.begin(), dirty_.end());
-    for (const auto& node : nodes) kick(node);
+    const auto now = Clock::now();
+    while (!due_.empty() && due_.top().at <= now) {
+      const Due d = due_.top();
+      due_.pop();
+      State* s = find(d.node, d.epoch);
+      if (s == nullptr) continue;  // forgotten since; a reclaimed node has its own entry
+      s->queued = false;
+      kick(d.node);
+    }
     check_stalls();
     schedule_tick();
   });

@@ -34,9 +34,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace edgehub::hub {
@@ -132,6 +132,7 @@ class NodeSync {
     std::uint64_t epoch = 0;    // tells a forgotten-then-reclaimed node from the old one
     bool busy = false;          // a writer coroutine runs for this node
     bool dirty = false;         // record changed since the last write
+    bool queued = false;        // in due_, waiting for its coalesced write
     std::uint64_t generation = 0;
     std::vector<Change> waiting;  // first versions waiting for the record write, in order
     // Objects in the record not ACKed yet, and since when (checked by the tick).
@@ -149,6 +150,7 @@ class NodeSync {
   boost::asio::awaitable<WriteResult> write(std::string node, std::uint64_t epoch);
   void on_event(kube::WatchEvent&& ev);
   void lose(const std::string& node, const std::string& owner);
+  void schedule_write(const std::string& node, State& s);
   void schedule_tick();
   void check_stalls();
 
@@ -159,7 +161,15 @@ class NodeSync {
   Lost lost_;
   Stalled stalled_;
   std::unordered_map<std::string, std::unique_ptr<State>> states_;
-  std::unordered_set<std::string> dirty_;
+  // Dirty records by the time their coalesced write is due (one entry per queued State),
+  // so the tick writes each when due rather than all dirty records at once.
+  struct Due {
+    std::chrono::steady_clock::time_point at;
+    std::string node;
+    std::uint64_t epoch;
+    bool operator>(const Due& o) const { return at > o.at; }
+  };
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;
   std::shared_ptr<kube::Watcher> watcher_;
   std::unique_ptr<boost::asio::steady_timer> tick_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

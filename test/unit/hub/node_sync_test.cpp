@@ -75,6 +75,8 @@ TEST(Rebalance, LeaseTimesAreMicroTimeAndParse) {
 // admit(): what goes to the session, and when — against the embedded API server.
 class NodeSyncAdmit : public ::testing::Test {
  protected:
+  static constexpr std::chrono::milliseconds kInterval{300};  // coalesced ACK writes
+
   void SetUp() override {
     api_.start();
     const auto kubeconfig =
@@ -84,7 +86,7 @@ class NodeSyncAdmit : public ::testing::Test {
     ASSERT_TRUE(config) << config.error().describe();
     client_ = *kube::Client::make(io_.get_executor(), *config);
     sync_ = std::make_unique<NodeSync>(
-        client_, metrics_, NodeSyncOptions{.replica = "hub-a"},
+        client_, metrics_, NodeSyncOptions{.replica = "hub-a", .flush_interval = kInterval},
         [this](const std::string& node, Change c) { delivered_.emplace_back(node, std::move(c)); },
         [this](const std::string&, std::uint64_t, bool ok, const std::string&) { claimed_ = ok; },
         [](const std::string&, const std::string&) {});
@@ -164,6 +166,46 @@ TEST_F(NodeSyncAdmit, AVersionTheEdgeAckedIsNotSentAgain) {
   ASSERT_EQ(delivered_.size(), 2u);
   EXPECT_EQ(delivered_[0].second.resource_version, 31u);
   EXPECT_EQ(delivered_[1].second.operation, "delete");
+}
+
+TEST_F(NodeSyncAdmit, AcksAreCoalescedIntoAtMostOneWritePerNodePerInterval) {
+  sync_->start();  // the tick that writes dirty records
+  claimed_ = false;
+  sync_->claim("edge-2", 2);
+  run_until([&] { return claimed_; });
+  ASSERT_TRUE(claimed_);
+  sync_->admit("edge-1", pod("a", 10, "insert"));
+  sync_->admit("edge-2", pod("b", 10, "insert"));
+  run_until([&] { return delivered_.size() == 2; });
+  ASSERT_EQ(delivered_.size(), 2u) << "each first version after its own record write";
+  const std::string ok = "edgehub_nodesync_writes_total{result=\"ok\"}";
+  const double writes_before = counter(ok);
+  const auto start = std::chrono::steady_clock::now();
+  // A stream of updates, each ACKed at once: every ACK dirties its node's record.
+  for (std::uint64_t v = 11; v <= 40; ++v) {
+    for (const char* node : {"edge-1", "edge-2"}) {
+      const auto uid = std::string(node) == "edge-1" ? "a" : "b";
+      sync_->admit(node, pod(uid, v));
+      sync_->acked(node, delivered_.back().second);
+    }
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds(25));
+  }
+  auto acked_in_api = [&](const char* node, const char* uid) {
+    const auto doc = api_.store().get("nodesyncs.edgehub.io", "", node);
+    for (const auto& o : doc["status"]["objects"]) {
+      if (o["uid"] == uid) return o["ackedResourceVersion"].get<std::string>();
+    }
+    return std::string("missing");
+  };
+  run_until([&] { return acked_in_api("edge-1", "a") == "40" && acked_in_api("edge-2", "b") == "40"; });
+  EXPECT_EQ(acked_in_api("edge-1", "a"), "40") << "the last ACK reaches the record";
+  EXPECT_EQ(acked_in_api("edge-2", "b"), "40");
+  const double periods =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start) / kInterval;
+  const double writes = counter(ok) - writes_before;
+  EXPECT_GE(writes, 2) << "one write per node at least";
+  EXPECT_LE(writes, 2 * (periods + 1)) << "60 ACKs coalesced per node and interval";
 }
 
 }  // namespace
