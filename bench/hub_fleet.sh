@@ -15,7 +15,7 @@
 # to show the replica's memory does not grow with the cluster.
 #
 #   bench/hub_fleet.sh [BUILD_DIR]
-#   env: NODES=10000 HOLD=60 PODS=0 RATE=50 DRIVE=0 REGISTERED=0 IO_THREADS=0 NODESYNC_INTERVAL=5s
+#   env: NODES=10000 HOLD=60 PODS=0 RATE=50 DRIVE=0 REGISTERED=0 IO_THREADS=0 NODESYNC_INTERVAL=5s HEAP_SNAPSHOT=<dir>
 set -euo pipefail
 
 BUILD=${1:-build/release}
@@ -62,7 +62,7 @@ if (( REGISTERED > 0 )); then
 fi
 
 start_replica <<YAML
-kube: {kubeconfig: "$work/kubeconfig", qps: 2000, burst: 4000}
+kube: {kubeconfig: "$work/kubeconfig", qps: ${KUBE_QPS:-2000}, burst: $(( ${KUBE_QPS:-2000} * 2 ))}
 delivery: {nodeSyncInterval: $NODESYNC_INTERVAL}
 YAML
 sleep 2
@@ -101,6 +101,13 @@ ticks_before=$(cpu_ticks $hub)
 sleep "$HOLD"
 ticks_after=$(cpu_ticks $hub)
 rss_full=$(rss_kib $hub)
+if [[ -n ${HEAP_SNAPSHOT:-} ]]; then
+  # Where the idle fleet's memory is: the replica's mappings and malloc's arenas (by gdb).
+  mkdir -p "$HEAP_SNAPSHOT"
+  cp "/proc/$hub/smaps" "$HEAP_SNAPSHOT/smaps"
+  gdb -batch -p "$hub" -ex "call (void*)fopen(\"$HEAP_SNAPSHOT/malloc_info.xml\", \"w\")" \
+    -ex 'call (int)malloc_info(0, $1)' -ex 'call (int)fclose($1)' >/dev/null 2>&1 || true
+fi
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "edges connected:            $sessions / $NODES in $(echo "$connect_end - $connect_start" | bc) s ($(echo "$NODES / ($connect_end - $connect_start)" | bc) /s, simulator on the same 2 cores)"

@@ -191,6 +191,10 @@ std::vector<Key> build() {
               "Edge connections accepted at most; more are refused with 503."),
       int_key("hub.ioThreads", EDGEHUB_FIELD(hub.io_threads), 0, 256,
               "I/O threads; 0 means one per hardware thread."),
+      int_key("hub.maxUpstreamInProgress", EDGEHUB_FIELD(hub.max_upstream_in_progress), 1,
+              100'000,
+              "Edge requests handled at once (waiting for the API or answered by it); the rest "
+              "wait by priority, leases first, each holding only its message."),
       duration_key("hub.keepaliveTimeout", EDGEHUB_FIELD(hub.keepalive_timeout),
                    "A session without a keepalive for this long is closed (cloudcore: 30s)."),
       duration_key("hub.handshakeTimeout", EDGEHUB_FIELD(hub.handshake_timeout),

@@ -230,7 +230,8 @@ void Hub::Impl::start() {
     options.server_key_pem = shared_pki->server_key_pem();
     if (!c.hub.proxy.enabled) options.edge_tls = shared_pki->edge_tls();
   }
-  upstream = std::make_unique<Upstream>(*client, index, metrics, options.kube_ca_pem);
+  upstream = std::make_unique<Upstream>(*client, index, metrics, options.kube_ca_pem,
+                                        c.hub.max_upstream_in_progress);
   if (c.delivery.node_sync) {
     node_sync = std::make_unique<NodeSync>(
         client, metrics,

@@ -293,19 +293,55 @@ void NodeSync::kick(const std::string& node) {
     }
     return;
   }
+  bool claim_slot = false;
+  if (s->claim_pending) {
+    if (claims_running_ >= options_.max_concurrent_claims) {
+      // A reconnecting fleet: claims wait here as names, not as coroutines holding their
+      // requests while the API's rate limit lets them through.
+      if (!s->claim_queued) {
+        s->claim_queued = true;
+        claim_queue_.emplace_back(node, s->epoch);
+      }
+      return;
+    }
+    ++claims_running_;
+    claim_slot = true;
+  }
+  s->claim_queued = false;
   s->busy = true;
-  asio::co_spawn(client_->executor(), work_on(node, s->epoch), asio::detached);
+  asio::co_spawn(client_->executor(), work_on(node, s->epoch, claim_slot), asio::detached);
 }
 
-asio::awaitable<void> NodeSync::work_on(std::string node, std::uint64_t epoch) {
+void NodeSync::release_claim_slot() {
+  --claims_running_;
+  while (!stopped_ && claims_running_ < options_.max_concurrent_claims && !claim_queue_.empty()) {
+    auto [node, epoch] = std::move(claim_queue_.front());
+    claim_queue_.pop_front();
+    State* s = find(node, epoch);
+    if (s == nullptr || !s->claim_queued) continue;  // forgotten, or started since
+    s->claim_queued = false;
+    kick(node);
+  }
+}
+
+
+asio::awaitable<void> NodeSync::work_on(std::string node, std::uint64_t epoch, bool claim_slot) {
   auto alive = alive_;
   for (;;) {
     if (!*alive || stopped_) co_return;
     State* s = find(node, epoch);
-    if (s == nullptr) co_return;
+    if (s == nullptr) {
+      if (claim_slot) release_claim_slot();
+      co_return;
+    }
     if (s->claim_pending) {
       s->claim_pending = false;
+      if (!claim_slot) ++claims_running_;  // a reconnect while this node's writer ran
+      claim_slot = true;
       co_await do_claim(node, epoch);
+      if (!*alive) co_return;
+      claim_slot = false;
+      release_claim_slot();
       continue;
     }
     const bool due = s->released || flushing_ ||
@@ -325,6 +361,41 @@ asio::awaitable<void> NodeSync::work_on(std::string node, std::uint64_t epoch) {
   kick(node);  // erases a released node, or leaves it for the tick
 }
 
+namespace {
+
+std::string empty_record(const std::string& node) {
+  return json{{"apiVersion", "edgehub.io/v1alpha1"}, {"kind", "NodeSync"}, {"metadata", {{"name", node}}}}
+      .dump();
+}
+
+}  // namespace
+
+// The stored record read for a claim, merged into the node's state; the record to write
+// (this replica as owner), or nullopt with `reason` set.
+std::optional<std::string> NodeSync::claim_body(const std::string& node, State& s,
+                                                const kube::Object& got, std::string& reason) {
+  auto stored = NodeSyncRecord::from_json(got.raw);
+  if (!stored) {
+    reason = "unreadable NodeSync object";
+    return std::nullopt;
+  }
+  // What the edge may hold is the union of what the record says and what this replica
+  // still knows (a session that closed here moments ago).
+  for (auto& [uid, o] : stored->objects) {
+    auto [it, inserted] = s.record.objects.emplace(uid, o);
+    if (!inserted) it->second.acked_version = std::max(it->second.acked_version, o.acked_version);
+  }
+  if (!stored->owner.empty() && stored->owner != options_.replica) {
+    spdlog::info("node {}: taking over from replica {}", node, stored->owner);
+  }
+  s.record.owner = options_.replica;
+  s.record.owner_since = rfc3339_now();
+  s.record.resource_version = stored->resource_version;
+  return s.record.to_json();
+}
+
+// Plain code around the awaits (coroutine frames hold every local and temporary, and each
+// connecting node's claim holds its frame while it waits for the API).
 asio::awaitable<bool> NodeSync::do_claim(std::string node, std::uint64_t epoch) {
   auto alive = alive_;
   std::string reason;
@@ -335,11 +406,7 @@ asio::awaitable<bool> NodeSync::do_claim(std::string node, std::uint64_t epoch) 
     auto got = co_await client_->get(kube::resources::nodesyncs(), "", node, kRead);
     if (!*alive) co_return false;
     if (!got && got.error().is(kube::ErrorKind::NotFound)) {
-      const std::string body = json{{"apiVersion", "edgehub.io/v1alpha1"},
-                                    {"kind", "NodeSync"},
-                                    {"metadata", {{"name", node}}}}
-                                   .dump();
-      got = co_await client_->create(kube::resources::nodesyncs(), "", body, kRead);
+      got = co_await client_->create(kube::resources::nodesyncs(), "", empty_record(node), kRead);
       if (!*alive) co_return false;
       if (!got && got.error().is(kube::ErrorKind::AlreadyExists)) continue;
     }
@@ -347,28 +414,13 @@ asio::awaitable<bool> NodeSync::do_claim(std::string node, std::uint64_t epoch) 
       reason = got.error().describe();
       continue;
     }
-    auto stored = NodeSyncRecord::from_json(got->raw);
     State* s = find(node, epoch);
     if (s == nullptr || s->claim_pending) co_return false;
-    if (!stored) {
-      reason = "unreadable NodeSync object";
-      continue;
-    }
-    // What the edge may hold is the union of what the record says and what this replica
-    // still knows (a session that closed here moments ago).
-    for (auto& [uid, o] : stored->objects) {
-      auto [it, inserted] = s->record.objects.emplace(uid, o);
-      if (!inserted) it->second.acked_version = std::max(it->second.acked_version, o.acked_version);
-    }
-    if (!stored->owner.empty() && stored->owner != options_.replica) {
-      spdlog::info("node {}: taking over from replica {}", node, stored->owner);
-    }
-    s->record.owner = options_.replica;
-    s->record.owner_since = rfc3339_now();
-    s->record.resource_version = stored->resource_version;
+    auto body = claim_body(node, *s, *got, reason);
+    if (!body) continue;
     const auto generation = s->generation;
     auto written = co_await client_->update(kube::resources::nodesyncs(), "", node,
-                                            s->record.to_json(), kWriteStatus);
+                                            *body, kWriteStatus);
     if (!*alive) co_return false;
     s = find(node, epoch);
     if (s == nullptr || s->claim_pending) co_return false;
@@ -448,11 +500,7 @@ asio::awaitable<NodeSync::WriteResult> NodeSync::write(std::string node, std::ui
     writes_.with({"recreated"}).inc();
     put_back();
     s->record.resource_version.clear();
-    const std::string body = json{{"apiVersion", "edgehub.io/v1alpha1"},
-                                  {"kind", "NodeSync"},
-                                  {"metadata", {{"name", node}}}}
-                                 .dump();
-    auto created = co_await client_->create(kube::resources::nodesyncs(), "", body, kRead);
+    auto created = co_await client_->create(kube::resources::nodesyncs(), "", empty_record(node), kRead);
     if (!*alive) co_return WriteResult::failed;
     s = find(node, epoch);
     if (s == nullptr) co_return WriteResult::lost;

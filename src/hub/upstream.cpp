@@ -1,8 +1,14 @@
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/upstream.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <edgehub/wire/resource.hpp>
-#include <spdlog/spdlog.h>
 
 namespace edgehub::hub {
 
@@ -40,8 +46,12 @@ std::string status_error(const kube::Error& e, const std::string& name, const st
 
 std::string forbidden(const std::string& message, const std::string& name, const std::string& kind,
                       const std::string& group = {}) {
-  return wire::status_error({.reason = "Forbidden", .code = 403, .message = message,
-                             .name = name, .group = group, .kind = kind});
+  return wire::status_error({.reason = "Forbidden",
+                             .code = 403,
+                             .message = message,
+                             .name = name,
+                             .group = group,
+                             .kind = kind});
 }
 
 wire::Message reply(const wire::Message& request, std::string content,
@@ -95,7 +105,7 @@ kube::RequestObserver api_request_metrics(metrics::Registry& registry) {
 }
 
 Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry& registry,
-                   std::string kube_ca_pem)
+                   std::string kube_ca_pem, std::size_t max_in_progress)
     : client_(client),
       index_(index),
       kube_ca_pem_(std::move(kube_ca_pem)),
@@ -104,82 +114,194 @@ Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry&
                                  {"operation", "type", "result"})),
       denied_(registry.counter("edgehub_upstream_denied_total",
                                "Edge requests refused because the node may not touch the object.",
-                               {"type"})) {}
+                               {"type"})),
+      queued_(registry
+                  .gauge("edgehub_upstream_requests_queued",
+                         "Edge requests waiting for one of the hub.maxUpstreamInProgress slots "
+                         "(each holds only its message while it waits).")
+                  .with({})),
+      max_in_progress_(std::max<std::size_t>(1, max_in_progress)) {}
 
-asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message request) {
+// Where a request goes: answered at once (`done`), or by one handler coroutine. Plain code,
+// so that none of its temporaries live in a coroutine frame: a request waiting for the API
+// (tens of thousands of them while a fleet reconnects) keeps only the handler's frame.
+struct Upstream::Routed {
+  std::unique_ptr<UpstreamResult> done;  // by pointer: a waiting frame keeps 8 bytes of it
+  Handler handler = nullptr;
+  Call call;
+};
+
+Upstream::Routed Upstream::route(std::string node, wire::Message request) {
   auto parsed = wire::parse_resource(request.route.resource);
-  const std::string op = request.route.operation;
   if (!parsed) {
+    const auto& op = request.route.operation;
     requests_.with({op, "invalid", "error"}).inc();
     spdlog::warn("node {}: {} with bad resource: {}", node, op, parsed.error().message);
-    auto m = wire::make_response(request,
-                                 wire::status_error({.reason = "BadRequest", .code = 400,
-                                                     .message = parsed.error().message}));
+    auto m = wire::make_response(
+        request, wire::status_error(
+                     {.reason = "BadRequest", .code = 400, .message = parsed.error().message}));
     m.route.operation = std::string(wire::operation::kError);
-    co_return failed(std::move(m));
+    return {std::make_unique<UpstreamResult>(failed(std::move(m))), nullptr, {}};
   }
-  Call c{std::move(node), std::move(request), std::move(*parsed)};
+  Routed r{nullptr, nullptr, Call{std::move(node), std::move(request), std::move(*parsed)}};
+  const auto& c = r.call;
+  const auto& op = c.request.route.operation;
   const auto& type = c.resource.type;
   const auto form = c.resource.form;
-  UpstreamResult result;
-  bool handled = true;
   if (devices_ && DeviceReports::handles(form)) {
-    result = co_await devices_->handle(c.node, c.request, c.resource);
+    r.handler = &Upstream::device_report;
   } else if (form == wire::ResourceForm::k8s_ca && op == "query") {
-    result.reply = wire::make_response(c.request, json_string(kube_ca_pem_), wire::source::kCloudHub);
+    r.done = std::make_unique<UpstreamResult>(
+        succeeded(wire::make_response(c.request, json_string(kube_ca_pem_), wire::source::kCloudHub)));
   } else if (form == wire::ResourceForm::membership_detail) {
     // Confirm, so that the edge's devicetwin stops re-sending the request every minute.
     auto m = wire::make_response(c.request, json_string(wire::kContentOK),
                                  wire::source::kDeviceController, wire::group::kTwin);
     m.route.resource = "twin";
-    result.reply = std::move(m);
+    r.done = std::make_unique<UpstreamResult>(succeeded(std::move(m)));
   } else if (form != wire::ResourceForm::object) {
-    handled = false;
   } else if (type == "node" && op == "insert") {
-    result = co_await node_insert(c);
+    r.handler = &Upstream::node_insert;
   } else if (type == "node" && op == "update") {
-    result = co_await node_update(c);
+    r.handler = &Upstream::node_update;
   } else if (type == "nodepatch" && op == "patch") {
-    result = co_await node_patch(c);
+    r.handler = &Upstream::node_patch;
   } else if (type == "nodestatus" && op == "update") {
-    result = co_await node_status_legacy(c);
+    r.handler = &Upstream::node_status_legacy;
   } else if (type == "lease" && (op == "query" || op == "insert" || op == "update")) {
-    result = co_await lease(c);
+    r.handler = &Upstream::lease;
   } else if (type == "podpatch" && op == "patch") {
-    result = co_await pod_patch(c);
+    r.handler = &Upstream::pod_patch;
   } else if (type == "podstatus" && op == "update") {
-    result = co_await pod_status_legacy(c);
+    r.handler = &Upstream::pod_status_legacy;
   } else if (type == "pod" && (op == "delete" || op == "insert")) {
-    result = co_await pod(c);
+    r.handler = &Upstream::pod;
   } else if ((type == "configmap" || type == "secret") && op == "query") {
-    result = co_await config_query(c);
+    r.handler = &Upstream::config_query;
   } else if (type == "serviceaccounttoken" && op == "query") {
-    result = co_await service_account_token(c);
+    r.handler = &Upstream::service_account_token;
   } else if (type == "event") {
-    result = co_await event(c);
-  } else {
-    handled = false;
+    r.handler = &Upstream::event;
   }
-  if (!handled) {
+  if (r.handler == nullptr && !r.done) {
     requests_.with({op, type.empty() ? c.request.route.resource : type, "unsupported"}).inc();
     spdlog::info("node {}: unsupported request {} {} (source {}, group {})", c.node, op,
                  c.request.route.resource, c.request.route.source, c.request.route.group);
     auto m = wire::make_response(
-        c.request, wire::status_error({.reason = "MethodNotAllowed", .code = 405,
+        c.request, wire::status_error({.reason = "MethodNotAllowed",
+                                       .code = 405,
                                        .message = "edgehub does not handle " + op + " on " +
                                                   c.request.route.resource}));
     m.route.operation = std::string(wire::operation::kError);
-    co_return failed(std::move(m));
+    r.done = std::make_unique<UpstreamResult>(failed(std::move(m)));
+    return r;
   }
+  if (r.done) count(c, *r.done);
+  return r;
+}
+
+void Upstream::count(const Call& c, const UpstreamResult& result) {
   // Device reports name a device in their resource: label them by kind, not by device.
-  const std::string type_label = form == wire::ResourceForm::object        ? type
-                                 : form == wire::ResourceForm::device_twin  ? "device/twin"
-                                 : form == wire::ResourceForm::device_state ? "device/state"
-                                                                            : c.request.route.resource;
-  requests_.with({op, type_label, result.failed ? "error" : "ok"}).inc();
+  const auto form = c.resource.form;
+  const std::string type_label = form == wire::ResourceForm::object        ? c.resource.type
+                                 : form == wire::ResourceForm::device_twin ? "device/twin"
+                                 : form == wire::ResourceForm::device_state
+                                     ? "device/state"
+                                     : c.request.route.resource;
+  requests_.with({c.request.route.operation, type_label, result.failed ? "error" : "ok"}).inc();
+}
+
+kube::Priority Upstream::priority(Handler h) {
+  if (h == &Upstream::lease) return Priority::Lease;
+  if (h == &Upstream::node_insert || h == &Upstream::node_update || h == &Upstream::node_patch ||
+      h == &Upstream::node_status_legacy || h == &Upstream::pod_patch ||
+      h == &Upstream::pod_status_legacy) {
+    return Priority::Status;
+  }
+  return Priority::Bulk;
+}
+
+asio::awaitable<void> Upstream::enter(kube::Priority p) {
+  const auto level = static_cast<std::size_t>(p);
+  const bool ahead = std::any_of(waiting_.begin(), waiting_.begin() + level + 1,
+                                 [](const auto& q) { return !q.empty(); });
+  if (in_progress_ < max_in_progress_ && !ahead) {
+    ++in_progress_;
+    co_return;
+  }
+  auto turn = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
+                                                   asio::steady_timer::time_point::max());
+  waiting_[level].push_back(turn);
+  queued_.set(static_cast<double>(++queued_count_));
+  boost::system::error_code ec;
+  co_await turn->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  // leave() handed this request its slot.
+}
+
+void Upstream::leave() {
+  for (auto& q : waiting_) {
+    if (q.empty()) continue;
+    auto turn = std::move(q.front());
+    q.pop_front();
+    queued_.set(static_cast<double>(--queued_count_));
+    turn->cancel();
+    return;
+  }
+  --in_progress_;
+}
+
+asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message request) {
+  auto routed = route(std::move(node), std::move(request));
+  if (routed.done) co_return std::move(*routed.done);
+  co_await enter(priority(routed.handler));
+  UpstreamResult result;
+  try {
+    result = co_await (this->*routed.handler)(routed.call);
+  } catch (...) {
+    leave();
+    throw;
+  }
+  leave();
+  count(routed.call, result);
   co_return result;
 }
 
+asio::awaitable<UpstreamResult> Upstream::device_report(Call& c) {
+  co_return co_await devices_->handle(c.node, c.request, c.resource);
+}
+
+namespace {
+
+std::string node_body(const Upstream::Call& c) {
+  auto body = content_object(c.request);
+  if (!body.is_object()) body = nlohmann::json::object();
+  body["apiVersion"] = "v1";
+  body["kind"] = "Node";
+  body["metadata"]["name"] = c.node;
+  return body.dump();
+}
+
+UpstreamResult node_inserted(const Upstream::Call& c, kube::Result<kube::Object>& created) {
+  UpstreamResult r;
+  if (created) {
+    r.reply = reply(c.request, wire::object_resp(created->raw));
+    r.push_node = std::move(*created);
+    return r;
+  }
+  r.reply =
+      reply(c.request, wire::object_resp("null", status_error(created.error(), c.node, "nodes")));
+  // AlreadyExists is the normal answer for a node that registered before.
+  r.failed = !created.error().is(ErrorKind::AlreadyExists);
+  if (r.failed) {
+    spdlog::warn("node {}: registering the Node failed: {}", c.node, created.error().describe());
+  }
+  return r;
+}
+
+}  // namespace
+
+// Coroutines here keep to awaits: their frames hold every local and temporary, and a request
+// waiting for the API holds its frame.
 asio::awaitable<UpstreamResult> Upstream::node_insert(Call& c) {
   if (c.resource.name != c.node) {
     denied_.with({"node"}).inc();
@@ -189,26 +311,11 @@ asio::awaitable<UpstreamResult> Upstream::node_insert(Call& c) {
                   "null", forbidden("node " + c.node + " may not register node " + c.resource.name,
                                     c.resource.name, "nodes"))));
   }
-  auto body = content_object(c.request);
-  if (!body.is_object()) body = nlohmann::json::object();
-  body["apiVersion"] = "v1";
-  body["kind"] = "Node";
-  body["metadata"]["name"] = c.node;
-  auto created = co_await client_.create(kube::resources::nodes(), "", body.dump(), kStatus);
-  UpstreamResult r;
-  if (created) {
-    r.reply = reply(c.request, wire::object_resp(created->raw));
-    r.push_node = *created;
-    co_return r;
-  }
-  r.reply = reply(c.request, wire::object_resp("null", status_error(created.error(), c.node, "nodes")));
-  // AlreadyExists is the normal answer for a node that registered before.
-  r.failed = !created.error().is(ErrorKind::AlreadyExists);
-  if (created.error().is(ErrorKind::AlreadyExists)) {
+  auto created = co_await client_.create(kube::resources::nodes(), "", node_body(c), kStatus);
+  auto r = node_inserted(c, created);
+  if (!created && created.error().is(ErrorKind::AlreadyExists)) {
     auto existing = co_await client_.get(kube::resources::nodes(), "", c.node, kStatus);
-    if (existing) r.push_node = *existing;
-  } else {
-    spdlog::warn("node {}: registering the Node failed: {}", c.node, created.error().describe());
+    if (existing) r.push_node = std::move(*existing);
   }
   co_return r;
 }
@@ -275,6 +382,33 @@ asio::awaitable<UpstreamResult> Upstream::node_status_legacy(Call& c) {
                     static_cast<bool>(patched));
 }
 
+namespace {
+
+std::string lease_body(const Upstream::Call& c) {
+  auto body = content_object(c.request);
+  if (!body.is_object()) body = nlohmann::json::object();
+  body["apiVersion"] = "coordination.k8s.io/v1";
+  body["kind"] = "Lease";
+  body["metadata"]["name"] = c.node;
+  body["metadata"]["namespace"] = "kube-node-lease";
+  return body.dump();
+}
+
+UpstreamResult lease_answered(const Upstream::Call& c, const kube::Result<kube::Object>& answer) {
+  // cloudcore's lease replies carry no resourceversion header (KUBEEDGE-WIRE §11.3).
+  // A query for a lease not made yet is the normal first step, not a failure.
+  const bool ok =
+      answer || (c.request.route.operation == "query" && answer.error().is(ErrorKind::NotFound));
+  return outcome(
+      reply(c.request,
+            answer ? wire::object_resp(answer->raw)
+                   : wire::object_resp("null", status_error(answer.error(), c.node, "leases",
+                                                            "coordination.k8s.io"))),
+      ok);
+}
+
+}  // namespace
+
 asio::awaitable<UpstreamResult> Upstream::lease(Call& c) {
   const auto& op = c.request.route.operation;
   if (c.resource.ns != "kube-node-lease" || c.resource.name != c.node) {
@@ -288,30 +422,14 @@ asio::awaitable<UpstreamResult> Upstream::lease(Call& c) {
   kube::Result<kube::Object> answer = kube::make_error(ErrorKind::Internal, "unreachable");
   if (op == "query") {
     answer = co_await client_.get(kube::resources::leases(), c.resource.ns, c.node, kLease);
+  } else if (op == "insert") {
+    answer =
+        co_await client_.create(kube::resources::leases(), c.resource.ns, lease_body(c), kLease);
   } else {
-    auto body = content_object(c.request);
-    if (!body.is_object()) body = nlohmann::json::object();
-    body["apiVersion"] = "coordination.k8s.io/v1";
-    body["kind"] = "Lease";
-    body["metadata"]["name"] = c.node;
-    body["metadata"]["namespace"] = "kube-node-lease";
-    if (op == "insert") {
-      answer = co_await client_.create(kube::resources::leases(), c.resource.ns, body.dump(),
-                                       kLease);
-    } else {
-      answer = co_await client_.update(kube::resources::leases(), c.resource.ns, c.node,
-                                       body.dump(), kLease);
-    }
+    answer = co_await client_.update(kube::resources::leases(), c.resource.ns, c.node,
+                                     lease_body(c), kLease);
   }
-  // cloudcore's lease replies carry no resourceversion header (KUBEEDGE-WIRE §11.3).
-  // A query for a lease not made yet is the normal first step, not a failure.
-  const bool ok = answer || (op == "query" && answer.error().is(ErrorKind::NotFound));
-  co_return outcome(
-      reply(c.request,
-            answer ? wire::object_resp(answer->raw)
-                   : wire::object_resp("null", status_error(answer.error(), c.node, "leases",
-                                                            "coordination.k8s.io"))),
-      ok);
+  co_return lease_answered(c, answer);
 }
 
 asio::awaitable<bool> Upstream::pod_is_on_node(const std::string& node, const std::string& ns,
@@ -471,7 +589,8 @@ asio::awaitable<UpstreamResult> Upstream::event(Call& c) {
   if (!body.is_object()) co_return UpstreamResult{.failed = true};
   body["apiVersion"] = "v1";
   body["kind"] = "Event";
-  auto created = co_await client_.create(kube::resources::events(), c.resource.ns, body.dump(), kBulk);
+  auto created =
+      co_await client_.create(kube::resources::events(), c.resource.ns, body.dump(), kBulk);
   UpstreamResult r;
   if (!created && !created.error().is(ErrorKind::AlreadyExists)) {
     spdlog::debug("node {}: event not recorded: {}", c.node, created.error().describe());

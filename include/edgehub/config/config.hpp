@@ -50,6 +50,7 @@ struct HubConfig {
   CertServiceConfig cert_service;
   std::uint32_t max_connections = 19000;
   std::uint32_t io_threads = 0;  // 0: one per hardware thread
+  std::uint32_t max_upstream_in_progress = 256;
   Duration keepalive_timeout{30'000};
   Duration handshake_timeout{10'000};
   std::uint64_t max_message_bytes = 8ull << 20;

@@ -30,6 +30,7 @@
 #include <edgehub/kube/client.hpp>
 #include <edgehub/kube/watcher.hpp>
 #include <edgehub/metrics/metrics.hpp>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -76,6 +77,7 @@ struct NodeSyncOptions {
   std::chrono::milliseconds flush_interval{5000};  // coalesced ACK writes, per node
   std::chrono::milliseconds stall_after{15000};    // un-ACKed this long: resync the node
   int max_claim_attempts = 8;
+  std::size_t max_concurrent_claims = 256;  // more wait in a queue of names
 };
 
 class NodeSync {
@@ -133,6 +135,7 @@ class NodeSync {
     bool busy = false;          // a writer coroutine runs for this node
     bool dirty = false;         // record changed since the last write
     bool queued = false;        // in due_, waiting for its coalesced write
+    bool claim_queued = false;  // in claim_queue_, waiting for a claim slot
     std::uint64_t generation = 0;
     std::vector<Change> waiting;  // first versions waiting for the record write, in order
     // Objects in the record not ACKed yet, and since when (checked by the tick).
@@ -145,12 +148,15 @@ class NodeSync {
   State* find(const std::string& node);
   State* find(const std::string& node, std::uint64_t epoch);
   void kick(const std::string& node);
-  boost::asio::awaitable<void> work_on(std::string node, std::uint64_t epoch);
+  boost::asio::awaitable<void> work_on(std::string node, std::uint64_t epoch, bool claim_slot);
   boost::asio::awaitable<bool> do_claim(std::string node, std::uint64_t epoch);
+  std::optional<std::string> claim_body(const std::string& node, State& s,
+                                        const kube::Object& got, std::string& reason);
   boost::asio::awaitable<WriteResult> write(std::string node, std::uint64_t epoch);
   void on_event(kube::WatchEvent&& ev);
   void lose(const std::string& node, const std::string& owner);
   void schedule_write(const std::string& node, State& s);
+  void release_claim_slot();
   void schedule_tick();
   void check_stalls();
 
@@ -173,6 +179,8 @@ class NodeSync {
   std::shared_ptr<kube::Watcher> watcher_;
   std::unique_ptr<boost::asio::steady_timer> tick_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::deque<std::pair<std::string, std::uint64_t>> claim_queue_;  // node, epoch
+  std::size_t claims_running_ = 0;
   bool stopped_ = false;
   bool flushing_ = false;
   std::chrono::steady_clock::time_point last_stall_check_{};

@@ -4,7 +4,11 @@
 // pods bound to it, and the configmaps, secrets and service accounts those pods reference;
 // anything else is answered Forbidden. Runs on the API thread (the kube::Client's executor).
 
+#include <array>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <memory>
 #include <edgehub/hub/routing_index.hpp>
 #include <edgehub/kube/client.hpp>
 #include <edgehub/metrics/metrics.hpp>
@@ -31,15 +35,28 @@ kube::RequestObserver api_request_metrics(metrics::Registry& registry);
 
 class Upstream {
  public:
+  // At most `max_in_progress` requests are being handled at once (waiting for the API or
+  // answered by it); the others wait their turn by priority (leases first, then node and pod
+  // status, then the rest), each holding only its message. A fleet reconnecting sends tens of
+  // thousands of requests within seconds, more than the API's rate limit lets through.
   Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry& registry,
-           std::string kube_ca_pem);
+           std::string kube_ca_pem, std::size_t max_in_progress = 256);
   // Device-twin requests (membership/detail, twin and state reports) go there (devices.hpp).
   void set_devices(DeviceReports* devices) { devices_ = devices; }
 
   boost::asio::awaitable<UpstreamResult> handle(std::string node, wire::Message request);
 
+  struct Call;  // one request being handled (defined in upstream.cpp)
+
  private:
-  struct Call;
+  struct Routed;
+  using Handler = boost::asio::awaitable<UpstreamResult> (Upstream::*)(Call&);
+  Routed route(std::string node, wire::Message request);
+  void count(const Call& c, const UpstreamResult& result);
+  static kube::Priority priority(Handler h);
+  boost::asio::awaitable<void> enter(kube::Priority p);
+  void leave();
+  boost::asio::awaitable<UpstreamResult> device_report(Call& c);
   boost::asio::awaitable<UpstreamResult> node_insert(Call& c);
   boost::asio::awaitable<UpstreamResult> node_update(Call& c);
   boost::asio::awaitable<UpstreamResult> node_patch(Call& c);
@@ -60,6 +77,12 @@ class Upstream {
   std::string kube_ca_pem_;
   metrics::Family<metrics::Counter>& requests_;
   metrics::Family<metrics::Counter>& denied_;
+  metrics::Gauge& queued_;
+  const std::size_t max_in_progress_;
+  std::size_t in_progress_ = 0;
+  std::size_t queued_count_ = 0;
+  // Requests waiting for a slot, by priority; each is resumed by cancelling its timer.
+  std::array<std::deque<std::shared_ptr<boost::asio::steady_timer>>, kube::kPriorityCount> waiting_;
 };
 
 }  // namespace edgehub::hub

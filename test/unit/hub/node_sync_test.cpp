@@ -208,5 +208,30 @@ TEST_F(NodeSyncAdmit, AcksAreCoalescedIntoAtMostOneWritePerNodePerInterval) {
   EXPECT_LE(writes, 2 * (periods + 1)) << "60 ACKs coalesced per node and interval";
 }
 
+TEST_F(NodeSyncAdmit, ClaimsBeyondTheLimitWaitTheirTurnAndAllComplete) {
+  std::vector<std::string> claimed;
+  metrics::Registry metrics;
+  NodeSync limited(
+      client_, metrics,
+      NodeSyncOptions{.replica = "hub-b", .max_concurrent_claims = 2},
+      [](const std::string&, Change) {},
+      [&](const std::string& node, std::uint64_t, bool ok, const std::string&) {
+        if (ok) claimed.push_back(node);
+      },
+      [](const std::string&, const std::string&) {});
+  for (int i = 0; i < 7; ++i) limited.claim("limited-" + std::to_string(i), 10 + i);
+  limited.claim("limited-3", 20);  // a reconnect while still queued: claimed once, for it
+  run_until([&] { return claimed.size() == 7; });
+  EXPECT_EQ(claimed.size(), 7u);
+  for (int i = 0; i < 7; ++i) {
+    const auto name = "limited-" + std::to_string(i);
+    EXPECT_EQ(std::count(claimed.begin(), claimed.end(), name), 1) << name;
+    const auto doc = api_.store().get("nodesyncs.edgehub.io", "", name);
+    EXPECT_EQ(doc["status"]["owner"], "hub-b") << name;
+  }
+  limited.stop();
+  io_.poll();
+}
+
 }  // namespace
 }  // namespace edgehub::hub
