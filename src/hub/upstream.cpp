@@ -272,12 +272,15 @@ asio::awaitable<UpstreamResult> Upstream::device_report(Call& c) {
 
 namespace {
 
-std::string node_body(const Upstream::Call& c) {
+// The object the edge sent, named after the node and typed (edgecore may leave both out).
+std::string own_object(const Upstream::Call& c, std::string_view api_version,
+                       std::string_view kind, std::string_view ns = {}) {
   auto body = content_object(c.request);
   if (!body.is_object()) body = nlohmann::json::object();
-  body["apiVersion"] = "v1";
-  body["kind"] = "Node";
+  body["apiVersion"] = api_version;
+  body["kind"] = kind;
   body["metadata"]["name"] = c.node;
+  if (!ns.empty()) body["metadata"]["namespace"] = ns;
   return body.dump();
 }
 
@@ -311,7 +314,8 @@ asio::awaitable<UpstreamResult> Upstream::node_insert(Call& c) {
                   "null", forbidden("node " + c.node + " may not register node " + c.resource.name,
                                     c.resource.name, "nodes"))));
   }
-  auto created = co_await client_.create(kube::resources::nodes(), "", node_body(c), kStatus);
+  auto created =
+      co_await client_.create(kube::resources::nodes(), "", own_object(c, "v1", "Node"), kStatus);
   auto r = node_inserted(c, created);
   if (!created && created.error().is(ErrorKind::AlreadyExists)) {
     auto existing = co_await client_.get(kube::resources::nodes(), "", c.node, kStatus);
@@ -385,13 +389,7 @@ asio::awaitable<UpstreamResult> Upstream::node_status_legacy(Call& c) {
 namespace {
 
 std::string lease_body(const Upstream::Call& c) {
-  auto body = content_object(c.request);
-  if (!body.is_object()) body = nlohmann::json::object();
-  body["apiVersion"] = "coordination.k8s.io/v1";
-  body["kind"] = "Lease";
-  body["metadata"]["name"] = c.node;
-  body["metadata"]["namespace"] = "kube-node-lease";
-  return body.dump();
+  return own_object(c, "coordination.k8s.io/v1", "Lease", "kube-node-lease");
 }
 
 UpstreamResult lease_answered(const Upstream::Call& c, const kube::Result<kube::Object>& answer) {
