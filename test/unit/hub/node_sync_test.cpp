@@ -1,13 +1,13 @@
 #include <boost/asio/io_context.hpp>
 #include <edgehub/devapi/server.hpp>
 #include <edgehub/hub/membership.hpp>
-#include <edgehub/kube/config.hpp>
 #include <edgehub/hub/node_sync.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <functional>
+
+#include "api_client.hpp"
 
 namespace edgehub::hub {
 namespace {
@@ -79,12 +79,7 @@ class NodeSyncAdmit : public ::testing::Test {
 
   void SetUp() override {
     api_.start();
-    const auto kubeconfig =
-        ::testing::TempDir() + "node-sync-kubeconfig-" + std::to_string(::getpid());
-    api_.write_kubeconfig(kubeconfig);
-    auto config = kube::load_kubeconfig(kubeconfig);
-    ASSERT_TRUE(config) << config.error().describe();
-    client_ = *kube::Client::make(io_.get_executor(), *config);
+    client_ = test::api_client(api_, io_, "node-sync");
     sync_ = std::make_unique<NodeSync>(
         client_, metrics_, NodeSyncOptions{.replica = "hub-a", .flush_interval = kInterval},
         [this](const std::string& node, Change c) { delivered_.emplace_back(node, std::move(c)); },

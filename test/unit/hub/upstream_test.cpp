@@ -5,13 +5,13 @@
 #include <boost/asio/io_context.hpp>
 #include <edgehub/devapi/server.hpp>
 #include <edgehub/hub/upstream.hpp>
-#include <edgehub/kube/config.hpp>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+
+#include "api_client.hpp"
 
 namespace edgehub::hub {
 namespace {
@@ -29,12 +29,7 @@ class UpstreamAdmission : public ::testing::Test {
  protected:
   void SetUp() override {
     api_.start();
-    const auto kubeconfig =
-        ::testing::TempDir() + "upstream-kubeconfig-" + std::to_string(::getpid());
-    api_.write_kubeconfig(kubeconfig);
-    auto config = kube::load_kubeconfig(kubeconfig);
-    ASSERT_TRUE(config) << config.error().describe();
-    client_ = *kube::Client::make(io_.get_executor(), *config);
+    client_ = test::api_client(api_, io_, "upstream");
     upstream_ = std::make_unique<Upstream>(*client_, index_, metrics_, "", 1);
   }
 

@@ -4,13 +4,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <edgehub/devapi/server.hpp>
-#include <edgehub/kube/config.hpp>
 #include <edgehub/pki/shared_pki.hpp>
 #include <edgehub/pki/token.hpp>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <fstream>
+
+#include "api_client.hpp"
 
 namespace edgehub::pki {
 namespace {
@@ -40,11 +40,7 @@ class SharedPkiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     api_.start();
-    const auto kubeconfig = ::testing::TempDir() + "shared-pki-kubeconfig-" + std::to_string(::getpid());
-    api_.write_kubeconfig(kubeconfig);
-    auto config = kube::load_kubeconfig(kubeconfig);
-    ASSERT_TRUE(config) << config.error().describe();
-    client_ = *kube::Client::make(io_.get_executor(), *config);
+    client_ = test::api_client(api_, io_, "shared-pki");
   }
 
   template <class T>
