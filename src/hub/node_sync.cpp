@@ -324,7 +324,6 @@ void NodeSync::release_claim_slot() {
   }
 }
 
-
 asio::awaitable<void> NodeSync::work_on(std::string node, std::uint64_t epoch, bool claim_slot) {
   auto alive = alive_;
   for (;;) {
@@ -364,7 +363,9 @@ asio::awaitable<void> NodeSync::work_on(std::string node, std::uint64_t epoch, b
 namespace {
 
 std::string empty_record(const std::string& node) {
-  return json{{"apiVersion", "edgehub.io/v1alpha1"}, {"kind", "NodeSync"}, {"metadata", {{"name", node}}}}
+  return json{{"apiVersion", "edgehub.io/v1alpha1"},
+              {"kind", "NodeSync"},
+              {"metadata", {{"name", node}}}}
       .dump();
 }
 
@@ -419,8 +420,8 @@ asio::awaitable<bool> NodeSync::do_claim(std::string node, std::uint64_t epoch) 
     auto body = claim_body(node, *s, *got, reason);
     if (!body) continue;
     const auto generation = s->generation;
-    auto written = co_await client_->update(kube::resources::nodesyncs(), "", node,
-                                            *body, kWriteStatus);
+    auto written =
+        co_await client_->update(kube::resources::nodesyncs(), "", node, *body, kWriteStatus);
     if (!*alive) co_return false;
     s = find(node, epoch);
     if (s == nullptr || s->claim_pending) co_return false;
@@ -500,7 +501,8 @@ asio::awaitable<NodeSync::WriteResult> NodeSync::write(std::string node, std::ui
     writes_.with({"recreated"}).inc();
     put_back();
     s->record.resource_version.clear();
-    auto created = co_await client_->create(kube::resources::nodesyncs(), "", empty_record(node), kRead);
+    auto created =
+        co_await client_->create(kube::resources::nodesyncs(), "", empty_record(node), kRead);
     if (!*alive) co_return WriteResult::failed;
     s = find(node, epoch);
     if (s == nullptr) co_return WriteResult::lost;

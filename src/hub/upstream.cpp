@@ -1,14 +1,14 @@
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/upstream.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <edgehub/wire/resource.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <numeric>
 
 namespace edgehub::hub {
 
@@ -152,7 +152,8 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
     r.handler = &Upstream::device_report;
   } else if (form == wire::ResourceForm::k8s_ca && op == "query") {
     r.done = std::make_unique<UpstreamResult>(
-        succeeded(wire::make_response(c.request, json_string(kube_ca_pem_), wire::source::kCloudHub)));
+        succeeded(wire::make_response(c.request, json_string(kube_ca_pem_),
+                                      wire::source::kCloudHub)));
   } else if (form == wire::ResourceForm::membership_detail) {
     // Confirm, so that the edge's devicetwin stops re-sending the request every minute.
     auto m = wire::make_response(c.request, json_string(wire::kContentOK),
@@ -232,10 +233,15 @@ asio::awaitable<void> Upstream::enter(kube::Priority p) {
   auto turn = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
                                                    asio::steady_timer::time_point::max());
   waiting_[level].push_back(turn);
-  queued_.set(static_cast<double>(++queued_count_));
+  queued_.set(static_cast<double>(queued()));
   boost::system::error_code ec;
   co_await turn->async_wait(asio::redirect_error(asio::use_awaitable, ec));
   // leave() handed this request its slot.
+}
+
+std::size_t Upstream::queued() const {
+  return std::accumulate(waiting_.begin(), waiting_.end(), std::size_t{0},
+                         [](std::size_t n, const auto& q) { return n + q.size(); });
 }
 
 void Upstream::leave() {
@@ -243,7 +249,7 @@ void Upstream::leave() {
     if (q.empty()) continue;
     auto turn = std::move(q.front());
     q.pop_front();
-    queued_.set(static_cast<double>(--queued_count_));
+    queued_.set(static_cast<double>(queued()));
     turn->cancel();
     return;
   }

@@ -56,6 +56,7 @@ class Upstream {
   static kube::Priority priority(Handler h);
   boost::asio::awaitable<void> enter(kube::Priority p);
   void leave();
+  std::size_t queued() const;
   boost::asio::awaitable<UpstreamResult> device_report(Call& c);
   boost::asio::awaitable<UpstreamResult> node_insert(Call& c);
   boost::asio::awaitable<UpstreamResult> node_update(Call& c);
@@ -80,7 +81,6 @@ class Upstream {
   metrics::Gauge& queued_;
   const std::size_t max_in_progress_;
   std::size_t in_progress_ = 0;
-  std::size_t queued_count_ = 0;
   // Requests waiting for a slot, by priority; each is resumed by cancelling its timer.
   std::array<std::deque<std::shared_ptr<boost::asio::steady_timer>>, kube::kPriorityCount> waiting_;
 };

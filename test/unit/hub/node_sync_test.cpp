@@ -193,7 +193,8 @@ TEST_F(NodeSyncAdmit, AcksAreCoalescedIntoAtMostOneWritePerNodePerInterval) {
     }
     return std::string("missing");
   };
-  run_until([&] { return acked_in_api("edge-1", "a") == "40" && acked_in_api("edge-2", "b") == "40"; });
+  run_until(
+      [&] { return acked_in_api("edge-1", "a") == "40" && acked_in_api("edge-2", "b") == "40"; });
   EXPECT_EQ(acked_in_api("edge-1", "a"), "40") << "the last ACK reaches the record";
   EXPECT_EQ(acked_in_api("edge-2", "b"), "40");
   const double periods =
