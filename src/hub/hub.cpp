@@ -514,10 +514,10 @@ void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
   auto node = s->node();
   asio::post(api_io, [this, weak, node = std::move(node), m = std::move(m)]() mutable {
     std::string what = node + ": " + m.route.operation + " " + m.route.resource;
-    asio::co_spawn(api_io, upstream->handle(std::move(node), std::move(m)),
+    upstream->submit(std::move(node), std::move(m),
                    [weak, what = std::move(what)](std::exception_ptr e, UpstreamResult result) {
                      if (e) {
-                       // A bug, not bad input: bad input is answered inside handle().
+                       // A bug, not bad input: bad input is answered with an error reply.
                        std::string reason = "unknown exception";
                        try {
                          std::rethrow_exception(e);

@@ -1,5 +1,4 @@
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/upstream.hpp>
@@ -20,6 +19,12 @@ struct Upstream::Call {
   std::string node;
   wire::Message request;
   wire::Resource resource;
+};
+
+struct Upstream::Waiting {
+  Call call;
+  Handler handler;
+  Done done;
 };
 
 namespace {
@@ -122,9 +127,11 @@ Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry&
                   .with({})),
       max_in_progress_(std::max<std::size_t>(1, max_in_progress)) {}
 
+Upstream::~Upstream() = default;
+
 // Where a request goes: answered at once (`done`), or by one handler coroutine. Plain code,
-// so that none of its temporaries live in a coroutine frame: a request waiting for the API
-// (tens of thousands of them while a fleet reconnects) keeps only the handler's frame.
+// so that none of its temporaries live in a coroutine frame: a request in progress keeps
+// only the handler's frame, and one waiting for a slot none.
 struct Upstream::Routed {
   std::unique_ptr<UpstreamResult> done;  // by pointer: a waiting frame keeps 8 bytes of it
   Handler handler = nullptr;
@@ -222,21 +229,36 @@ kube::Priority Upstream::priority(Handler h) {
   return Priority::Bulk;
 }
 
-asio::awaitable<void> Upstream::enter(kube::Priority p) {
-  const auto level = static_cast<std::size_t>(p);
+void Upstream::submit(std::string node, wire::Message request, Done done) {
+  auto routed = route(std::move(node), std::move(request));
+  if (routed.done) {
+    done(nullptr, std::move(*routed.done));
+    return;
+  }
+  const auto level = static_cast<std::size_t>(priority(routed.handler));
   const bool ahead = std::any_of(waiting_.begin(), waiting_.begin() + level + 1,
                                  [](const auto& q) { return !q.empty(); });
   if (in_progress_ < max_in_progress_ && !ahead) {
     ++in_progress_;
-    co_return;
+    start(std::move(routed.call), routed.handler, std::move(done));
+    return;
   }
-  auto turn = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor,
-                                                   asio::steady_timer::time_point::max());
-  waiting_[level].push_back(turn);
+  waiting_[level].push_back({std::move(routed.call), routed.handler, std::move(done)});
   queued_.set(static_cast<double>(queued()));
-  boost::system::error_code ec;
-  co_await turn->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  // leave() handed this request its slot.
+}
+
+void Upstream::start(Call call, Handler handler, Done done) {
+  asio::co_spawn(client_.executor(), run(std::move(call), handler),
+                 [this, done = std::move(done)](std::exception_ptr e, UpstreamResult result) {
+                   leave();
+                   done(e, std::move(result));
+                 });
+}
+
+asio::awaitable<UpstreamResult> Upstream::run(Call call, Handler handler) {
+  auto result = co_await (this->*handler)(call);
+  count(call, result);
+  co_return result;
 }
 
 std::size_t Upstream::queued() const {
@@ -244,32 +266,17 @@ std::size_t Upstream::queued() const {
                          [](std::size_t n, const auto& q) { return n + q.size(); });
 }
 
+// A slot is free: the first waiting request by priority takes it.
 void Upstream::leave() {
   for (auto& q : waiting_) {
     if (q.empty()) continue;
-    auto turn = std::move(q.front());
+    auto next = std::move(q.front());
     q.pop_front();
     queued_.set(static_cast<double>(queued()));
-    turn->cancel();
+    start(std::move(next.call), next.handler, std::move(next.done));
     return;
   }
   --in_progress_;
-}
-
-asio::awaitable<UpstreamResult> Upstream::handle(std::string node, wire::Message request) {
-  auto routed = route(std::move(node), std::move(request));
-  if (routed.done) co_return std::move(*routed.done);
-  co_await enter(priority(routed.handler));
-  UpstreamResult result;
-  try {
-    result = co_await (this->*routed.handler)(routed.call);
-  } catch (...) {
-    leave();
-    throw;
-  }
-  leave();
-  count(routed.call, result);
-  co_return result;
 }
 
 asio::awaitable<UpstreamResult> Upstream::device_report(Call& c) {

@@ -6,8 +6,9 @@
 
 #include <array>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <edgehub/hub/routing_index.hpp>
 #include <edgehub/kube/client.hpp>
@@ -37,24 +38,33 @@ class Upstream {
  public:
   // At most `max_in_progress` requests are being handled at once (waiting for the API or
   // answered by it); the others wait their turn by priority (leases first, then node and pod
-  // status, then the rest), each holding only its message. A fleet reconnecting sends tens of
-  // thousands of requests within seconds, more than the API's rate limit lets through.
+  // status, then the rest), each as its message and its callback — not as a suspended
+  // coroutine. A fleet reconnecting sends tens of thousands of requests within seconds, more
+  // than the API's rate limit lets through.
   Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry& registry,
            std::string kube_ca_pem, std::size_t max_in_progress = 256);
+  ~Upstream();
   // Device-twin requests (membership/detail, twin and state reports) go there (devices.hpp).
   void set_devices(DeviceReports* devices) { devices_ = devices; }
 
-  boost::asio::awaitable<UpstreamResult> handle(std::string node, wire::Message request);
+  // Called on the client's executor with the answer. The exception is set only by a bug:
+  // bad input is answered with an error reply.
+  using Done = std::function<void(std::exception_ptr, UpstreamResult)>;
+  // Answers `node`'s request: at once when no API call is needed (`done` runs before this
+  // returns), otherwise when a slot is free. Call on the client's executor.
+  void submit(std::string node, wire::Message request, Done done);
 
   struct Call;  // one request being handled (defined in upstream.cpp)
 
  private:
   struct Routed;
+  struct Waiting;
   using Handler = boost::asio::awaitable<UpstreamResult> (Upstream::*)(Call&);
   Routed route(std::string node, wire::Message request);
   void count(const Call& c, const UpstreamResult& result);
   static kube::Priority priority(Handler h);
-  boost::asio::awaitable<void> enter(kube::Priority p);
+  void start(Call call, Handler handler, Done done);
+  boost::asio::awaitable<UpstreamResult> run(Call call, Handler handler);
   void leave();
   std::size_t queued() const;
   boost::asio::awaitable<UpstreamResult> device_report(Call& c);
@@ -81,8 +91,8 @@ class Upstream {
   metrics::Gauge& queued_;
   const std::size_t max_in_progress_;
   std::size_t in_progress_ = 0;
-  // Requests waiting for a slot, by priority; each is resumed by cancelling its timer.
-  std::array<std::deque<std::shared_ptr<boost::asio::steady_timer>>, kube::kPriorityCount> waiting_;
+  // Requests waiting for a slot, by priority; leave() starts the first.
+  std::array<std::deque<Waiting>, kube::kPriorityCount> waiting_;
 };
 
 }  // namespace edgehub::hub

@@ -1,7 +1,6 @@
 // Upstream's admission: at most maxUpstreamInProgress edge requests in progress; the others
 // wait by priority (leases first). Against the embedded API server, whose answers to event
 // creates are held back to keep the one slot busy.
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <edgehub/devapi/server.hpp>
 #include <edgehub/hub/upstream.hpp>
@@ -43,10 +42,9 @@ class UpstreamAdmission : public ::testing::Test {
   }
 
   void submit(std::string name, wire::Message m) {
-    boost::asio::co_spawn(io_, upstream_->handle("edge-1", std::move(m)),
-                          [this, name](std::exception_ptr e, UpstreamResult) {
-                            if (!e) finished_.push_back(name);
-                          });
+    upstream_->submit("edge-1", std::move(m), [this, name](std::exception_ptr e, UpstreamResult) {
+      if (!e) finished_.push_back(name);
+    });
   }
 
   double queued() {
