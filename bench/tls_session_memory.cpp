@@ -12,8 +12,6 @@
 //
 //   tls_session_memory [--connections 200] [--top 25] [--tls12]
 
-#include <edgehub/net/tls_context.hpp>
-#include <edgehub/net/x509_mint.hpp>
 #include <fcntl.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
@@ -24,6 +22,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <edgehub/net/tls_context.hpp>
+#include <edgehub/net/x509_mint.hpp>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -212,7 +212,9 @@ int main(int argc, char** argv) {
 
     ledger().on = true;
     std::vector<SslPtr> idle;
-    for (int i = 0; i < options.connections; ++i) idle.push_back(idle_connection(server_ctx, client_ctx));
+    for (int i = 0; i < options.connections; ++i) {
+      idle.push_back(idle_connection(server_ctx, client_ctx));
+    }
     std::lock_guard lock(ledger().mutex);
     ledger().on = false;
 

@@ -514,36 +514,37 @@ void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
   auto node = s->node();
   asio::post(api_io, [this, weak, node = std::move(node), m = std::move(m)]() mutable {
     std::string what = node + ": " + m.route.operation + " " + m.route.resource;
-    upstream->submit(std::move(node), std::move(m),
-                   [weak, what = std::move(what)](std::exception_ptr e, UpstreamResult result) {
-                     if (e) {
-                       // A bug, not bad input: bad input is answered with an error reply.
-                       std::string reason = "unknown exception";
-                       try {
-                         std::rethrow_exception(e);
-                       } catch (const std::exception& ex) {
-                         reason = ex.what();
-                       } catch (...) {
-                       }
-                       spdlog::error("node {}: request failed unanswered: {}", what, reason);
-                       return;
-                     }
-                     auto session = weak.lock();
-                     if (!session) return;
-                     asio::post(session->executor(), [session, result = std::move(result)]() mutable {
-                       if (result.reply) session->send(*result.reply);
-                       if (result.push_node) {
-                         const auto& n = *result.push_node;
-                         session->enqueue(Change{
-                             .kind = ObjectKind::node,
-                             .name = n.meta.name,
-                             .uid = n.meta.uid,
-                             .resource_version = resource_version_number(n.meta.resource_version),
-                             .operation = "update",
-                             .object = std::make_shared<const std::string>(with_type_meta(n, "Node", "v1"))});
-                       }
-                     });
-                   });
+    upstream->submit(
+        std::move(node), std::move(m),
+        [weak, what = std::move(what)](std::exception_ptr e, UpstreamResult result) {
+          if (e) {
+            // A bug, not bad input: bad input is answered with an error reply.
+            std::string reason = "unknown exception";
+            try {
+              std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+              reason = ex.what();
+            } catch (...) {
+            }
+            spdlog::error("node {}: request failed unanswered: {}", what, reason);
+            return;
+          }
+          auto session = weak.lock();
+          if (!session) return;
+          asio::post(session->executor(), [session, result = std::move(result)]() mutable {
+            if (result.reply) session->send(*result.reply);
+            if (result.push_node) {
+              const auto& n = *result.push_node;
+              session->enqueue(Change{
+                  .kind = ObjectKind::node,
+                  .name = n.meta.name,
+                  .uid = n.meta.uid,
+                  .resource_version = resource_version_number(n.meta.resource_version),
+                  .operation = "update",
+                  .object = std::make_shared<const std::string>(with_type_meta(n, "Node", "v1"))});
+            }
+          });
+        });
   });
 }
 

@@ -129,11 +129,11 @@ Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry&
 
 Upstream::~Upstream() = default;
 
-// Where a request goes: answered at once (`done`), or by one handler coroutine. Plain code,
+// Where a request goes: answered at once (`answer`), or by one handler coroutine. Plain code,
 // so that none of its temporaries live in a coroutine frame: a request in progress keeps
 // only the handler's frame, and one waiting for a slot none.
 struct Upstream::Routed {
-  std::unique_ptr<UpstreamResult> done;  // by pointer: a waiting frame keeps 8 bytes of it
+  std::optional<UpstreamResult> answer;
   Handler handler = nullptr;
   Call call;
 };
@@ -148,9 +148,9 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
         request, wire::status_error(
                      {.reason = "BadRequest", .code = 400, .message = parsed.error().message}));
     m.route.operation = std::string(wire::operation::kError);
-    return {std::make_unique<UpstreamResult>(failed(std::move(m))), nullptr, {}};
+    return {failed(std::move(m)), nullptr, {}};
   }
-  Routed r{nullptr, nullptr, Call{std::move(node), std::move(request), std::move(*parsed)}};
+  Routed r{std::nullopt, nullptr, Call{std::move(node), std::move(request), std::move(*parsed)}};
   const auto& c = r.call;
   const auto& op = c.request.route.operation;
   const auto& type = c.resource.type;
@@ -158,15 +158,14 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
   if (devices_ && DeviceReports::handles(form)) {
     r.handler = &Upstream::device_report;
   } else if (form == wire::ResourceForm::k8s_ca && op == "query") {
-    r.done = std::make_unique<UpstreamResult>(
-        succeeded(wire::make_response(c.request, json_string(kube_ca_pem_),
-                                      wire::source::kCloudHub)));
+    r.answer.emplace(succeeded(
+        wire::make_response(c.request, json_string(kube_ca_pem_), wire::source::kCloudHub)));
   } else if (form == wire::ResourceForm::membership_detail) {
     // Confirm, so that the edge's devicetwin stops re-sending the request every minute.
     auto m = wire::make_response(c.request, json_string(wire::kContentOK),
                                  wire::source::kDeviceController, wire::group::kTwin);
     m.route.resource = "twin";
-    r.done = std::make_unique<UpstreamResult>(succeeded(std::move(m)));
+    r.answer.emplace(succeeded(std::move(m)));
   } else if (form != wire::ResourceForm::object) {
   } else if (type == "node" && op == "insert") {
     r.handler = &Upstream::node_insert;
@@ -191,7 +190,7 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
   } else if (type == "event") {
     r.handler = &Upstream::event;
   }
-  if (r.handler == nullptr && !r.done) {
+  if (r.handler == nullptr && !r.answer) {
     requests_.with({op, type.empty() ? c.request.route.resource : type, "unsupported"}).inc();
     spdlog::info("node {}: unsupported request {} {} (source {}, group {})", c.node, op,
                  c.request.route.resource, c.request.route.source, c.request.route.group);
@@ -201,10 +200,10 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
                                        .message = "edgehub does not handle " + op + " on " +
                                                   c.request.route.resource}));
     m.route.operation = std::string(wire::operation::kError);
-    r.done = std::make_unique<UpstreamResult>(failed(std::move(m)));
+    r.answer.emplace(failed(std::move(m)));
     return r;
   }
-  if (r.done) count(c, *r.done);
+  if (r.answer) count(c, *r.answer);
   return r;
 }
 
@@ -231,8 +230,8 @@ kube::Priority Upstream::priority(Handler h) {
 
 void Upstream::submit(std::string node, wire::Message request, Done done) {
   auto routed = route(std::move(node), std::move(request));
-  if (routed.done) {
-    done(nullptr, std::move(*routed.done));
+  if (routed.answer) {
+    done(nullptr, std::move(*routed.answer));
     return;
   }
   const auto level = static_cast<std::size_t>(priority(routed.handler));
