@@ -205,6 +205,9 @@ std::vector<Key> build() {
                "Bytes queued to one edge at most; a slower reader is disconnected."),
       int_key("hub.maxConcurrentHandshakes", EDGEHUB_FIELD(hub.max_concurrent_handshakes), 1,
               100'000, "TLS handshakes in progress at once; more connections wait."),
+      bool_key("hub.compactTlsSessions", EDGEHUB_FIELD(hub.compact_tls_sessions),
+               "After a TLS 1.3 handshake, keep only the connection's traffic keys and free "
+               "OpenSSL's per-connection state (~19 KiB per edge); TLS 1.2 edges keep OpenSSL's."),
       int_key("delivery.window", EDGEHUB_FIELD(delivery.window), 1, 64,
               "Un-ACKed messages in flight per node (edgecore buffers 100)."),
       duration_key("delivery.retryInterval", EDGEHUB_FIELD(delivery.retry_interval),

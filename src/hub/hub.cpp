@@ -299,6 +299,7 @@ void Hub::Impl::start() {
   lo.max_connections = c.hub.max_connections;
   lo.max_concurrent_handshakes = c.hub.max_concurrent_handshakes;
   lo.handshake_timeout = c.hub.handshake_timeout;
+  lo.compact_tls_sessions = c.hub.compact_tls_sessions;
   lo.session = session_options();
   lo.session.replica_id = c.hub.id;
   std::vector<asio::any_io_executor> executors;

@@ -219,6 +219,12 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
                                                                      : Rejection::tls_handshake,
                                                     self->tls_reason(ec));
                                 }
+                                // The CN now: releasing the handshake state frees the
+                                // peer's certificate.
+                                self->identity_ = self->stream_.peer_common_name();
+                                if (self->listener_->options.compact_tls_sessions) {
+                                  self->stream_.release_handshake_state();
+                                }
                                 self->read_request();
                               });
     } else {
@@ -271,7 +277,7 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
     const std::string want = "system:node:" + node;
     std::string identity;
     if constexpr (std::is_same_v<Stream, net::TlsStream>) {
-      identity = stream_.peer_common_name();
+      identity = identity_;
     } else {
       if (!listener_->trusted_peer(peer_address_)) {
         return refuse(http::status::forbidden, Rejection::untrusted_proxy, node,
@@ -337,6 +343,7 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
   bool over_capacity_;
   bool timed_out_ = false;
   bool done_ = false;
+  std::string identity_;  // the client certificate's CN, read right after the handshake
   beast::flat_buffer buffer_;
   http::request_parser<http::string_body> parser_;
 };

@@ -126,6 +126,10 @@ TlsStream::TlsStream(const executor_type& ex, const TlsContext& ctx) : socket_(e
   attach(ctx);
 }
 
+TlsStream::TlsStream(TlsStream&&) noexcept = default;
+TlsStream& TlsStream::operator=(TlsStream&&) noexcept = default;
+TlsStream::~TlsStream() = default;
+
 TlsStream::TlsStream(socket_type socket, const TlsContext& ctx) : socket_(std::move(socket)) {
   attach(ctx);
 }
@@ -163,6 +167,7 @@ void TlsStream::bind_fd() {
 }
 
 std::string TlsStream::verify_error() const {
+  if (!ssl_) return {};
   const long result = SSL_get_verify_result(ssl_.get());
   if (result == X509_V_OK) return {};
   return X509_verify_cert_error_string(result);
@@ -191,6 +196,7 @@ bool TlsStream::use_certificate(X509* cert, EVP_PKEY* key) {
 }
 
 std::string TlsStream::peer_common_name() const {
+  if (!ssl_) return {};
   X509* peer = SSL_get0_peer_certificate(ssl_.get());
   if (peer == nullptr) return {};
   char buf[256] = {};
@@ -199,10 +205,81 @@ std::string TlsStream::peer_common_name() const {
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
+bool TlsStream::release_handshake_state() {
+  SSL* ssl = ssl_.get();
+  if (ssl == nullptr || !SSL_is_server(ssl) || !SSL_is_init_finished(ssl) ||
+      SSL_version(ssl) != TLS1_3_VERSION || SSL_get_num_tickets(ssl) != 0 ||
+      SSL_get_shutdown(ssl) != 0 || SSL_has_pending(ssl)) {
+    return false;
+  }
+  const auto suite = Tls13Records::suite(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(ssl)));
+  if (!suite) return false;
+  auto secrets = take_traffic_secrets(ssl);
+  if (!secrets || secrets->client.empty() || secrets->server.empty()) return false;
+  records_ = std::make_unique<Tls13Records>(*suite, secrets->client, secrets->server, true);
+  OPENSSL_cleanse(secrets->client.data(), secrets->client.size());
+  OPENSSL_cleanse(secrets->server.data(), secrets->server.size());
+  ssl_.reset();
+  return true;
+}
+
+detail::Step TlsStream::handshake_step(error_code& ec) {
+  if (!ssl_) {
+    ec = asio::error::operation_not_supported;
+    return detail::Step::failed;
+  }
+  return detail::try_handshake(ssl_.get(), ec);
+}
+
+detail::Step TlsStream::read_step(void* data, std::size_t size, std::size_t& n, error_code& ec) {
+  if (records_) return records_->read(socket_.native_handle(), data, size, n, ec);
+  return detail::try_read(ssl_.get(), data, size, n, ec);
+}
+
+detail::Step TlsStream::write_step(const void* data, std::size_t size, std::size_t& n,
+                                   error_code& ec) {
+  if (records_) return records_->write(socket_.native_handle(), data, size, n, ec);
+  return detail::try_write(ssl_.get(), data, size, n, ec);
+}
+
+detail::Step TlsStream::close_notify_step(error_code& ec) {
+  if (records_) return records_->close_notify(socket_.native_handle(), ec);
+  SSL* ssl = ssl_.get();
+  if (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) return detail::Step::done;
+  const int ret = SSL_shutdown(ssl);
+  if (ret >= 0) return detail::Step::done;
+  return detail::classify(ssl, ret, false, ec);
+}
+
+detail::Step TlsStream::shutdown_step(error_code& ec) {
+  if (!records_) return detail::try_shutdown(ssl_.get(), ec);
+  // Our close_notify (close_notify() sends it once and then only finishes sending it).
+  const auto sent = records_->close_notify(socket_.native_handle(), ec);
+  if (sent != detail::Step::done) return sent;
+  // Then the peer's close_notify (or its TCP close); its remaining data is dropped.
+  unsigned char discard[256];
+  for (;;) {
+    std::size_t n = 0;
+    const auto step = records_->read(socket_.native_handle(), discard, sizeof discard, n, ec);
+    if (step == detail::Step::done) continue;
+    if (step == detail::Step::failed &&
+        (ec == asio::error::eof || ec == stream_truncated_error())) {
+      ec = {};
+      return detail::Step::done;
+    }
+    return step;
+  }
+}
+
 void teardown(boost::beast::role_type, TlsStream& stream, error_code& ec) {
-  if (stream.socket().is_open() && SSL_get_fd(stream.native_handle()) >= 0) {
-    SSL_shutdown(stream.native_handle());  // best effort: the fd is non-blocking
-    ERR_clear_error();
+  if (stream.socket().is_open()) {  // best effort: the fd is non-blocking
+    error_code ignored;
+    if (stream.records_) {
+      stream.records_->close_notify(stream.socket().native_handle(), ignored);
+    } else if (SSL_get_fd(stream.native_handle()) >= 0) {
+      SSL_shutdown(stream.native_handle());
+      ERR_clear_error();
+    }
   }
   error_code ignored;
   stream.socket().shutdown(TlsStream::socket_type::shutdown_both, ignored);

@@ -56,6 +56,7 @@ struct HubConfig {
   std::uint64_t max_message_bytes = 8ull << 20;
   std::uint64_t write_queue_bytes = 4ull << 20;
   std::uint32_t max_concurrent_handshakes = 256;
+  bool compact_tls_sessions = true;  // TLS 1.3: only the traffic keys after the handshake
 };
 
 struct DeliveryConfig {

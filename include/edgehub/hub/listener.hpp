@@ -27,6 +27,9 @@ struct ListenerOptions {
   std::size_t max_connections = 19000;
   std::size_t max_concurrent_handshakes = 256;
   std::chrono::milliseconds handshake_timeout{10'000};
+  // After a TLS 1.3 handshake, free OpenSSL's per-connection state and keep only the traffic
+  // keys (net::TlsStream::release_handshake_state).
+  bool compact_tls_sessions = true;
   SessionOptions session;
 };
 

@@ -1,0 +1,120 @@
+#pragma once
+// The record layer of an established TLS 1.3 connection (RFC 8446 §5), for a server that
+// hands its connections over from OpenSSL once the handshake is done.
+//
+// Why: OpenSSL 3.0 keeps ~19 KiB per connection after the handshake (the 7.6 KB `SSL`, the
+// session with the parsed client certificate, the handshake's key shares and transcript hash,
+// two cipher contexts; bench/tls_session_memory), none of which an established TLS 1.3
+// connection needs: only its two application traffic secrets, the keys and IVs derived from
+// them and the record sequence numbers (~300 bytes here). The handshake, the certificate
+// checks and the key schedule up to the traffic secrets stay OpenSSL's.
+//
+// What it does: application data both ways (records of at most 2^14 bytes, content type and
+// zero padding per §5.4), the peer's KeyUpdate (§4.6.3: the read key moves on; when the
+// peer asks, the write key moves on too and our KeyUpdate goes out before our next data),
+// close_notify both ways and the peer's other alerts as errors. What it refuses (the
+// connection fails): outer record types other than application_data, records over the
+// size limit, records that fail authentication, handshake messages other than KeyUpdate or
+// split across records, and a sequence number about to wrap. AEADs: TLS_AES_128_GCM_SHA256,
+// TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256; the crypto is OpenSSL's (EVP AEAD,
+// HKDF).
+//
+// Non-blocking on a socket's fd; the caller waits for readiness when told (Step).
+// Not thread-safe: one read and one write at a time, from one thread (as TlsStream).
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include <array>
+#include <boost/system/error_code.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+namespace edgehub::net {
+
+namespace detail {
+// Outcome of one attempt of a non-blocking operation.
+enum class Step { done, want_read, want_write, failed };
+}  // namespace detail
+
+// A connection's two TLS 1.3 application traffic secrets (traffic secret 0, §7.1), as
+// OpenSSL's key log hands them over; held with the SSL until taken (freed with it).
+struct TrafficSecrets {
+  std::vector<unsigned char> client;
+  std::vector<unsigned char> server;
+};
+// Makes every connection of `ctx` keep its traffic secrets for take_traffic_secrets().
+void capture_traffic_secrets(SSL_CTX* ctx);
+std::unique_ptr<TrafficSecrets> take_traffic_secrets(SSL* ssl);
+
+class Tls13Records {
+ public:
+  // The AEAD of a TLS 1.3 cipher suite (its IANA id, e.g. 0x1301); nullopt when unsupported.
+  struct Suite {
+    const EVP_CIPHER* cipher;
+    const EVP_MD* digest;
+    std::size_t key_length;
+  };
+  static std::optional<Suite> suite(std::uint16_t id);
+
+  // Traffic secret 0 of each side, as the key schedule made them (§7.1), both of the suite's
+  // hash length; sequence numbers start at 0. `server`: which side this end is.
+  Tls13Records(const Suite& suite, const std::vector<unsigned char>& client_secret,
+               const std::vector<unsigned char>& server_secret, bool server);
+  ~Tls13Records();
+  Tls13Records(const Tls13Records&) = delete;
+  Tls13Records& operator=(const Tls13Records&) = delete;
+
+  // Reads up to `size` bytes of application data into `data` (n > 0 on done). The peer's
+  // close_notify ends reading with asio::error::eof; a TCP close without it with
+  // stream_truncated_error().
+  detail::Step read(int fd, void* data, std::size_t size, std::size_t& n,
+                    boost::system::error_code& ec);
+  // Writes up to 2^14 bytes of `data` as one record; n: the bytes taken, set on done once
+  // the whole record is on the socket (a retry after want_write must pass the same bytes).
+  detail::Step write(int fd, const void* data, std::size_t size, std::size_t& n,
+                     boost::system::error_code& ec);
+  // Sends close_notify (once).
+  detail::Step close_notify(int fd, boost::system::error_code& ec);
+  bool sent_close_notify() const { return close_sent_; }
+
+ private:
+  struct Direction {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> secret{};
+    std::array<unsigned char, 32> key{};
+    std::array<unsigned char, 12> iv{};
+    std::uint64_t sequence = 0;
+  };
+  void install(Direction& d, const unsigned char* secret);
+  void next_generation(Direction& d);  // KeyUpdate: secret_{n+1} = Expand-Label(secret_n, ...)
+  // Seals `type` + `plain` into a record appended to out_.
+  bool seal(std::uint8_t type, const unsigned char* plain, std::size_t size,
+            boost::system::error_code& ec);
+  detail::Step flush(int fd, boost::system::error_code& ec);
+  // Opens the record at the front of in_ (complete); sets the plaintext range and its type.
+  bool open(std::size_t record_size, std::uint8_t& type, boost::system::error_code& ec);
+  bool handle_handshake(const unsigned char* data, std::size_t size,
+                        boost::system::error_code& ec);
+
+  Suite suite_;
+  std::size_t secret_length_;
+  Direction read_;
+  Direction write_;
+  // Bytes read from the socket and not consumed yet: only while a record is incomplete or
+  // its plaintext was not all taken (an idle connection holds no buffer).
+  std::vector<unsigned char> in_;
+  std::size_t plain_begin_ = 0, plain_end_ = 0;  // undelivered application data within in_
+  std::size_t record_end_ = 0;                   // where the opened record ends in in_
+  // A record (or two, with a KeyUpdate) not yet all on the socket.
+  std::vector<unsigned char> out_;
+  std::size_t out_sent_ = 0;
+  std::size_t out_plain_ = 0;  // application bytes the pending record carries
+  bool key_update_owed_ = false;
+  bool close_sent_ = false;
+  bool close_received_ = false;
+};
+
+}  // namespace edgehub::net

@@ -1,0 +1,443 @@
+#include <edgehub/net/tls13_records.hpp>
+#include <edgehub/net/tls_stream.hpp>
+#include <openssl/core_names.h>
+#include <openssl/kdf.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+#include <string>
+#include <utility>
+
+namespace edgehub::net {
+namespace {
+
+using boost::system::error_code;
+using detail::Step;
+
+constexpr std::size_t kHeader = 5;
+constexpr std::size_t kTag = 16;
+constexpr std::size_t kMaxPlain = 1 << 14;                 // §5.1
+constexpr std::size_t kMaxCiphertext = kMaxPlain + 256;  // §5.2
+constexpr std::uint8_t kAlert = 21, kHandshake = 22, kApplicationData = 23;
+constexpr std::uint8_t kKeyUpdate = 24;
+
+// Failures of the record layer; a received alert is kAlertBase + its description.
+enum Failure {
+  bad_record_mac = 1,
+  record_overflow,
+  unexpected_message,
+  decode_error,
+  illegal_parameter,
+  sequence_exhausted,
+  crypto_failure,
+  write_after_close,
+  alert_base = 256,
+};
+
+class RecordCategory final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "edgehub.tls13"; }
+  std::string message(int ev) const override {
+    switch (ev) {
+      case bad_record_mac: return "TLS record failed authentication (bad_record_mac)";
+      case record_overflow: return "TLS record over the size limit (record_overflow)";
+      case unexpected_message: return "unexpected TLS record or message (unexpected_message)";
+      case decode_error: return "malformed TLS message (decode_error)";
+      case illegal_parameter: return "bad KeyUpdate request (illegal_parameter)";
+      case sequence_exhausted: return "TLS record sequence number exhausted";
+      case crypto_failure: return "TLS record encryption failed";
+      case write_after_close: return "write after close_notify";
+      default:
+        if (ev > alert_base) return "peer sent TLS alert " + std::to_string(ev - alert_base);
+        return "TLS record layer error " + std::to_string(ev);
+    }
+  }
+};
+
+const RecordCategory& record_category() {
+  static const RecordCategory category;
+  return category;
+}
+
+Step fail(error_code& ec, int why) {
+  ec.assign(why, record_category());
+  return Step::failed;
+}
+
+bool refuse(error_code& ec, int why) {
+  ec.assign(why, record_category());
+  return false;
+}
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
+};
+
+// One context per thread and direction, re-keyed for each record: a connection keeps only
+// its keys (an EVP_CIPHER_CTX with its key schedule is ~1 KB).
+EVP_CIPHER_CTX* thread_ctx(bool sealing) {
+  thread_local std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> seal(EVP_CIPHER_CTX_new());
+  thread_local std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> open(EVP_CIPHER_CTX_new());
+  return sealing ? seal.get() : open.get();
+}
+
+// HKDF-Expand-Label(secret, label, "", length) (§7.1).
+void expand_label(const EVP_MD* digest, const unsigned char* secret, std::size_t secret_length,
+                  const std::string& label, unsigned char* out, std::size_t length) {
+  static EVP_KDF* hkdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  // HkdfLabel: uint16 length, opaque label<7..255> = "tls13 " + label, opaque context<0..255>.
+  const std::string full = "tls13 " + label;
+  std::array<unsigned char, 2 + 1 + 255 + 1> info{};
+  info[0] = static_cast<unsigned char>(length >> 8);
+  info[1] = static_cast<unsigned char>(length);
+  info[2] = static_cast<unsigned char>(full.size());
+  std::memcpy(info.data() + 3, full.data(), full.size());
+  const std::size_t info_size = 3 + full.size() + 1;  // the last byte: an empty context
+  int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                       const_cast<char*>(EVP_MD_get0_name(digest)), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<unsigned char*>(secret),
+                                        secret_length),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info.data(), info_size),
+      OSSL_PARAM_construct_end()};
+  EVP_KDF_CTX* ctx = hkdf ? EVP_KDF_CTX_new(hkdf) : nullptr;
+  const bool ok = ctx != nullptr && EVP_KDF_derive(ctx, out, length, params) == 1;
+  EVP_KDF_CTX_free(ctx);
+  if (!ok) throw TlsError("HKDF-Expand-Label failed: " + drain_openssl_errors());
+}
+
+// The per-record nonce: the IV XOR the sequence number, left-padded (§5.3).
+std::array<unsigned char, 12> nonce(const std::array<unsigned char, 12>& iv, std::uint64_t seq) {
+  auto n = iv;
+  for (int i = 0; i < 8; ++i) n[11 - i] ^= static_cast<unsigned char>(seq >> (8 * i));
+  return n;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+void free_secrets(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  auto* secrets = static_cast<TrafficSecrets*>(ptr);
+  if (secrets == nullptr) return;
+  OPENSSL_cleanse(secrets->client.data(), secrets->client.size());
+  OPENSSL_cleanse(secrets->server.data(), secrets->server.size());
+  delete secrets;
+}
+
+int secrets_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_secrets);
+  return index;
+}
+
+// Key log lines: "<label> <client random, hex> <secret, hex>" (NSS key log format).
+void keep_secret(const SSL* ssl, const char* line) {
+  const std::string_view text(line);
+  const bool client = text.starts_with("CLIENT_TRAFFIC_SECRET_0 ");
+  if (!client && !text.starts_with("SERVER_TRAFFIC_SECRET_0 ")) return;
+  const auto at = text.rfind(' ');
+  const std::string_view hex = text.substr(at + 1);
+  if (hex.empty() || hex.size() % 2 != 0 || hex.size() / 2 > EVP_MAX_MD_SIZE) return;
+  std::vector<unsigned char> secret(hex.size() / 2);
+  for (std::size_t i = 0; i < secret.size(); ++i) {
+    const int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return;
+    secret[i] = static_cast<unsigned char>(hi << 4 | lo);
+  }
+  SSL* mutable_ssl = const_cast<SSL*>(ssl);  // ex_data of the connection being logged
+  auto* secrets = static_cast<TrafficSecrets*>(SSL_get_ex_data(mutable_ssl, secrets_index()));
+  if (secrets == nullptr) {
+    secrets = new TrafficSecrets;
+    if (SSL_set_ex_data(mutable_ssl, secrets_index(), secrets) != 1) {
+      delete secrets;
+      return;
+    }
+  }
+  (client ? secrets->client : secrets->server) = std::move(secret);
+}
+
+}  // namespace
+
+void capture_traffic_secrets(SSL_CTX* ctx) { SSL_CTX_set_keylog_callback(ctx, keep_secret); }
+
+std::unique_ptr<TrafficSecrets> take_traffic_secrets(SSL* ssl) {
+  auto* secrets = static_cast<TrafficSecrets*>(SSL_get_ex_data(ssl, secrets_index()));
+  if (secrets == nullptr) return nullptr;
+  SSL_set_ex_data(ssl, secrets_index(), nullptr);
+  return std::unique_ptr<TrafficSecrets>(secrets);
+}
+
+std::optional<Tls13Records::Suite> Tls13Records::suite(std::uint16_t id) {
+  struct Known {
+    EVP_CIPHER* cipher;
+    EVP_MD* digest;
+  };
+  static const Known aes128{EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr),
+                            EVP_MD_fetch(nullptr, "SHA256", nullptr)};
+  static const Known aes256{EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr),
+                            EVP_MD_fetch(nullptr, "SHA384", nullptr)};
+  static const Known chacha{EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr),
+                            EVP_MD_fetch(nullptr, "SHA256", nullptr)};
+  const Known* k = id == 0x1301 ? &aes128 : id == 0x1302 ? &aes256 : id == 0x1303 ? &chacha : nullptr;
+  if (k == nullptr || k->cipher == nullptr || k->digest == nullptr) return std::nullopt;
+  return Suite{k->cipher, k->digest, static_cast<std::size_t>(EVP_CIPHER_get_key_length(k->cipher))};
+}
+
+Tls13Records::Tls13Records(const Suite& suite, const std::vector<unsigned char>& client_secret,
+                           const std::vector<unsigned char>& server_secret, bool server)
+    : suite_(suite), secret_length_(static_cast<std::size_t>(EVP_MD_get_size(suite.digest))) {
+  if (client_secret.size() != secret_length_ || server_secret.size() != secret_length_ ||
+      suite_.key_length > write_.key.size()) {
+    throw TlsError("TLS 1.3 traffic secrets do not match the cipher suite");
+  }
+  install(read_, server ? client_secret.data() : server_secret.data());
+  install(write_, server ? server_secret.data() : client_secret.data());
+}
+
+Tls13Records::~Tls13Records() {
+  OPENSSL_cleanse(&read_, sizeof(read_));
+  OPENSSL_cleanse(&write_, sizeof(write_));
+}
+
+void Tls13Records::install(Direction& d, const unsigned char* secret) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> copy{};
+  std::memcpy(copy.data(), secret, secret_length_);
+  d.secret = copy;
+  expand_label(suite_.digest, d.secret.data(), secret_length_, "key", d.key.data(),
+               suite_.key_length);
+  expand_label(suite_.digest, d.secret.data(), secret_length_, "iv", d.iv.data(), d.iv.size());
+  d.sequence = 0;
+  OPENSSL_cleanse(copy.data(), copy.size());
+}
+
+void Tls13Records::next_generation(Direction& d) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> next{};
+  expand_label(suite_.digest, d.secret.data(), secret_length_, "traffic upd", next.data(),
+               secret_length_);
+  install(d, next.data());
+  OPENSSL_cleanse(next.data(), next.size());
+}
+
+bool Tls13Records::seal(std::uint8_t type, const unsigned char* plain, std::size_t size,
+                        error_code& ec) {
+  if (write_.sequence == UINT64_MAX) return refuse(ec, sequence_exhausted);
+  const std::size_t inner = size + 1;
+  const std::size_t length = inner + kTag;
+  const std::size_t at = out_.size();
+  out_.resize(at + kHeader + length);
+  unsigned char* header = out_.data() + at;
+  header[0] = kApplicationData;  // the outer type of every protected record (§5.2)
+  header[1] = 0x03;
+  header[2] = 0x03;
+  header[3] = static_cast<unsigned char>(length >> 8);
+  header[4] = static_cast<unsigned char>(length);
+  unsigned char* body = header + kHeader;
+  EVP_CIPHER_CTX* ctx = thread_ctx(true);
+  const auto iv = nonce(write_.iv, write_.sequence);
+  int outl = 0;
+  bool ok = EVP_EncryptInit_ex2(ctx, suite_.cipher, write_.key.data(), iv.data(), nullptr) == 1 &&
+            EVP_EncryptUpdate(ctx, nullptr, &outl, header, kHeader) == 1;
+  int written = 0;
+  if (ok && size > 0) {
+    ok = EVP_EncryptUpdate(ctx, body, &outl, plain, static_cast<int>(size)) == 1;
+    written += outl;
+  }
+  ok = ok && EVP_EncryptUpdate(ctx, body + written, &outl, &type, 1) == 1;
+  written += ok ? outl : 0;
+  ok = ok && EVP_EncryptFinal_ex(ctx, body + written, &outl) == 1;
+  written += ok ? outl : 0;
+  ok = ok && static_cast<std::size_t>(written) == inner &&
+       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTag, body + inner) == 1;
+  if (!ok) {
+    out_.resize(at);
+    drain_openssl_errors();
+    return refuse(ec, crypto_failure);
+  }
+  ++write_.sequence;
+  return true;
+}
+
+Step Tls13Records::flush(int fd, error_code& ec) {
+  while (out_sent_ < out_.size()) {
+    const ssize_t r = ::send(fd, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
+    if (r > 0) {
+      out_sent_ += static_cast<std::size_t>(r);
+    } else if (r < 0 && errno == EINTR) {
+      continue;
+    } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return Step::want_write;
+    } else {
+      ec.assign(r < 0 ? errno : EPIPE, boost::system::system_category());
+      return Step::failed;
+    }
+  }
+  std::vector<unsigned char>().swap(out_);  // an idle connection keeps no buffer
+  out_sent_ = 0;
+  return Step::done;
+}
+
+Step Tls13Records::write(int fd, const void* data, std::size_t size, std::size_t& n,
+                         error_code& ec) {
+  n = 0;
+  if (out_.empty()) {
+    if (close_sent_) return fail(ec, write_after_close);
+    const std::size_t take = std::min(size, kMaxPlain);
+    if (take == 0) return Step::done;
+    if (key_update_owed_) {  // before our next data (§4.6.3), under the current key
+      const unsigned char update[] = {kKeyUpdate, 0, 0, 1, 0};  // update_not_requested
+      if (!seal(kHandshake, update, sizeof update, ec)) return Step::failed;
+      next_generation(write_);
+      key_update_owed_ = false;
+    }
+    if (!seal(kApplicationData, static_cast<const unsigned char*>(data), take, ec)) {
+      out_.clear();
+      return Step::failed;
+    }
+    out_plain_ = take;
+  }
+  const Step step = flush(fd, ec);
+  if (step == Step::done) n = std::exchange(out_plain_, 0);
+  return step;
+}
+
+Step Tls13Records::close_notify(int fd, error_code& ec) {
+  if (!close_sent_) {
+    const unsigned char alert[] = {1, 0};  // warning, close_notify
+    if (!seal(kAlert, alert, sizeof alert, ec)) return Step::failed;
+    close_sent_ = true;
+  }
+  return flush(fd, ec);
+}
+
+bool Tls13Records::open(std::size_t record_size, std::uint8_t& type, error_code& ec) {
+  unsigned char* header = in_.data();
+  const std::size_t length = record_size - kHeader;
+  if (length < kTag + 1) return refuse(ec, bad_record_mac);
+  if (read_.sequence == UINT64_MAX) return refuse(ec, sequence_exhausted);
+  unsigned char* body = header + kHeader;
+  const std::size_t sealed = length - kTag;
+  EVP_CIPHER_CTX* ctx = thread_ctx(false);
+  const auto iv = nonce(read_.iv, read_.sequence);
+  int outl = 0, opened = 0;
+  bool ok = EVP_DecryptInit_ex2(ctx, suite_.cipher, read_.key.data(), iv.data(), nullptr) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTag, body + sealed) == 1 &&
+            EVP_DecryptUpdate(ctx, nullptr, &outl, header, kHeader) == 1 &&
+            EVP_DecryptUpdate(ctx, body, &outl, body, static_cast<int>(sealed)) == 1;
+  opened = ok ? outl : 0;
+  ok = ok && EVP_DecryptFinal_ex(ctx, body + opened, &outl) == 1;
+  if (!ok) {
+    drain_openssl_errors();
+    return refuse(ec, bad_record_mac);
+  }
+  ++read_.sequence;
+  // TLSInnerPlaintext: content, then the type, then zero padding (§5.4).
+  std::size_t end = sealed;
+  while (end > 0 && body[end - 1] == 0) --end;
+  if (end == 0) return refuse(ec, unexpected_message);
+  type = body[end - 1];
+  if (end - 1 > kMaxPlain) return refuse(ec, record_overflow);
+  plain_begin_ = kHeader;
+  plain_end_ = kHeader + end - 1;
+  record_end_ = record_size;
+  return true;
+}
+
+bool Tls13Records::handle_handshake(const unsigned char* data, std::size_t size,
+                                    error_code& ec) {
+  if (size == 0) return refuse(ec, unexpected_message);
+  while (size > 0) {
+    if (size < 4) return refuse(ec, unexpected_message);  // split across records
+    const std::size_t length = (std::size_t{data[1]} << 16) | (std::size_t{data[2]} << 8) | data[3];
+    if (4 + length > size) return refuse(ec, unexpected_message);
+    if (data[0] != kKeyUpdate) return refuse(ec, unexpected_message);
+    if (length != 1) return refuse(ec, decode_error);
+    if (data[4] > 1) return refuse(ec, illegal_parameter);
+    next_generation(read_);  // the records after this one
+    if (data[4] == 1) key_update_owed_ = true;
+    data += 4 + length;
+    size -= 4 + length;
+  }
+  return true;
+}
+
+Step Tls13Records::read(int fd, void* data, std::size_t size, std::size_t& n, error_code& ec) {
+  n = 0;
+  if (size == 0) return Step::done;
+  for (;;) {
+    if (plain_begin_ < plain_end_) {
+      n = std::min(size, plain_end_ - plain_begin_);
+      std::memcpy(data, in_.data() + plain_begin_, n);
+      plain_begin_ += n;
+      if (plain_begin_ == plain_end_) {
+        plain_begin_ = plain_end_ = record_end_ = 0;
+        std::vector<unsigned char>().swap(in_);  // records are read one by one: none follows
+      }
+      return Step::done;
+    }
+    if (close_received_) {
+      ec = asio::error::eof;
+      return Step::failed;
+    }
+    std::size_t needed = kHeader;
+    if (in_.size() >= kHeader) {
+      if (in_[0] != kApplicationData) return fail(ec, unexpected_message);
+      const std::size_t length = (std::size_t{in_[3]} << 8) | in_[4];
+      if (length > kMaxCiphertext) return fail(ec, record_overflow);
+      needed = kHeader + length;
+    }
+    if (in_.size() == needed && needed > kHeader) {
+      std::uint8_t type = 0;
+      if (!open(needed, type, ec)) return Step::failed;
+      if (type == kApplicationData) {
+        if (plain_begin_ == plain_end_) {  // an empty record: allowed, nothing to deliver
+          plain_begin_ = plain_end_ = record_end_ = 0;
+          std::vector<unsigned char>().swap(in_);
+        }
+        continue;
+      }
+      const unsigned char* content = in_.data() + plain_begin_;
+      const std::size_t content_size = plain_end_ - plain_begin_;
+      if (type == kAlert) {
+        if (content_size != 2) return fail(ec, decode_error);
+        if (content[1] != 0) return fail(ec, alert_base + content[1]);
+        close_received_ = true;  // close_notify
+      } else if (type == kHandshake) {
+        if (!handle_handshake(content, content_size, ec)) return Step::failed;
+      } else {
+        return fail(ec, unexpected_message);
+      }
+      plain_begin_ = plain_end_ = record_end_ = 0;
+      std::vector<unsigned char>().swap(in_);
+      continue;
+    }
+    // Read exactly what this record still lacks: nothing of the next one stays buffered.
+    const std::size_t have = in_.size();
+    in_.resize(needed);
+    const ssize_t r = ::recv(fd, in_.data() + have, needed - have, 0);
+    if (r > 0) {
+      in_.resize(have + static_cast<std::size_t>(r));
+      continue;
+    }
+    const int error = errno;
+    in_.resize(have);
+    if (have == 0) std::vector<unsigned char>().swap(in_);
+    if (r == 0) {
+      ec = stream_truncated_error();
+      return Step::failed;
+    }
+    if (error == EINTR) continue;
+    if (error == EAGAIN || error == EWOULDBLOCK) return Step::want_read;
+    ec.assign(error, boost::system::system_category());
+    return Step::failed;
+  }
+}
+
+}  // namespace edgehub::net
