@@ -84,6 +84,15 @@ EVP_CIPHER_CTX* thread_ctx(bool sealing) {
   return sealing ? seal.get() : open.get();
 }
 
+// Keys `ctx` for one record. The cipher is passed only when the context has another one:
+// passing it again would free and re-create the provider's context on every record.
+bool key_record(EVP_CIPHER_CTX* ctx, const EVP_CIPHER* cipher, const unsigned char* key,
+                const unsigned char* nonce, bool sealing) {
+  const EVP_CIPHER* use = EVP_CIPHER_CTX_get0_cipher(ctx) == cipher ? nullptr : cipher;
+  return sealing ? EVP_EncryptInit_ex2(ctx, use, key, nonce, nullptr) == 1
+                 : EVP_DecryptInit_ex2(ctx, use, key, nonce, nullptr) == 1;
+}
+
 // HKDF-Expand-Label(secret, label, "", length) (§7.1).
 void expand_label(const EVP_MD* digest, const unsigned char* secret, std::size_t secret_length,
                   const std::string& label, unsigned char* out, std::size_t length) {
@@ -243,7 +252,7 @@ bool Tls13Records::seal(std::uint8_t type, const unsigned char* plain, std::size
   EVP_CIPHER_CTX* ctx = thread_ctx(true);
   const auto iv = nonce(write_.iv, write_.sequence);
   int outl = 0;
-  bool ok = EVP_EncryptInit_ex2(ctx, suite_.cipher, write_.key.data(), iv.data(), nullptr) == 1 &&
+  bool ok = key_record(ctx, suite_.cipher, write_.key.data(), iv.data(), true) &&
             EVP_EncryptUpdate(ctx, nullptr, &outl, header, kHeader) == 1;
   int written = 0;
   if (ok && size > 0) {
@@ -327,7 +336,7 @@ bool Tls13Records::open(std::size_t record_size, std::uint8_t& type, error_code&
   EVP_CIPHER_CTX* ctx = thread_ctx(false);
   const auto iv = nonce(read_.iv, read_.sequence);
   int outl = 0, opened = 0;
-  bool ok = EVP_DecryptInit_ex2(ctx, suite_.cipher, read_.key.data(), iv.data(), nullptr) == 1 &&
+  bool ok = key_record(ctx, suite_.cipher, read_.key.data(), iv.data(), false) &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTag, body + sealed) == 1 &&
             EVP_DecryptUpdate(ctx, nullptr, &outl, header, kHeader) == 1 &&
             EVP_DecryptUpdate(ctx, body, &outl, body, static_cast<int>(sealed)) == 1;

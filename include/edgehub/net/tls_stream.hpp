@@ -3,8 +3,9 @@
 //
 // Why not asio::ssl::stream: its engine keeps ~68 KiB of fixed buffers per stream. Here the
 // SSL* reads and writes the non-blocking fd itself (SSL_set_fd) and only the readiness comes
-// from Asio (socket::async_wait), so an idle connection costs what OpenSSL holds (~18 KiB with
-// SSL_MODE_RELEASE_BUFFERS). Satisfies Beast's AsyncStream: use it as
+// from Asio (socket::async_wait), so an idle connection costs what OpenSSL holds (~19 KiB with
+// SSL_MODE_RELEASE_BUFFERS) — or, on a TLS 1.3 server after release_handshake_state(), only
+// the traffic keys (Tls13Records, ~0.3 KiB). Satisfies Beast's AsyncStream: use it as
 // `boost::beast::websocket::stream<edgehub::net::TlsStream>`.
 //
 // Threading: like every Asio I/O object, one stream must only be used from one thread (or
