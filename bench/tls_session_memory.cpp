@@ -10,7 +10,11 @@
 // for, what they take in malloc's chunks (usable size + the 8-byte chunk header), and the
 // largest sources by OpenSSL source file and line.
 //
-//   tls_session_memory [--connections 200] [--top 25] [--tls12]
+// With --release, each server connection then goes the hub's way under TLS 1.3
+// (TlsStream::release_handshake_state): its traffic secrets go to a Tls13Records, the SSL is
+// freed, and the record each way is exchanged through the Tls13Records.
+//
+//   tls_session_memory [--connections 200] [--top 25] [--tls12] [--release]
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -22,6 +26,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <edgehub/net/tls13_records.hpp>
 #include <edgehub/net/tls_context.hpp>
 #include <edgehub/net/x509_mint.hpp>
 #include <map>
@@ -110,6 +115,7 @@ struct Options {
   int connections = 200;
   int top = 25;
   bool tls12 = false;
+  bool release = false;
 };
 
 Options parse(int argc, char** argv) {
@@ -123,8 +129,11 @@ Options parse(int argc, char** argv) {
       o.top = std::max(0, std::atoi(argv[++i]));
     } else if (arg == "--tls12") {
       o.tls12 = true;
+    } else if (arg == "--release") {
+      o.release = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--connections N] [--top N] [--tls12]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--connections N] [--top N] [--tls12] [--release]\n",
+                   argv[0]);
       std::exit(2);
     }
   }
@@ -159,30 +168,67 @@ bool alternate(SSL* server, SSL* client, Step step) {
   return server_done && client_done;
 }
 
-// One idle server connection: handshake, a record each way, the server waiting for more.
-SslPtr idle_connection(const TlsContext& server_ctx, const TlsContext& client_ctx) {
+// One idle server connection: OpenSSL's, or (released) only the record layer's.
+struct Idle {
+  SslPtr ssl;
+  std::unique_ptr<Tls13Records> records;
+  std::string version;
+};
+
+// The hub's release_handshake_state, on a bare SSL: secrets out, SSL freed.
+std::unique_ptr<Tls13Records> release(SslPtr& server) {
+  const auto suite =
+      Tls13Records::suite(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(server.get())));
+  auto secrets = take_traffic_secrets(server.get());
+  if (!suite || !secrets) throw TlsError("not a TLS 1.3 connection with a supported suite");
+  auto records = Tls13Records::create(*suite, secrets->client, secrets->server, true);
+  if (!records) throw TlsError("no keys from the traffic secrets");
+  server.reset();
+  return records;
+}
+
+// Handshake, a record each way, the server waiting for more.
+Idle idle_connection(const TlsContext& server_ctx, const TlsContext& client_ctx, bool released) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) throw TlsError("socketpair failed");
   for (int fd : fds) ::fcntl(fd, F_SETFL, O_NONBLOCK);
-  SslPtr server = new_ssl(server_ctx, fds[0], Side::server);
+  Idle idle;
+  idle.ssl = new_ssl(server_ctx, fds[0], Side::server);
   SslPtr client = new_ssl(client_ctx, fds[1], Side::other);
-  if (!alternate(server.get(), client.get(), [](SSL* s) { return SSL_do_handshake(s) == 1; })) {
+  if (!alternate(idle.ssl.get(), client.get(), [](SSL* s) { return SSL_do_handshake(s) == 1; })) {
     throw TlsError("handshake failed: " + drain_openssl_errors());
   }
+  idle.version = SSL_get_version(idle.ssl.get());
+  ledger().side = Side::server;
+  if (released) idle.records = release(idle.ssl);
+  ledger().side = Side::other;
   char buf[64];
   SSL_write(client.get(), "keepalive", 9);
   ledger().side = Side::server;
-  const int got = SSL_read(server.get(), buf, sizeof buf);
-  SSL_write(server.get(), "ack", 3);
+  std::size_t got = 0;
+  boost::system::error_code ec;
+  if (idle.records) {
+    idle.records->read(fds[0], buf, sizeof buf, got, ec);
+    std::size_t sent = 0;
+    idle.records->write(fds[0], "ack", 3, sent, ec);
+  } else {
+    got = static_cast<std::size_t>(std::max(0, SSL_read(idle.ssl.get(), buf, sizeof buf)));
+    SSL_write(idle.ssl.get(), "ack", 3);
+  }
   ledger().side = Side::other;
-  SSL_read(client.get(), buf, sizeof buf);
+  const int acked = SSL_read(client.get(), buf, sizeof buf);
   ledger().side = Side::server;
-  SSL_read(server.get(), buf, sizeof buf);  // nothing there: the idle wait
+  if (idle.records) {
+    std::size_t none = 0;
+    idle.records->read(fds[0], buf, sizeof buf, none, ec);  // nothing there: the idle wait
+  } else {
+    SSL_read(idle.ssl.get(), buf, sizeof buf);
+  }
   ledger().side = Side::other;
-  if (got != 9) throw TlsError("no application data went through");
+  if (got != 9 || acked != 3) throw TlsError("no application data went through");
   client.reset();
   ::close(fds[1]);
-  return server;
+  return idle;
 }
 
 }  // namespace
@@ -209,11 +255,12 @@ int main(int argc, char** argv) {
                                                 .cert_chain_pem = to_pem(node.cert.get()),
                                                 .private_key_pem = to_pem(node.key.get())});
     if (options.tls12) SSL_CTX_set_max_proto_version(client_ctx.native_handle(), TLS1_2_VERSION);
+    if (options.release) capture_traffic_secrets(server_ctx.native_handle());
 
     ledger().on = true;
-    std::vector<SslPtr> idle;
+    std::vector<Idle> idle;
     for (int i = 0; i < options.connections; ++i) {
-      idle.push_back(idle_connection(server_ctx, client_ctx));
+      idle.push_back(idle_connection(server_ctx, client_ctx, options.release));
     }
     std::lock_guard lock(ledger().mutex);
     ledger().on = false;
@@ -235,7 +282,11 @@ int main(int argc, char** argv) {
     const double n = options.connections;
     std::printf("%s, %d idle server connections (%s), per connection:\n",
                 OpenSSL_version(OPENSSL_VERSION), options.connections,
-                SSL_get_version(idle.front().get()));
+                idle.front().version.c_str());
+    if (options.release) {
+      std::printf("  released to the record layer: Tls13Records %zu bytes, no buffer while idle\n",
+                  sizeof(Tls13Records));
+    }
     std::printf("  live allocations   %.1f\n", count / n);
     std::printf("  bytes requested    %.0f\n", requested / n);
     std::printf("  bytes in chunks    %.0f (%.1f KiB)\n", in_chunks / n, in_chunks / n / 1024);

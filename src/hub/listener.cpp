@@ -424,6 +424,8 @@ Listener::~Listener() {
 
 void Listener::start() {
   const auto& o = impl_->options;
+  // Each connection keeps its TLS 1.3 traffic secrets for release_handshake_state().
+  if (o.tls && o.compact_tls_sessions) net::capture_traffic_secrets(o.tls->native_handle());
   const std::string where = o.host + ":" + std::to_string(o.port);
   error_code ec;
   const auto address = asio::ip::make_address(o.host.empty() ? "0.0.0.0" : o.host, ec);

@@ -23,8 +23,10 @@ constexpr std::size_t kMaxPlain = 1 << 14;                 // §5.1
 constexpr std::size_t kMaxCiphertext = kMaxPlain + 256;  // §5.2
 constexpr std::uint8_t kAlert = 21, kHandshake = 22, kApplicationData = 23;
 constexpr std::uint8_t kKeyUpdate = 24;
+constexpr unsigned kMaxRecordsWithoutData = 32;    // as OpenSSL's limit on empty records
+constexpr std::uint64_t kRekeyAfter = 1ull << 23;  // records per write key (§5.5)
 
-// Failures of the record layer; a received alert is kAlertBase + its description.
+// Failures of the record layer; a received alert is alert_base + its description.
 enum Failure {
   bad_record_mac = 1,
   record_overflow,
@@ -37,6 +39,18 @@ enum Failure {
   alert_base = 256,
 };
 
+// The fatal alert (§6.2) that tells the peer about a failure it caused; 0: none.
+std::uint8_t alert_for(int why) {
+  switch (why) {
+    case bad_record_mac: return 20;
+    case record_overflow: return 22;
+    case unexpected_message: return 10;
+    case decode_error: return 50;
+    case illegal_parameter: return 47;
+    default: return 0;
+  }
+}
+
 class RecordCategory final : public boost::system::error_category {
  public:
   const char* name() const noexcept override { return "edgehub.tls13"; }
@@ -48,7 +62,7 @@ class RecordCategory final : public boost::system::error_category {
       case decode_error: return "malformed TLS message (decode_error)";
       case illegal_parameter: return "bad KeyUpdate request (illegal_parameter)";
       case sequence_exhausted: return "TLS record sequence number exhausted";
-      case crypto_failure: return "TLS record encryption failed";
+      case crypto_failure: return "TLS record protection failed (OpenSSL)";
       case write_after_close: return "write after close_notify";
       default:
         if (ev > alert_base) return "peer sent TLS alert " + std::to_string(ev - alert_base);
@@ -62,22 +76,12 @@ const RecordCategory& record_category() {
   return category;
 }
 
-Step fail(error_code& ec, int why) {
-  ec.assign(why, record_category());
-  return Step::failed;
-}
-
-bool refuse(error_code& ec, int why) {
-  ec.assign(why, record_category());
-  return false;
-}
-
 struct CipherCtxFree {
   void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
 };
 
 // One context per thread and direction, re-keyed for each record: a connection keeps only
-// its keys (an EVP_CIPHER_CTX with its key schedule is ~1 KB).
+// its keys (an EVP_CIPHER_CTX with its key schedule is ~1 KB). Null if OpenSSL has no memory.
 EVP_CIPHER_CTX* thread_ctx(bool sealing) {
   thread_local std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> seal(EVP_CIPHER_CTX_new());
   thread_local std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> open(EVP_CIPHER_CTX_new());
@@ -88,13 +92,14 @@ EVP_CIPHER_CTX* thread_ctx(bool sealing) {
 // passing it again would free and re-create the provider's context on every record.
 bool key_record(EVP_CIPHER_CTX* ctx, const EVP_CIPHER* cipher, const unsigned char* key,
                 const unsigned char* nonce, bool sealing) {
+  if (ctx == nullptr) return false;
   const EVP_CIPHER* use = EVP_CIPHER_CTX_get0_cipher(ctx) == cipher ? nullptr : cipher;
   return sealing ? EVP_EncryptInit_ex2(ctx, use, key, nonce, nullptr) == 1
                  : EVP_DecryptInit_ex2(ctx, use, key, nonce, nullptr) == 1;
 }
 
 // HKDF-Expand-Label(secret, label, "", length) (§7.1).
-void expand_label(const EVP_MD* digest, const unsigned char* secret, std::size_t secret_length,
+bool expand_label(const EVP_MD* digest, const unsigned char* secret, std::size_t secret_length,
                   const std::string& label, unsigned char* out, std::size_t length) {
   static EVP_KDF* hkdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   // HkdfLabel: uint16 length, opaque label<7..255> = "tls13 " + label, opaque context<0..255>.
@@ -117,7 +122,8 @@ void expand_label(const EVP_MD* digest, const unsigned char* secret, std::size_t
   EVP_KDF_CTX* ctx = hkdf ? EVP_KDF_CTX_new(hkdf) : nullptr;
   const bool ok = ctx != nullptr && EVP_KDF_derive(ctx, out, length, params) == 1;
   EVP_KDF_CTX_free(ctx);
-  if (!ok) throw TlsError("HKDF-Expand-Label failed: " + drain_openssl_errors());
+  if (!ok) drain_openssl_errors();
+  return ok;
 }
 
 // The per-record nonce: the IV XOR the sequence number, left-padded (§5.3).
@@ -127,6 +133,8 @@ std::array<unsigned char, 12> nonce(const std::array<unsigned char, 12>& iv, std
   return n;
 }
 
+void release(std::vector<unsigned char>& buffer) { std::vector<unsigned char>().swap(buffer); }
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -135,11 +143,7 @@ int hex_value(char c) {
 }
 
 void free_secrets(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
-  auto* secrets = static_cast<TrafficSecrets*>(ptr);
-  if (secrets == nullptr) return;
-  OPENSSL_cleanse(secrets->client.data(), secrets->client.size());
-  OPENSSL_cleanse(secrets->server.data(), secrets->server.size());
-  delete secrets;
+  delete static_cast<TrafficSecrets*>(ptr);
 }
 
 int secrets_index() {
@@ -170,10 +174,17 @@ void keep_secret(const SSL* ssl, const char* line) {
       return;
     }
   }
-  (client ? secrets->client : secrets->server) = std::move(secret);
+  auto& kept = client ? secrets->client : secrets->server;
+  OPENSSL_cleanse(kept.data(), kept.size());
+  kept = std::move(secret);
 }
 
 }  // namespace
+
+TrafficSecrets::~TrafficSecrets() {
+  OPENSSL_cleanse(client.data(), client.size());
+  OPENSSL_cleanse(server.data(), server.size());
+}
 
 void capture_traffic_secrets(SSL_CTX* ctx) { SSL_CTX_set_keylog_callback(ctx, keep_secret); }
 
@@ -200,15 +211,26 @@ std::optional<Tls13Records::Suite> Tls13Records::suite(std::uint16_t id) {
   return Suite{k->cipher, k->digest, static_cast<std::size_t>(EVP_CIPHER_get_key_length(k->cipher))};
 }
 
-Tls13Records::Tls13Records(const Suite& suite, const std::vector<unsigned char>& client_secret,
-                           const std::vector<unsigned char>& server_secret, bool server)
-    : suite_(suite), secret_length_(static_cast<std::size_t>(EVP_MD_get_size(suite.digest))) {
-  if (client_secret.size() != secret_length_ || server_secret.size() != secret_length_ ||
-      suite_.key_length > write_.key.size()) {
-    throw TlsError("TLS 1.3 traffic secrets do not match the cipher suite");
+Tls13Records::Tls13Records(const Suite& suite, std::size_t secret_length)
+    : suite_(suite), secret_length_(secret_length) {}
+
+std::unique_ptr<Tls13Records> Tls13Records::create(const Suite& suite,
+                                                   const std::vector<unsigned char>& client_secret,
+                                                   const std::vector<unsigned char>& server_secret,
+                                                   bool server) {
+  const auto length = static_cast<std::size_t>(EVP_MD_get_size(suite.digest));
+  if (client_secret.size() != length || server_secret.size() != length ||
+      length > EVP_MAX_MD_SIZE || suite.key_length > Direction{}.key.size()) {
+    return nullptr;
   }
-  install(read_, server ? client_secret.data() : server_secret.data());
-  install(write_, server ? server_secret.data() : client_secret.data());
+  std::unique_ptr<Tls13Records> records(new Tls13Records(suite, length));
+  const auto& mine = server ? server_secret : client_secret;
+  const auto& peers = server ? client_secret : server_secret;
+  if (!records->install(records->read_, peers.data()) ||
+      !records->install(records->write_, mine.data())) {
+    return nullptr;
+  }
+  return records;
 }
 
 Tls13Records::~Tls13Records() {
@@ -216,28 +238,29 @@ Tls13Records::~Tls13Records() {
   OPENSSL_cleanse(&write_, sizeof(write_));
 }
 
-void Tls13Records::install(Direction& d, const unsigned char* secret) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> copy{};
-  std::memcpy(copy.data(), secret, secret_length_);
-  d.secret = copy;
-  expand_label(suite_.digest, d.secret.data(), secret_length_, "key", d.key.data(),
-               suite_.key_length);
-  expand_label(suite_.digest, d.secret.data(), secret_length_, "iv", d.iv.data(), d.iv.size());
-  d.sequence = 0;
-  OPENSSL_cleanse(copy.data(), copy.size());
+bool Tls13Records::install(Direction& d, const unsigned char* secret) {
+  Direction next;
+  std::memcpy(next.secret.data(), secret, secret_length_);
+  const bool ok = expand_label(suite_.digest, next.secret.data(), secret_length_, "key",
+                               next.key.data(), suite_.key_length) &&
+                  expand_label(suite_.digest, next.secret.data(), secret_length_, "iv",
+                               next.iv.data(), next.iv.size());
+  if (ok) d = next;
+  OPENSSL_cleanse(&next, sizeof(next));
+  return ok;
 }
 
-void Tls13Records::next_generation(Direction& d) {
+bool Tls13Records::next_generation(Direction& d) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> next{};
-  expand_label(suite_.digest, d.secret.data(), secret_length_, "traffic upd", next.data(),
-               secret_length_);
-  install(d, next.data());
+  const bool ok = expand_label(suite_.digest, d.secret.data(), secret_length_, "traffic upd",
+                               next.data(), secret_length_) &&
+                  install(d, next.data());
   OPENSSL_cleanse(next.data(), next.size());
+  return ok;
 }
 
-bool Tls13Records::seal(std::uint8_t type, const unsigned char* plain, std::size_t size,
-                        error_code& ec) {
-  if (write_.sequence == UINT64_MAX) return refuse(ec, sequence_exhausted);
+bool Tls13Records::seal(std::uint8_t type, const unsigned char* plain, std::size_t size) {
+  if (write_.sequence == UINT64_MAX) return false;
   const std::size_t inner = size + 1;
   const std::size_t length = inner + kTag;
   const std::size_t at = out_.size();
@@ -251,13 +274,12 @@ bool Tls13Records::seal(std::uint8_t type, const unsigned char* plain, std::size
   unsigned char* body = header + kHeader;
   EVP_CIPHER_CTX* ctx = thread_ctx(true);
   const auto iv = nonce(write_.iv, write_.sequence);
-  int outl = 0;
+  int outl = 0, written = 0;
   bool ok = key_record(ctx, suite_.cipher, write_.key.data(), iv.data(), true) &&
             EVP_EncryptUpdate(ctx, nullptr, &outl, header, kHeader) == 1;
-  int written = 0;
   if (ok && size > 0) {
     ok = EVP_EncryptUpdate(ctx, body, &outl, plain, static_cast<int>(size)) == 1;
-    written += outl;
+    written += ok ? outl : 0;
   }
   ok = ok && EVP_EncryptUpdate(ctx, body + written, &outl, &type, 1) == 1;
   written += ok ? outl : 0;
@@ -268,7 +290,7 @@ bool Tls13Records::seal(std::uint8_t type, const unsigned char* plain, std::size
   if (!ok) {
     out_.resize(at);
     drain_openssl_errors();
-    return refuse(ec, crypto_failure);
+    return false;
   }
   ++write_.sequence;
   return true;
@@ -285,30 +307,59 @@ Step Tls13Records::flush(int fd, error_code& ec) {
       return Step::want_write;
     } else {
       ec.assign(r < 0 ? errno : EPIPE, boost::system::system_category());
+      failed_ = ec;
       return Step::failed;
     }
   }
-  std::vector<unsigned char>().swap(out_);  // an idle connection keeps no buffer
+  release(out_);  // an idle connection keeps no buffer
   out_sent_ = 0;
   return Step::done;
+}
+
+Step Tls13Records::stop(int fd, error_code& ec, int why) {
+  ec.assign(why, record_category());
+  failed_ = ec;
+  plain_begin_ = plain_end_ = 0;
+  if (const auto alert = alert_for(why); alert != 0 && !close_sent_) {
+    // One try, after whatever is still unsent: the connection is closed next anyway.
+    const unsigned char fatal[] = {2, alert};
+    close_sent_ = true;
+    if (seal(kAlert, fatal, sizeof fatal)) {
+      (void)::send(fd, out_.data() + out_sent_, out_.size() - out_sent_,
+                   MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+  }
+  release(in_);
+  release(out_);
+  out_sent_ = 0;
+  return Step::failed;
 }
 
 Step Tls13Records::write(int fd, const void* data, std::size_t size, std::size_t& n,
                          error_code& ec) {
   n = 0;
+  if (failed_) {
+    ec = failed_;
+    return Step::failed;
+  }
   if (out_.empty()) {
-    if (close_sent_) return fail(ec, write_after_close);
+    if (close_sent_) {
+      ec.assign(write_after_close, record_category());
+      return Step::failed;
+    }
     const std::size_t take = std::min(size, kMaxPlain);
     if (take == 0) return Step::done;
-    if (key_update_owed_) {  // before our next data (§4.6.3), under the current key
+    // Our KeyUpdate, under the current key, before our next data (§4.6.3): owed to the peer,
+    // or due after 2^23 records.
+    if (key_update_owed_ || write_.sequence >= kRekeyAfter) {
       const unsigned char update[] = {kKeyUpdate, 0, 0, 1, 0};  // update_not_requested
-      if (!seal(kHandshake, update, sizeof update, ec)) return Step::failed;
-      next_generation(write_);
+      if (!seal(kHandshake, update, sizeof update) || !next_generation(write_)) {
+        return stop(fd, ec, crypto_failure);
+      }
       key_update_owed_ = false;
     }
-    if (!seal(kApplicationData, static_cast<const unsigned char*>(data), take, ec)) {
-      out_.clear();
-      return Step::failed;
+    if (!seal(kApplicationData, static_cast<const unsigned char*>(data), take)) {
+      return stop(fd, ec, crypto_failure);
     }
     out_plain_ = take;
   }
@@ -318,67 +369,66 @@ Step Tls13Records::write(int fd, const void* data, std::size_t size, std::size_t
 }
 
 Step Tls13Records::close_notify(int fd, error_code& ec) {
+  if (failed_) {
+    ec = failed_;
+    return Step::failed;
+  }
   if (!close_sent_) {
     const unsigned char alert[] = {1, 0};  // warning, close_notify
-    if (!seal(kAlert, alert, sizeof alert, ec)) return Step::failed;
+    if (!seal(kAlert, alert, sizeof alert)) return stop(fd, ec, crypto_failure);
     close_sent_ = true;
   }
   return flush(fd, ec);
 }
 
-bool Tls13Records::open(std::size_t record_size, std::uint8_t& type, error_code& ec) {
+int Tls13Records::open(std::size_t record_size, std::uint8_t& type) {
   unsigned char* header = in_.data();
-  const std::size_t length = record_size - kHeader;
-  if (length < kTag + 1) return refuse(ec, bad_record_mac);
-  if (read_.sequence == UINT64_MAX) return refuse(ec, sequence_exhausted);
+  const std::size_t sealed = record_size - kHeader - kTag;  // the caller checked the length
+  if (read_.sequence == UINT64_MAX) return sequence_exhausted;
   unsigned char* body = header + kHeader;
-  const std::size_t sealed = length - kTag;
   EVP_CIPHER_CTX* ctx = thread_ctx(false);
   const auto iv = nonce(read_.iv, read_.sequence);
-  int outl = 0, opened = 0;
+  int outl = 0;
   bool ok = key_record(ctx, suite_.cipher, read_.key.data(), iv.data(), false) &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTag, body + sealed) == 1 &&
             EVP_DecryptUpdate(ctx, nullptr, &outl, header, kHeader) == 1 &&
             EVP_DecryptUpdate(ctx, body, &outl, body, static_cast<int>(sealed)) == 1;
-  opened = ok ? outl : 0;
+  const int opened = ok ? outl : 0;
   ok = ok && EVP_DecryptFinal_ex(ctx, body + opened, &outl) == 1;
   if (!ok) {
     drain_openssl_errors();
-    return refuse(ec, bad_record_mac);
+    return bad_record_mac;
   }
   ++read_.sequence;
+  if (sealed > kMaxPlain + 1) return record_overflow;  // TLSInnerPlaintext, padding included
   // TLSInnerPlaintext: content, then the type, then zero padding (§5.4).
   std::size_t end = sealed;
   while (end > 0 && body[end - 1] == 0) --end;
-  if (end == 0) return refuse(ec, unexpected_message);
+  if (end == 0) return unexpected_message;
   type = body[end - 1];
-  if (end - 1 > kMaxPlain) return refuse(ec, record_overflow);
   plain_begin_ = kHeader;
   plain_end_ = kHeader + end - 1;
-  record_end_ = record_size;
-  return true;
+  return 0;
 }
 
-bool Tls13Records::handle_handshake(const unsigned char* data, std::size_t size,
-                                    error_code& ec) {
-  if (size == 0) return refuse(ec, unexpected_message);
-  while (size > 0) {
-    if (size < 4) return refuse(ec, unexpected_message);  // split across records
-    const std::size_t length = (std::size_t{data[1]} << 16) | (std::size_t{data[2]} << 8) | data[3];
-    if (4 + length > size) return refuse(ec, unexpected_message);
-    if (data[0] != kKeyUpdate) return refuse(ec, unexpected_message);
-    if (length != 1) return refuse(ec, decode_error);
-    if (data[4] > 1) return refuse(ec, illegal_parameter);
-    next_generation(read_);  // the records after this one
-    if (data[4] == 1) key_update_owed_ = true;
-    data += 4 + length;
-    size -= 4 + length;
-  }
-  return true;
+// One KeyUpdate, alone at the end of its record (§5.1); nothing else comes from a client.
+int Tls13Records::handle_handshake(const unsigned char* data, std::size_t size) {
+  if (size < 4 || data[0] != kKeyUpdate) return unexpected_message;
+  const std::size_t length = (std::size_t{data[1]} << 16) | (std::size_t{data[2]} << 8) | data[3];
+  if (4 + length != size) return unexpected_message;
+  if (length != 1) return decode_error;
+  if (data[4] > 1) return illegal_parameter;
+  if (!next_generation(read_)) return crypto_failure;  // for the records after this one
+  if (data[4] == 1) key_update_owed_ = true;
+  return 0;
 }
 
 Step Tls13Records::read(int fd, void* data, std::size_t size, std::size_t& n, error_code& ec) {
   n = 0;
+  if (failed_) {
+    ec = failed_;
+    return Step::failed;
+  }
   if (size == 0) return Step::done;
   for (;;) {
     if (plain_begin_ < plain_end_) {
@@ -386,9 +436,10 @@ Step Tls13Records::read(int fd, void* data, std::size_t size, std::size_t& n, er
       std::memcpy(data, in_.data() + plain_begin_, n);
       plain_begin_ += n;
       if (plain_begin_ == plain_end_) {
-        plain_begin_ = plain_end_ = record_end_ = 0;
-        std::vector<unsigned char>().swap(in_);  // records are read one by one: none follows
+        plain_begin_ = plain_end_ = 0;
+        release(in_);  // records are read one by one: nothing of the next one is here
       }
+      records_without_data_ = 0;
       return Step::done;
     }
     if (close_received_) {
@@ -397,54 +448,65 @@ Step Tls13Records::read(int fd, void* data, std::size_t size, std::size_t& n, er
     }
     std::size_t needed = kHeader;
     if (in_.size() >= kHeader) {
-      if (in_[0] != kApplicationData) return fail(ec, unexpected_message);
+      if (in_[0] != kApplicationData) return stop(fd, ec, unexpected_message);
       const std::size_t length = (std::size_t{in_[3]} << 8) | in_[4];
-      if (length > kMaxCiphertext) return fail(ec, record_overflow);
+      if (length > kMaxCiphertext) return stop(fd, ec, record_overflow);
+      if (length < kTag + 1) return stop(fd, ec, bad_record_mac);  // cannot be a sealed record
       needed = kHeader + length;
     }
     if (in_.size() == needed && needed > kHeader) {
+      if (++records_without_data_ > kMaxRecordsWithoutData) {
+        return stop(fd, ec, unexpected_message);
+      }
       std::uint8_t type = 0;
-      if (!open(needed, type, ec)) return Step::failed;
+      if (const int why = open(needed, type)) return stop(fd, ec, why);
       if (type == kApplicationData) {
         if (plain_begin_ == plain_end_) {  // an empty record: allowed, nothing to deliver
-          plain_begin_ = plain_end_ = record_end_ = 0;
-          std::vector<unsigned char>().swap(in_);
+          plain_begin_ = plain_end_ = 0;
+          release(in_);
         }
         continue;
       }
       const unsigned char* content = in_.data() + plain_begin_;
       const std::size_t content_size = plain_end_ - plain_begin_;
       if (type == kAlert) {
-        if (content_size != 2) return fail(ec, decode_error);
-        if (content[1] != 0) return fail(ec, alert_base + content[1]);
+        if (content_size != 2) return stop(fd, ec, decode_error);
+        if (content[1] != 0) {  // the peer's error: nothing to answer
+          ec.assign(alert_base + content[1], record_category());
+          failed_ = ec;
+          plain_begin_ = plain_end_ = 0;
+          release(in_);
+          return Step::failed;
+        }
         close_received_ = true;  // close_notify
       } else if (type == kHandshake) {
-        if (!handle_handshake(content, content_size, ec)) return Step::failed;
+        if (const int why = handle_handshake(content, content_size)) return stop(fd, ec, why);
       } else {
-        return fail(ec, unexpected_message);
+        return stop(fd, ec, unexpected_message);
       }
-      plain_begin_ = plain_end_ = record_end_ = 0;
-      std::vector<unsigned char>().swap(in_);
+      plain_begin_ = plain_end_ = 0;
+      release(in_);
       continue;
     }
     // Read exactly what this record still lacks: nothing of the next one stays buffered.
     const std::size_t have = in_.size();
     in_.resize(needed);
     const ssize_t r = ::recv(fd, in_.data() + have, needed - have, 0);
+    const int error = errno;
     if (r > 0) {
       in_.resize(have + static_cast<std::size_t>(r));
       continue;
     }
-    const int error = errno;
     in_.resize(have);
-    if (have == 0) std::vector<unsigned char>().swap(in_);
+    if (have == 0) release(in_);
+    if (r < 0 && error == EINTR) continue;
+    if (r < 0 && (error == EAGAIN || error == EWOULDBLOCK)) return Step::want_read;
     if (r == 0) {
       ec = stream_truncated_error();
-      return Step::failed;
+    } else {
+      ec.assign(error, boost::system::system_category());
     }
-    if (error == EINTR) continue;
-    if (error == EAGAIN || error == EWOULDBLOCK) return Step::want_read;
-    ec.assign(error, boost::system::system_category());
+    failed_ = ec;
     return Step::failed;
   }
 }

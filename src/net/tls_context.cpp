@@ -2,7 +2,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include <edgehub/net/tls13_records.hpp>
 #include <edgehub/net/tls_context.hpp>
 #include <fstream>
 #include <sstream>
@@ -111,9 +110,6 @@ TlsContext TlsContext::server(const ServerTlsOptions& options) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  // Each connection keeps its TLS 1.3 traffic secrets until TlsStream::release_handshake_state
-  // takes them (or the connection ends).
-  capture_traffic_secrets(ctx);
   use_chain_and_key(ctx, options.cert_chain_pem, options.private_key_pem, "server");
   if (!options.client_ca_pem.empty()) {
     add_cas(SSL_CTX_get_cert_store(ctx), options.client_ca_pem, "client CA");

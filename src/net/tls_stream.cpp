@@ -214,11 +214,10 @@ bool TlsStream::release_handshake_state() {
   }
   const auto suite = Tls13Records::suite(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(ssl)));
   if (!suite) return false;
-  auto secrets = take_traffic_secrets(ssl);
-  if (!secrets || secrets->client.empty() || secrets->server.empty()) return false;
-  records_ = std::make_unique<Tls13Records>(*suite, secrets->client, secrets->server, true);
-  OPENSSL_cleanse(secrets->client.data(), secrets->client.size());
-  OPENSSL_cleanse(secrets->server.data(), secrets->server.size());
+  const auto secrets = take_traffic_secrets(ssl);
+  if (!secrets) return false;
+  records_ = Tls13Records::create(*suite, secrets->client, secrets->server, true);
+  if (!records_) return false;
   ssl_.reset();
   return true;
 }
@@ -245,7 +244,10 @@ detail::Step TlsStream::write_step(const void* data, std::size_t size, std::size
 detail::Step TlsStream::close_notify_step(error_code& ec) {
   if (records_) return records_->close_notify(socket_.native_handle(), ec);
   SSL* ssl = ssl_.get();
-  if (SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) return detail::Step::done;
+  // Sent, unless its write blocked: then SSL_shutdown again finishes sending it.
+  if ((SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) && !SSL_want_write(ssl)) {
+    return detail::Step::done;
+  }
   const int ret = SSL_shutdown(ssl);
   if (ret >= 0) return detail::Step::done;
   return detail::classify(ssl, ret, false, ec);

@@ -12,10 +12,13 @@
 // What it does: application data both ways (records of at most 2^14 bytes, content type and
 // zero padding per §5.4), the peer's KeyUpdate (§4.6.3: the read key moves on; when the
 // peer asks, the write key moves on too and our KeyUpdate goes out before our next data),
-// close_notify both ways and the peer's other alerts as errors. What it refuses (the
-// connection fails): outer record types other than application_data, records over the
-// size limit, records that fail authentication, handshake messages other than KeyUpdate or
-// split across records, and a sequence number about to wrap. AEADs: TLS_AES_128_GCM_SHA256,
+// close_notify both ways and the peer's other alerts as errors; its own KeyUpdate every 2^23
+// records (§5.5: AES-GCM's limit is 2^24.5). What it refuses (the connection fails, with a
+// fatal alert when it is the peer's doing): outer record types other than application_data,
+// records over the size limits or too short to be sealed, records that fail
+// authentication, handshake messages other than KeyUpdate, a KeyUpdate not alone at the end
+// of its record or split across records, more than 32 records in a row without data, and a
+// sequence number about to wrap. AEADs: TLS_AES_128_GCM_SHA256,
 // TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256; the crypto is OpenSSL's (EVP AEAD,
 // HKDF).
 //
@@ -41,12 +44,15 @@ enum class Step { done, want_read, want_write, failed };
 }  // namespace detail
 
 // A connection's two TLS 1.3 application traffic secrets (traffic secret 0, §7.1), as
-// OpenSSL's key log hands them over; held with the SSL until taken (freed with it).
+// OpenSSL's key log hands them over; held with the SSL until taken (freed with it). Wiped
+// when destroyed.
 struct TrafficSecrets {
   std::vector<unsigned char> client;
   std::vector<unsigned char> server;
+  ~TrafficSecrets();
 };
-// Makes every connection of `ctx` keep its traffic secrets for take_traffic_secrets().
+// Makes every connection of `ctx` keep its traffic secrets for take_traffic_secrets(). Call
+// before the context's first handshake.
 void capture_traffic_secrets(SSL_CTX* ctx);
 std::unique_ptr<TrafficSecrets> take_traffic_secrets(SSL* ssl);
 
@@ -60,26 +66,28 @@ class Tls13Records {
   };
   static std::optional<Suite> suite(std::uint16_t id);
 
-  // Traffic secret 0 of each side, as the key schedule made them (§7.1), both of the suite's
-  // hash length; sequence numbers start at 0. `server`: which side this end is.
-  Tls13Records(const Suite& suite, const std::vector<unsigned char>& client_secret,
-               const std::vector<unsigned char>& server_secret, bool server);
+  // From traffic secret 0 of each side, as the key schedule made them (§7.1), both of the
+  // suite's hash length; sequence numbers start at 0. `server`: which side this end is.
+  // Null when the secrets do not fit the suite or the keys cannot be derived.
+  static std::unique_ptr<Tls13Records> create(const Suite& suite,
+                                              const std::vector<unsigned char>& client_secret,
+                                              const std::vector<unsigned char>& server_secret,
+                                              bool server);
   ~Tls13Records();
   Tls13Records(const Tls13Records&) = delete;
   Tls13Records& operator=(const Tls13Records&) = delete;
 
   // Reads up to `size` bytes of application data into `data` (n > 0 on done). The peer's
   // close_notify ends reading with asio::error::eof; a TCP close without it with
-  // stream_truncated_error().
+  // stream_truncated_error(). Any other failure is final: every later call fails with it.
   detail::Step read(int fd, void* data, std::size_t size, std::size_t& n,
                     boost::system::error_code& ec);
   // Writes up to 2^14 bytes of `data` as one record; n: the bytes taken, set on done once
   // the whole record is on the socket (a retry after want_write must pass the same bytes).
   detail::Step write(int fd, const void* data, std::size_t size, std::size_t& n,
                      boost::system::error_code& ec);
-  // Sends close_notify (once).
+  // Sends close_notify (once; later calls finish sending it).
   detail::Step close_notify(int fd, boost::system::error_code& ec);
-  bool sent_close_notify() const { return close_sent_; }
 
  private:
   struct Direction {
@@ -88,16 +96,18 @@ class Tls13Records {
     std::array<unsigned char, 12> iv{};
     std::uint64_t sequence = 0;
   };
-  void install(Direction& d, const unsigned char* secret);
-  void next_generation(Direction& d);  // KeyUpdate: secret_{n+1} = Expand-Label(secret_n, ...)
+  Tls13Records(const Suite& suite, std::size_t secret_length);
+  bool install(Direction& d, const unsigned char* secret);
+  bool next_generation(Direction& d);  // KeyUpdate: secret_{n+1} = Expand-Label(secret_n, ...)
   // Seals `type` + `plain` into a record appended to out_.
-  bool seal(std::uint8_t type, const unsigned char* plain, std::size_t size,
-            boost::system::error_code& ec);
+  bool seal(std::uint8_t type, const unsigned char* plain, std::size_t size);
   detail::Step flush(int fd, boost::system::error_code& ec);
-  // Opens the record at the front of in_ (complete); sets the plaintext range and its type.
-  bool open(std::size_t record_size, std::uint8_t& type, boost::system::error_code& ec);
-  bool handle_handshake(const unsigned char* data, std::size_t size,
-                        boost::system::error_code& ec);
+  // Opens the complete record at the front of in_: 0, or why not.
+  int open(std::size_t record_size, std::uint8_t& type);
+  int handle_handshake(const unsigned char* data, std::size_t size);
+  // Ends the connection for `why`: final error, and a fatal alert to the peer (best effort)
+  // when the failure is the peer's.
+  detail::Step stop(int fd, boost::system::error_code& ec, int why);
 
   Suite suite_;
   std::size_t secret_length_;
@@ -107,7 +117,7 @@ class Tls13Records {
   // its plaintext was not all taken (an idle connection holds no buffer).
   std::vector<unsigned char> in_;
   std::size_t plain_begin_ = 0, plain_end_ = 0;  // undelivered application data within in_
-  std::size_t record_end_ = 0;                   // where the opened record ends in in_
+  unsigned records_without_data_ = 0;            // in a row: empty records, KeyUpdates
   // A record (or two, with a KeyUpdate) not yet all on the socket.
   std::vector<unsigned char> out_;
   std::size_t out_sent_ = 0;
@@ -115,6 +125,7 @@ class Tls13Records {
   bool key_update_owed_ = false;
   bool close_sent_ = false;
   bool close_received_ = false;
+  boost::system::error_code failed_;  // final: every call after a failure returns it
 };
 
 }  // namespace edgehub::net

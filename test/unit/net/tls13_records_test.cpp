@@ -37,6 +37,7 @@ class Tls13RecordsTest : public ::testing::Test {
   // connected, handshaken OpenSSL one, until both end (bounded: a hang fails the test).
   void run(const TlsContext& client_ctx, Side server, Side client) {
     const auto server_ctx = pki.server_context();
+    capture_traffic_secrets(server_ctx.native_handle());
     asio::co_spawn(ioc, [&]() -> awaitable<void> {
       TlsStream stream(co_await acceptor.async_accept(use_awaitable), server_ctx);
       co_await stream.async_handshake(HandshakeRole::server, use_awaitable);
@@ -191,6 +192,57 @@ TEST_F(Tls13RecordsTest, AForgedRecordFailsAuthentication) {
   EXPECT_TRUE(released);
   EXPECT_STREQ(ec.category().name(), "edgehub.tls13");
   EXPECT_NE(ec.message().find("bad_record_mac"), std::string::npos) << ec.message();
+}
+
+TEST_F(Tls13RecordsTest, AFailureIsFinal) {
+  std::string forged = {0x17, 0x03, 0x03, 0x00, 0x20};
+  forged += pattern(32, 'f');
+  error_code first, second;
+  run(
+      pki.client_context(),
+      [&](TlsStream& s) -> awaitable<void> {
+        char c;
+        co_await s.async_read_some(asio::buffer(&c, 1),
+                                   asio::redirect_error(use_awaitable, first));
+        co_await s.async_read_some(asio::buffer(&c, 1),
+                                   asio::redirect_error(use_awaitable, second));
+      },
+      [&](TlsStream& s) -> awaitable<void> {
+        co_await asio::async_write(s.socket(), asio::buffer(forged), use_awaitable);
+        char c;  // the server's fatal alert
+        error_code alert;
+        co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, alert));
+        EXPECT_NE(alert.message().find("bad record mac"), std::string::npos) << alert.message();
+      });
+  EXPECT_NE(first.message().find("bad_record_mac"), std::string::npos) << first.message();
+  EXPECT_EQ(second, first);
+}
+
+TEST_F(Tls13RecordsTest, AZeroLengthRecordIsRefused) {
+  const auto ec = read_after_raw(std::string{0x17, 0x03, 0x03, 0x00, 0x00});
+  EXPECT_NE(ec.message().find("bad_record_mac"), std::string::npos) << ec.message();
+}
+
+// KeyUpdates alone, without data: 32 in a row are taken, then the peer is cut off (it could
+// otherwise keep the server's thread busy re-keying).
+TEST_F(Tls13RecordsTest, RecordsWithoutDataHaveALimit) {
+  error_code ec;
+  run(
+      pki.client_context(),
+      [&](TlsStream& s) -> awaitable<void> {
+        char c;
+        co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, ec));
+      },
+      [&](TlsStream& s) -> awaitable<void> {
+        for (int i = 0; i < 40; ++i) {
+          EXPECT_EQ(SSL_key_update(s.native_handle(), SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+          EXPECT_EQ(SSL_do_handshake(s.native_handle()), 1);  // sends the KeyUpdate now
+        }
+        char c;
+        error_code alert;
+        co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, alert));
+      });
+  EXPECT_NE(ec.message().find("unexpected_message"), std::string::npos) << ec.message();
 }
 
 TEST_F(Tls13RecordsTest, ARecordOverTheSizeLimitIsRefused) {
