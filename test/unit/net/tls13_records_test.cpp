@@ -70,8 +70,8 @@ class Tls13RecordsTest : public ::testing::Test {
     };
   }
 
-  // What the server's next read ends with after the client wrote `raw` on its socket.
-  error_code read_after_raw(const std::string& raw) {
+  // What the server's next read ends with while the client does `client`.
+  error_code server_read_error(Side client) {
     error_code ec;
     run(
         pki.client_context(),
@@ -79,14 +79,18 @@ class Tls13RecordsTest : public ::testing::Test {
           char c;
           co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, ec));
         },
-        [&](TlsStream& s) -> awaitable<void> {
-          co_await asio::async_write(s.socket(), asio::buffer(raw), use_awaitable);
-          char c;  // until the server gives up on the connection
-          error_code ignored;
-          co_await s.async_read_some(asio::buffer(&c, 1),
-                                     asio::redirect_error(use_awaitable, ignored));
-        });
+        std::move(client));
     return ec;
+  }
+
+  // The same after the client wrote `raw` on its socket and waits for the server to give up.
+  error_code read_after_raw(const std::string& raw) {
+    return server_read_error([&](TlsStream& s) -> awaitable<void> {
+      co_await asio::async_write(s.socket(), asio::buffer(raw), use_awaitable);
+      char c;
+      error_code ignored;
+      co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, ignored));
+    });
   }
 
   testing::TestPki pki;
@@ -226,22 +230,15 @@ TEST_F(Tls13RecordsTest, AZeroLengthRecordIsRefused) {
 // KeyUpdates alone, without data: 32 in a row are taken, then the peer is cut off (it could
 // otherwise keep the server's thread busy re-keying).
 TEST_F(Tls13RecordsTest, RecordsWithoutDataHaveALimit) {
-  error_code ec;
-  run(
-      pki.client_context(),
-      [&](TlsStream& s) -> awaitable<void> {
-        char c;
-        co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, ec));
-      },
-      [&](TlsStream& s) -> awaitable<void> {
-        for (int i = 0; i < 40; ++i) {
-          EXPECT_EQ(SSL_key_update(s.native_handle(), SSL_KEY_UPDATE_NOT_REQUESTED), 1);
-          EXPECT_EQ(SSL_do_handshake(s.native_handle()), 1);  // sends the KeyUpdate now
-        }
-        char c;
-        error_code alert;
-        co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, alert));
-      });
+  const auto ec = server_read_error([&](TlsStream& s) -> awaitable<void> {
+    for (int i = 0; i < 40; ++i) {
+      EXPECT_EQ(SSL_key_update(s.native_handle(), SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+      EXPECT_EQ(SSL_do_handshake(s.native_handle()), 1);  // sends the KeyUpdate now
+    }
+    char c;
+    error_code alert;
+    co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, alert));
+  });
   EXPECT_NE(ec.message().find("unexpected_message"), std::string::npos) << ec.message();
 }
 
@@ -258,18 +255,11 @@ TEST_F(Tls13RecordsTest, AnUnprotectedRecordTypeIsRefused) {
 }
 
 TEST_F(Tls13RecordsTest, ATcpCloseMidRecordIsATruncation) {
-  error_code ec;
-  run(
-      pki.client_context(),
-      [&](TlsStream& s) -> awaitable<void> {
-        char c;
-        co_await s.async_read_some(asio::buffer(&c, 1), asio::redirect_error(use_awaitable, ec));
-      },
-      [&](TlsStream& s) -> awaitable<void> {
-        const std::string partial = {0x17, 0x03, 0x03, 0x01, 0x00, 0x01, 0x02};
-        co_await asio::async_write(s.socket(), asio::buffer(partial), use_awaitable);
-        s.socket().close();
-      });
+  const auto ec = server_read_error([&](TlsStream& s) -> awaitable<void> {
+    const std::string partial = {0x17, 0x03, 0x03, 0x01, 0x00, 0x01, 0x02};
+    co_await asio::async_write(s.socket(), asio::buffer(partial), use_awaitable);
+    s.socket().close();
+  });
   EXPECT_EQ(ec, stream_truncated_error()) << ec.message();
 }
 
