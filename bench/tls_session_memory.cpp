@@ -175,14 +175,10 @@ struct Idle {
   std::string version;
 };
 
-// The hub's release_handshake_state, on a bare SSL: secrets out, SSL freed.
+// The hub's release_handshake_state, on a bare SSL: the record layer takes over, SSL freed.
 std::unique_ptr<Tls13Records> release(SslPtr& server) {
-  const auto suite =
-      Tls13Records::suite(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(server.get())));
-  auto secrets = take_traffic_secrets(server.get());
-  if (!suite || !secrets) throw TlsError("not a TLS 1.3 connection with a supported suite");
-  auto records = Tls13Records::create(*suite, secrets->client, secrets->server, true);
-  if (!records) throw TlsError("no keys from the traffic secrets");
+  auto records = Tls13Records::take_over(server.get());
+  if (!records) throw TlsError("not a TLS 1.3 server connection with a supported suite");
   server.reset();
   return records;
 }

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace edgehub::net {
@@ -19,7 +19,7 @@ using detail::Step;
 
 constexpr std::size_t kHeader = 5;
 constexpr std::size_t kTag = 16;
-constexpr std::size_t kMaxPlain = 1 << 14;                 // §5.1
+constexpr std::size_t kMaxPlain = 1 << 14;               // §5.1
 constexpr std::size_t kMaxCiphertext = kMaxPlain + 256;  // §5.2
 constexpr std::uint8_t kAlert = 21, kHandshake = 22, kApplicationData = 23;
 constexpr std::uint8_t kKeyUpdate = 24;
@@ -135,6 +135,17 @@ std::array<unsigned char, 12> nonce(const std::array<unsigned char, 12>& iv, std
 
 void release(std::vector<unsigned char>& buffer) { std::vector<unsigned char>().swap(buffer); }
 
+// A connection's two application traffic secrets (traffic secret 0, §7.1), as OpenSSL's key
+// log hands them over; held in the SSL's ex_data until taken. Wiped when destroyed.
+struct TrafficSecrets {
+  std::vector<unsigned char> client;
+  std::vector<unsigned char> server;
+  ~TrafficSecrets() {
+    OPENSSL_cleanse(client.data(), client.size());
+    OPENSSL_cleanse(server.data(), server.size());
+  }
+};
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -179,20 +190,28 @@ void keep_secret(const SSL* ssl, const char* line) {
   kept = std::move(secret);
 }
 
-}  // namespace
-
-TrafficSecrets::~TrafficSecrets() {
-  OPENSSL_cleanse(client.data(), client.size());
-  OPENSSL_cleanse(server.data(), server.size());
-}
-
-void capture_traffic_secrets(SSL_CTX* ctx) { SSL_CTX_set_keylog_callback(ctx, keep_secret); }
-
-std::unique_ptr<TrafficSecrets> take_traffic_secrets(SSL* ssl) {
+std::unique_ptr<TrafficSecrets> take_secrets(SSL* ssl) {
   auto* secrets = static_cast<TrafficSecrets*>(SSL_get_ex_data(ssl, secrets_index()));
   if (secrets == nullptr) return nullptr;
   SSL_set_ex_data(ssl, secrets_index(), nullptr);
   return std::unique_ptr<TrafficSecrets>(secrets);
+}
+
+}  // namespace
+
+void capture_traffic_secrets(SSL_CTX* ctx) { SSL_CTX_set_keylog_callback(ctx, keep_secret); }
+
+std::unique_ptr<Tls13Records> Tls13Records::take_over(SSL* ssl) {
+  if (ssl == nullptr || !SSL_is_server(ssl) || !SSL_is_init_finished(ssl) ||
+      SSL_version(ssl) != TLS1_3_VERSION || SSL_get_num_tickets(ssl) != 0 ||
+      SSL_get_shutdown(ssl) != 0 || SSL_has_pending(ssl)) {
+    return nullptr;
+  }
+  const auto known = suite(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(ssl)));
+  if (!known) return nullptr;
+  const auto secrets = take_secrets(ssl);
+  if (!secrets) return nullptr;
+  return create(*known, secrets->client, secrets->server);
 }
 
 std::optional<Tls13Records::Suite> Tls13Records::suite(std::uint16_t id) {
@@ -216,18 +235,16 @@ Tls13Records::Tls13Records(const Suite& suite, std::size_t secret_length)
 
 std::unique_ptr<Tls13Records> Tls13Records::create(const Suite& suite,
                                                    const std::vector<unsigned char>& client_secret,
-                                                   const std::vector<unsigned char>& server_secret,
-                                                   bool server) {
+                                                   const std::vector<unsigned char>& server_secret) {
   const auto length = static_cast<std::size_t>(EVP_MD_get_size(suite.digest));
   if (client_secret.size() != length || server_secret.size() != length ||
       length > EVP_MAX_MD_SIZE || suite.key_length > Direction{}.key.size()) {
     return nullptr;
   }
   std::unique_ptr<Tls13Records> records(new Tls13Records(suite, length));
-  const auto& mine = server ? server_secret : client_secret;
-  const auto& peers = server ? client_secret : server_secret;
-  if (!records->install(records->read_, peers.data()) ||
-      !records->install(records->write_, mine.data())) {
+  // This end is the server: it reads with the client's secret.
+  if (!records->install(records->read_, client_secret.data()) ||
+      !records->install(records->write_, server_secret.data())) {
     return nullptr;
   }
   return records;

@@ -206,17 +206,8 @@ std::string TlsStream::peer_common_name() const {
 }
 
 bool TlsStream::release_handshake_state() {
-  SSL* ssl = ssl_.get();
-  if (ssl == nullptr || !SSL_is_server(ssl) || !SSL_is_init_finished(ssl) ||
-      SSL_version(ssl) != TLS1_3_VERSION || SSL_get_num_tickets(ssl) != 0 ||
-      SSL_get_shutdown(ssl) != 0 || SSL_has_pending(ssl)) {
-    return false;
-  }
-  const auto suite = Tls13Records::suite(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(ssl)));
-  if (!suite) return false;
-  const auto secrets = take_traffic_secrets(ssl);
-  if (!secrets) return false;
-  records_ = Tls13Records::create(*suite, secrets->client, secrets->server, true);
+  if (records_) return false;
+  records_ = Tls13Records::take_over(ssl_.get());
   if (!records_) return false;
   ssl_.reset();
   return true;

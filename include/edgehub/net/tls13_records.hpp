@@ -43,36 +43,19 @@ namespace detail {
 enum class Step { done, want_read, want_write, failed };
 }  // namespace detail
 
-// A connection's two TLS 1.3 application traffic secrets (traffic secret 0, §7.1), as
-// OpenSSL's key log hands them over; held with the SSL until taken (freed with it). Wiped
-// when destroyed.
-struct TrafficSecrets {
-  std::vector<unsigned char> client;
-  std::vector<unsigned char> server;
-  ~TrafficSecrets();
-};
-// Makes every connection of `ctx` keep its traffic secrets for take_traffic_secrets(). Call
+// Makes every connection of `ctx` keep its TLS 1.3 application traffic secrets (captured
+// from OpenSSL's key log; freed, wiped, with the SSL) for Tls13Records::take_over. Call
 // before the context's first handshake.
 void capture_traffic_secrets(SSL_CTX* ctx);
-std::unique_ptr<TrafficSecrets> take_traffic_secrets(SSL* ssl);
 
 class Tls13Records {
  public:
-  // The AEAD of a TLS 1.3 cipher suite (its IANA id, e.g. 0x1301); nullopt when unsupported.
-  struct Suite {
-    const EVP_CIPHER* cipher;
-    const EVP_MD* digest;
-    std::size_t key_length;
-  };
-  static std::optional<Suite> suite(std::uint16_t id);
-
-  // From traffic secret 0 of each side, as the key schedule made them (§7.1), both of the
-  // suite's hash length; sequence numbers start at 0. `server`: which side this end is.
-  // Null when the secrets do not fit the suite or the keys cannot be derived.
-  static std::unique_ptr<Tls13Records> create(const Suite& suite,
-                                              const std::vector<unsigned char>& client_secret,
-                                              const std::vector<unsigned char>& server_secret,
-                                              bool server);
+  // Takes over `ssl`'s connection: a server side whose TLS 1.3 handshake is done, before any
+  // application data, from a context with capture_traffic_secrets. Null, and `ssl` unchanged,
+  // when the connection is not that (TLS 1.2, session tickets on, bytes OpenSSL already
+  // holds, a shutdown begun), its cipher suite is not one of the three, or the keys cannot
+  // be derived. The caller then frees the SSL.
+  static std::unique_ptr<Tls13Records> take_over(SSL* ssl);
   ~Tls13Records();
   Tls13Records(const Tls13Records&) = delete;
   Tls13Records& operator=(const Tls13Records&) = delete;
@@ -90,6 +73,14 @@ class Tls13Records {
   detail::Step close_notify(int fd, boost::system::error_code& ec);
 
  private:
+  // The AEAD of a TLS 1.3 cipher suite.
+  struct Suite {
+    const EVP_CIPHER* cipher;
+    const EVP_MD* digest;
+    std::size_t key_length;
+  };
+  static std::optional<Suite> suite(std::uint16_t id);  // by IANA id (0x1301, ...)
+
   struct Direction {
     std::array<unsigned char, EVP_MAX_MD_SIZE> secret{};
     std::array<unsigned char, 32> key{};
@@ -97,6 +88,11 @@ class Tls13Records {
     std::uint64_t sequence = 0;
   };
   Tls13Records(const Suite& suite, std::size_t secret_length);
+  // From traffic secret 0 of each side (§7.1), both of the suite's hash length; sequence
+  // numbers start at 0. Null when the secrets do not fit the suite or no keys come of them.
+  static std::unique_ptr<Tls13Records> create(const Suite& suite,
+                                              const std::vector<unsigned char>& client_secret,
+                                              const std::vector<unsigned char>& server_secret);
   bool install(Direction& d, const unsigned char* secret);
   bool next_generation(Direction& d);  // KeyUpdate: secret_{n+1} = Expand-Label(secret_n, ...)
   // Seals `type` + `plain` into a record appended to out_.
