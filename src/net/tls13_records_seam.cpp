@@ -13,6 +13,14 @@ std::unique_ptr<Tls13Records> Tls13RecordsSeam::from_secrets(
   return Tls13Records::create(*known, client_secret, server_secret, end == End::server);
 }
 
+std::unique_ptr<Tls13Records> Tls13RecordsSeam::copy_keys(const Tls13Records& r) {
+  std::unique_ptr<Tls13Records> copy(new Tls13Records(r.suite_, r.secret_length_));
+  copy->read_ = r.read_;
+  copy->write_ = r.write_;
+  copy->rekey_after_ = r.rekey_after_;
+  return copy;
+}
+
 std::vector<unsigned char> Tls13RecordsSeam::seal(Tls13Records& r, std::uint8_t type,
                                                   const unsigned char* content, std::size_t size,
                                                   std::size_t padding) {

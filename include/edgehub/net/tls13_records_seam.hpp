@@ -25,6 +25,10 @@ class Tls13RecordsSeam {
                                                     const std::vector<unsigned char>& client_secret,
                                                     const std::vector<unsigned char>& server_secret);
 
+  // A new record layer with r's keys and sequence numbers (nothing pending, not failed): a
+  // fuzz target starts each input from one without deriving keys again.
+  static std::unique_ptr<Tls13Records> copy_keys(const Tls13Records& r);
+
   // Seals the next record of r's write direction: `content`, inner type `type`, `padding`
   // zero bytes. Returns the record (header included); empty when r has output pending or
   // the record would not fit a record header's 16-bit length.
