@@ -489,6 +489,10 @@ void Hub::Impl::on_open(const std::shared_ptr<Session>& s) {
   }
   spdlog::debug("node {}: connected from {}", s->node(), s->peer());
   asio::post(api_io, [this, node = s->node(), id = s->id()] {
+    // Claims are posted from the sessions' threads: one for a session replaced meanwhile
+    // may arrive after its successor's, and must not claim the node for it.
+    const auto current = registry.find(node);
+    if (!current || current->id() != id) return;
     if (node_sync) return node_sync->claim(node, id);
     on_claimed(node, id, true, "");
   });
@@ -559,10 +563,10 @@ void Hub::Impl::on_closed(Session& s, CloseReason r) {
   closes->with({std::string(to_string(r))}).inc();
   spdlog::debug("node {}: session from {} closed ({})", s.node(), s.peer(), to_string(r));
   if (registry.release(s)) {
-    asio::post(api_io, [this, node = s.node()] {
+    asio::post(api_io, [this, node = s.node(), id = s.id()] {
       if (registry.has_session(node)) return;
       index.drop_node(node);
-      if (node_sync) node_sync->release(node);
+      if (node_sync) node_sync->release(node, id);  // ignored once a newer session claimed
     });
   }
   std::lock_guard lock(closed_mutex);
