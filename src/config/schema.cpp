@@ -219,6 +219,13 @@ std::vector<Key> build() {
                    "At most one NodeSync write per node per interval (ACKs are coalesced)."),
       int_key("delivery.maxConcurrentResyncs", EDGEHUB_FIELD(delivery.max_concurrent_resyncs), 1,
               100'000, "Nodes resynced from the API at once after (re)connecting."),
+      duration_key("delivery.auditInterval", EDGEHUB_FIELD(delivery.audit_interval),
+                   "Each owned node's pods, as the API lists them, are compared with what its "
+                   "edge ACKed about this often (at most 10 node lists per second per replica, "
+                   "so large fleets take longer); 0 turns the audit off."),
+      duration_key("delivery.auditGrace", EDGEHUB_FIELD(delivery.audit_grace),
+                   "A pod the audit finds undelivered for this long is sent again, logged and "
+                   "counted in edgehub_delivery_repairs_total."),
       bool_key("devices.enabled", EDGEHUB_FIELD(devices.enabled),
                "Route KubeEdge Device and DeviceModel objects (devices.kubeedge.io/v1beta1) to "
                "their nodes and write device reports back; off when the CRDs are not served."),

@@ -3,6 +3,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <edgehub/hub/delivery_audit.hpp>
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/downstream.hpp>
 #include <edgehub/hub/hub.hpp>
@@ -97,6 +98,7 @@ struct Hub::Impl : SessionHost {
   std::unique_ptr<Upstream> upstream;
   std::unique_ptr<NodeSync> node_sync;
   std::unique_ptr<Downstream> downstream;
+  std::unique_ptr<DeliveryAudit> audit;
   std::unique_ptr<Membership> membership;
   std::unique_ptr<DeviceRouter> devices;
   std::unique_ptr<DeviceReports> device_reports;
@@ -266,6 +268,16 @@ void Hub::Impl::start() {
   downstream = std::make_unique<Downstream>(
       client, index, registry, node_sync.get(), metrics,
       DownstreamOptions{.max_concurrent_resyncs = c.delivery.max_concurrent_resyncs});
+  audit = std::make_unique<DeliveryAudit>(
+      client, registry, node_sync.get(), metrics,
+      DeliveryAuditOptions{.interval = c.delivery.audit_interval, .grace = c.delivery.audit_grace},
+      [this](const std::string& node, const kube::Object& pod) {
+        downstream->redeliver_pod(node, pod);
+      },
+      [this](const std::string& node, std::uint64_t session_id) {
+        if (node_sync) return node_sync->claim(node, session_id);
+        on_claimed(node, session_id, true, "");
+      });
   membership = std::make_unique<Membership>(
       client, metrics,
       MembershipOptions{.replica = c.hub.id,
@@ -335,6 +347,7 @@ void Hub::Impl::start() {
   asio::post(api_io, [this] {
     if (node_sync) node_sync->start();
     downstream->start();
+    audit->start();
     membership->start();
     shared_pki->start();
     devices->start();
@@ -489,6 +502,10 @@ void Hub::Impl::on_open(const std::shared_ptr<Session>& s) {
   }
   spdlog::debug("node {}: connected from {}", s->node(), s->peer());
   asio::post(api_io, [this, node = s->node(), id = s->id()] {
+    // Claims are posted from the sessions' threads: one for a session replaced meanwhile
+    // may arrive after its successor's, and must not claim the node for it.
+    const auto current = registry.find(node);
+    if (!current || current->id() != id) return;
     if (node_sync) return node_sync->claim(node, id);
     on_claimed(node, id, true, "");
   });
@@ -559,10 +576,10 @@ void Hub::Impl::on_closed(Session& s, CloseReason r) {
   closes->with({std::string(to_string(r))}).inc();
   spdlog::debug("node {}: session from {} closed ({})", s.node(), s.peer(), to_string(r));
   if (registry.release(s)) {
-    asio::post(api_io, [this, node = s.node()] {
+    asio::post(api_io, [this, node = s.node(), id = s.id()] {
       if (registry.has_session(node)) return;
       index.drop_node(node);
-      if (node_sync) node_sync->release(node);
+      if (node_sync) node_sync->release(node, id);  // ignored once a newer session claimed
     });
   }
   std::lock_guard lock(closed_mutex);
@@ -663,6 +680,7 @@ void Hub::Impl::stop() {
     auto done = std::make_shared<std::promise<void>>();
     asio::post(api_io, [this, done] {
       downstream->stop();
+      if (audit) audit->stop();
       if (node_sync) node_sync->stop();
       if (membership) membership->stop();
       devices->stop();

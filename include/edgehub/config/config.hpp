@@ -65,6 +65,8 @@ struct DeliveryConfig {
   bool node_sync = true;               // keep NodeSync records (ownership, what edges hold)
   Duration node_sync_interval{5'000}; // coalesced NodeSync writes, per node
   std::uint32_t max_concurrent_resyncs = 64;
+  Duration audit_interval{60'000};    // each owned node's pods checked against its record
+  Duration audit_grace{30'000};       // undelivered this long: repaired (and counted)
 };
 
 struct DevicesConfig {
