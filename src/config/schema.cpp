@@ -198,7 +198,20 @@ std::vector<Key> build() {
       duration_key("hub.keepaliveTimeout", EDGEHUB_FIELD(hub.keepalive_timeout),
                    "A session without a keepalive for this long is closed (cloudcore: 30s)."),
       duration_key("hub.handshakeTimeout", EDGEHUB_FIELD(hub.handshake_timeout),
-                   "TLS handshake plus WebSocket upgrade must finish within this."),
+                   "From an edge connection's first byte, TLS handshake plus WebSocket upgrade "
+                   "(waiting for a handshake slot included) must finish within this."),
+      duration_key("hub.helloTimeout", EDGEHUB_FIELD(hub.hello_timeout),
+                   "An edge connection that sends nothing (no ClientHello) for this long after "
+                   "being accepted is closed; until its first byte it holds no handshake slot."),
+      int_key("hub.maxPendingConnections", EDGEHUB_FIELD(hub.max_pending_connections), 1,
+              1'000'000,
+              "Edge connections accepted and not yet sessions (waiting for a first byte or a "
+              "handshake slot, handshaking); more are closed at once."),
+      int_key("hub.maxPendingPerAddress", EDGEHUB_FIELD(hub.max_pending_per_address), 1,
+              1'000'000,
+              "The same per source address, so that one address cannot take every slot. "
+              "Behind a load balancer that hides client addresses, raise it to "
+              "hub.maxPendingConnections."),
       size_key("hub.maxMessageBytes", EDGEHUB_FIELD(hub.max_message_bytes),
                "Largest WebSocket message accepted from an edge."),
       size_key("hub.writeQueueBytes", EDGEHUB_FIELD(hub.write_queue_bytes),
@@ -243,6 +256,13 @@ std::vector<Key> build() {
                    "Timeout of one API request (watches excepted)."),
       host_port_key("metrics.listen", EDGEHUB_FIELD(metrics.listen),
                     "HTTP port of /metrics, /healthz, /readyz and /debug/nodes."),
+      list_key("metrics.debugFrom", EDGEHUB_FIELD(metrics.debug_from),
+               "Peer addresses (IPs or CIDRs) served /debug/*; others get 403. /metrics, "
+               "/healthz and /readyz are served to any peer (Prometheus, the kubelet)."),
+      int_key("metrics.maxConnectionsPerAddress",
+              EDGEHUB_FIELD(metrics.max_connections_per_address), 1, 100'000,
+              "Connections to the metrics port from one address at most (of 1,024); the last "
+              "64 of the 1,024 serve only /healthz and /readyz."),
       enum_key("log.level", EDGEHUB_FIELD(log.level), {"trace", "debug", "info", "warn", "error"},
                "Least severe level logged."),
       enum_key("log.format", EDGEHUB_FIELD(log.format), {"text", "json"},

@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <edgehub/devapi/server.hpp>
+#include <edgehub/net/run_guarded.hpp>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -369,13 +370,7 @@ void Server::start() {
   core.address = core.options.host + ":" + std::to_string(core.port);
   detail::do_accept(core);
   core.running = true;
-  core.thread = std::thread([&core] {
-    try {
-      core.ioc.run();
-    } catch (const std::exception& e) {
-      spdlog::error("devapi: I/O thread stopped: {}", e.what());
-    }
-  });
+  core.thread = std::thread([&core] { net::run_guarded(core.ioc, "devapi"); });
   spdlog::info("devapi: serving the Kubernetes API on {}", url());
 }
 

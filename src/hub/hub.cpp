@@ -12,10 +12,13 @@
 #include <edgehub/hub/node_sync.hpp>
 #include <edgehub/hub/registry.hpp>
 #include <edgehub/hub/upstream.hpp>
+#include <edgehub/net/address_range.hpp>
 #include <edgehub/net/http_server.hpp>
+#include <edgehub/net/run_guarded.hpp>
 #include <edgehub/pki/cert_service.hpp>
 #include <edgehub/pki/shared_pki.hpp>
 #include <edgehub/version.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
@@ -82,6 +85,7 @@ struct Hub::Impl : SessionHost {
   bool watches_ready() const {
     return downstream->ready() && devices->ready() && (!node_sync || node_sync->ready());
   }
+  std::function<void(std::string_view)> http_refusal_counter(std::string server);
   void debug_nodes(net::Respond respond);
   void debug_node(const std::string& node, net::Respond respond);
   SessionOptions session_options();
@@ -90,6 +94,9 @@ struct Hub::Impl : SessionHost {
   metrics::Registry metrics;
   std::vector<std::unique_ptr<asio::io_context>> io;
   asio::io_context api_io;
+  // The certificate service's TLS handshakes and requests: off the API thread, so that a
+  // flood of :10002 cannot delay the watches and edge requests, nor they the service.
+  asio::io_context cert_io{1};
   std::vector<Guard> guards;
   std::vector<std::thread> threads;
   std::shared_ptr<kube::Client> client;
@@ -116,6 +123,9 @@ struct Hub::Impl : SessionHost {
   std::condition_variable closed_cv;
   metrics::Family<metrics::Counter>* closes = nullptr;
   metrics::Family<metrics::Counter>* rejections = nullptr;
+  metrics::Family<metrics::Counter>* http_refusals = nullptr;
+  metrics::Family<metrics::Counter>* handler_exceptions = nullptr;
+  std::vector<net::AddressRange> debug_from;
   metrics::Histogram* ack_latency = nullptr;
   metrics::Counter* opened = nullptr;
   metrics::Counter* replaced = nullptr;
@@ -174,6 +184,16 @@ void Hub::Impl::start() {
   rejections = &metrics.counter("edgehub_rejected_connections_total",
                                 "Edge connections refused before a session, by reason.",
                                 {"reason"});
+  http_refusals = &metrics.counter(
+      "edgehub_http_refusals_total",
+      "Connections and requests to the metrics port and the certificate service refused "
+      "before a handler, by server and reason.",
+      {"server", "reason"});
+  handler_exceptions = &metrics.counter(
+      "edgehub_handler_exceptions_total",
+      "Exceptions that reached a thread's event loop (a bug: handlers catch what they throw), "
+      "by thread.",
+      {"thread"});
   opened = &metrics.counter("edgehub_sessions_opened_total", "Sessions opened.").with({});
   replaced = &metrics.counter("edgehub_sessions_replaced_total",
                               "Sessions closed because the node connected again.")
@@ -197,6 +217,10 @@ void Hub::Impl::start() {
                            return listener ? static_cast<double>(listener->handshakes_in_progress())
                                            : 0.0;
                          });
+  metrics.gauge_callback("edgehub_pending_connections",
+                         "Edge connections accepted and not yet sessions (all stages).", [this] {
+                           return listener ? static_cast<double>(listener->pending()) : 0.0;
+                         });
   metrics.gauge_callback(
       "edgehub_api_requests_waiting",
       "Requests to the Kubernetes API waiting in the client-side rate limiter (kube.qps).",
@@ -217,6 +241,7 @@ void Hub::Impl::start() {
     guards.emplace_back(io.back()->get_executor());
   }
   guards.emplace_back(api_io.get_executor());
+  guards.emplace_back(cert_io.get_executor());
 
   auto made = kube::Client::make(api_io.get_executor(), options.kube,
                                  {.request_timeout = c.kube.request_timeout,
@@ -311,6 +336,9 @@ void Hub::Impl::start() {
   lo.max_connections = c.hub.max_connections;
   lo.max_concurrent_handshakes = c.hub.max_concurrent_handshakes;
   lo.handshake_timeout = c.hub.handshake_timeout;
+  lo.hello_timeout = c.hub.hello_timeout;
+  lo.max_pending = c.hub.max_pending_connections;
+  lo.max_pending_per_address = c.hub.max_pending_per_address;
   lo.compact_tls_sessions = c.hub.compact_tls_sessions;
   lo.session = session_options();
   lo.session.replica_id = c.hub.id;
@@ -323,14 +351,15 @@ void Hub::Impl::start() {
   start_admin();
   if (c.hub.cert_service.enabled && options.edge_ca) {
     cert_service = std::make_unique<pki::CertService>(
-        api_io.get_executor(), options.edge_ca,
+        cert_io.get_executor(), options.edge_ca,
         pki::CertServiceOptions{.host = c.hub.cert_service.listen.host,
                                 .port = c.hub.cert_service.listen.port,
                                 .server_cert_pem = options.server_cert_pem,
                                 .server_key_pem = options.server_key_pem,
-                                .edge_cert_validity = std::chrono::hours(24) * c.hub.cert_service.edge_cert_days},
+                                .edge_cert_validity = std::chrono::hours(24) * c.hub.cert_service.edge_cert_days,
+                                .on_refuse = http_refusal_counter("certificate service")},
         [this](const std::string& node, std::function<void(bool, std::string)> done) {
-          // On the API thread (the service's executor): ask the API server.
+          // From the service's thread to the API thread: ask the API server.
           asio::co_spawn(api_io, [this, node, done]() -> asio::awaitable<void> {
             const kube::RequestOptions bulk{};
             auto found = co_await client->get(kube::resources::nodes(), "", node, bulk);
@@ -342,8 +371,14 @@ void Hub::Impl::start() {
     cert_service->start();
   }
   listener->start();
-  for (auto& ctx : io) threads.emplace_back([ctx = ctx.get()] { ctx->run(); });
-  threads.emplace_back([this] { api_io.run(); });
+  const auto guarded = [this](asio::io_context& ctx, std::string thread) {
+    return [this, &ctx, thread = std::move(thread)] {
+      net::run_guarded(ctx, thread, [this, &thread] { handler_exceptions->with({thread}).inc(); });
+    };
+  };
+  for (auto& ctx : io) threads.emplace_back(guarded(*ctx, "io"));
+  threads.emplace_back(guarded(api_io, "api"));
+  threads.emplace_back(guarded(cert_io, "certificate service"));
   asio::post(api_io, [this] {
     if (node_sync) node_sync->start();
     downstream->start();
@@ -373,12 +408,26 @@ void Hub::Impl::schedule_trim() {
   });
 }
 
+std::function<void(std::string_view)> Hub::Impl::http_refusal_counter(std::string server) {
+  return [this, server = std::move(server)](std::string_view reason) {
+    http_refusals->with({server, std::string(reason)}).inc();
+  };
+}
+
 void Hub::Impl::start_admin() {
   const auto& c = options.config;
   admin = std::make_unique<net::HttpServer>(
       api_io.get_executor(),
-      net::HttpServerOptions{.host = c.metrics.listen.host, .port = c.metrics.listen.port,
-                             .name = "admin"});
+      net::HttpServerOptions{.host = c.metrics.listen.host,
+                             .port = c.metrics.listen.port,
+                             .max_connections_per_address = c.metrics.max_connections_per_address,
+                             .reserved_connections = 64,
+                             .reserved_paths = {"/healthz", "/readyz"},
+                             .name = "admin",
+                             .on_refuse = http_refusal_counter("admin")});
+  for (const auto& text : c.metrics.debug_from) {
+    if (auto range = net::AddressRange::parse(text)) debug_from.push_back(*range);
+  }
   admin->handle("/metrics", [this](const net::HttpRequest&) {
     auto r = net::HttpResponse::text(200, metrics.expose());
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -393,9 +442,19 @@ void Hub::Impl::start_admin() {
     return net::HttpResponse::text(200, "ok\n");
   });
   admin->handle("/debug/nodes", [this](const net::HttpRequest& request, net::Respond respond) {
+    if (!net::any_contains(debug_from, request.peer_address)) {
+      http_refusals->with({"admin", "debug_forbidden"}).inc();
+      spdlog::info("admin: refused /debug/nodes to {}: not in metrics.debugFrom", request.peer);
+      return respond(net::HttpResponse::text(403, "/debug/* is served to metrics.debugFrom only\n"));
+    }
     const std::string_view prefix = "node=";
     if (request.query.starts_with(prefix)) {
-      return debug_node(request.query.substr(prefix.size()), std::move(respond));
+      auto node = request.query.substr(prefix.size());
+      if (!valid_node_name(node)) {
+        http_refusals->with({"admin", "bad_request"}).inc();
+        return respond(net::HttpResponse::text(400, "node= must be a node name (DNS-1123)\n"));
+      }
+      return debug_node(node, std::move(respond));
     }
     debug_nodes(std::move(respond));
   });
@@ -416,7 +475,7 @@ void Hub::Impl::debug_nodes(net::Respond respond) {
   gather->respond = std::move(respond);
   const auto finish = [this](Gather& g) {
     nlohmann::json body = {{"replica", options.config.hub.id}, {"nodes", std::move(g.nodes)}};
-    g.respond(net::HttpResponse::json(200, body.dump(2) + "\n"));
+    g.respond(net::HttpResponse::json(200, wire::dump_json(body, 2) + "\n"));
   };
   if (sessions.empty()) return finish(*gather);
   for (auto& s : sessions) {
@@ -454,7 +513,7 @@ void Hub::Impl::debug_node(const std::string& node, net::Respond respond) {
     auto session = registry.find(node);
     if (!session) {
       body["session"] = nullptr;
-      return respond(net::HttpResponse::json(200, body.dump(2) + "\n"));
+      return respond(net::HttpResponse::json(200, wire::dump_json(body, 2) + "\n"));
     }
     body["owning"] = registry.owns(node);
     asio::post(session->executor(), [session, body = std::move(body),
@@ -487,7 +546,7 @@ void Hub::Impl::debug_node(const std::string& node, net::Respond respond) {
                          {"retries", session->delivery().stats().retried},
                          {"stale", session->delivery().stats().stale},
                          {"objects", std::move(objects)}};
-      respond(net::HttpResponse::json(200, body.dump(2) + "\n"));
+      respond(net::HttpResponse::json(200, wire::dump_json(body, 2) + "\n"));
     });
   });
 }
@@ -676,6 +735,7 @@ void Hub::Impl::stop() {
   for (auto& s : registry.sessions()) {
     asio::post(s->executor(), [s] { s->close(CloseReason::shutdown); });
   }
+  if (cert_service) asio::post(cert_io, [this] { cert_service->stop(); });
   if (downstream) {
     auto done = std::make_shared<std::promise<void>>();
     asio::post(api_io, [this, done] {
@@ -687,7 +747,6 @@ void Hub::Impl::stop() {
       device_reports->stop();
       if (trim_timer) trim_timer->cancel();
       if (admin) admin->stop();
-      if (cert_service) cert_service->stop();
       if (shared_pki) shared_pki->stop();
       done->set_value();
     });
@@ -701,6 +760,7 @@ void Hub::Impl::stop() {
   guards.clear();
   for (auto& ctx : io) ctx->stop();
   api_io.stop();
+  cert_io.stop();
   for (auto& t : threads) t.join();
   threads.clear();
   listener.reset();

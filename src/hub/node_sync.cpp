@@ -5,6 +5,7 @@
 #include <edgehub/hub/downstream.hpp>
 #include <edgehub/hub/node_sync.hpp>
 #include <edgehub/wire/builders.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -83,7 +84,7 @@ std::string NodeSyncRecord::to_json() const {
 }
 
 std::optional<NodeSyncRecord> NodeSyncRecord::from_json(std::string_view raw) {
-  const auto doc = json::parse(raw, nullptr, false);
+  const auto doc = wire::parse_json_bounded(raw, wire::kMaxApiJsonDepth);
   if (!doc.is_object()) return std::nullopt;
   NodeSyncRecord r;
   const auto& meta = doc.value("metadata", json::object());

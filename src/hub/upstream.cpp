@@ -3,6 +3,7 @@
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/upstream.hpp>
 #include <edgehub/wire/builders.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <edgehub/wire/resource.hpp>
 #include <spdlog/spdlog.h>
 
@@ -85,7 +86,9 @@ UpstreamResult outcome(wire::Message m, bool ok) {
 
 // The request's content as an object: edgecore sends objects embedded, patches as strings.
 nlohmann::json content_object(const wire::Message& m) {
-  if (auto text = m.content_string()) return nlohmann::json::parse(*text, nullptr, false);
+  if (auto text = m.content_string()) {
+    return wire::parse_json_bounded(*text, wire::kMaxEdgeJsonDepth);
+  }
   return m.content_json();
 }
 
@@ -596,7 +599,11 @@ asio::awaitable<UpstreamResult> Upstream::event(Call& c) {
   // Events are best effort and unanswered (cloudcore answers nothing either).
   if (c.request.route.operation != "insert") co_return UpstreamResult{};
   auto body = content_object(c.request);
-  if (!body.is_object()) co_return UpstreamResult{.failed = true};
+  if (!body.is_object()) {
+    spdlog::info("node {}: event refused: not a JSON object nested at most {} deep", c.node,
+                 wire::kMaxEdgeJsonDepth);
+    co_return UpstreamResult{.failed = true};
+  }
   body["apiVersion"] = "v1";
   body["kind"] = "Event";
   auto created =

@@ -2,6 +2,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <edgehub/pki/cert_service.hpp>
 #include <edgehub/pki/token.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <nlohmann/json.hpp>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -67,7 +68,7 @@ void CertService::Impl::edge_crt(const net::HttpRequest& r, net::Respond respond
   }
   NodeCsrOptions csr_options{.validity = options.edge_cert_validity};
   if (const auto usages = r.header("ExtKeyUsages"); !usages.empty()) {
-    const auto parsed = nlohmann::json::parse(usages, nullptr, false);
+    const auto parsed = wire::parse_json_bounded(usages, 2);
     if (!parsed.is_array()) return respond(refuse(400, node, r.peer, "ExtKeyUsages is not a JSON array"));
     for (const auto& u : parsed) {
       if (!u.is_number_integer()) return respond(refuse(400, node, r.peer, "ExtKeyUsages holds a non-integer"));
@@ -130,7 +131,10 @@ void CertService::start() {
                                               .port = o.port,
                                               .tls = tls,
                                               .max_body_bytes = o.max_csr_bytes,
-                                              .name = "certificate service"});
+                                              .max_connections_per_address =
+                                                  o.max_connections_per_address,
+                                              .name = "certificate service",
+                                              .on_refuse = o.on_refuse});
   const auto der = impl_->ca->cert_der();
   impl_->server->handle("/ca.crt", [der](const net::HttpRequest&) {
     return net::HttpResponse{200, der, "application/octet-stream", {}};

@@ -53,6 +53,9 @@ struct HubConfig {
   std::uint32_t max_upstream_in_progress = 256;
   Duration keepalive_timeout{30'000};
   Duration handshake_timeout{10'000};
+  Duration hello_timeout{5'000};                // accepted → first byte
+  std::uint32_t max_pending_connections = 4096;  // accepted, not yet sessions
+  std::uint32_t max_pending_per_address = 128;
   std::uint64_t max_message_bytes = 8ull << 20;
   std::uint64_t write_queue_bytes = 4ull << 20;
   std::uint32_t max_concurrent_handshakes = 256;
@@ -84,6 +87,9 @@ struct KubeConfig {
 
 struct MetricsConfig {
   HostPort listen{"0.0.0.0", 9100};
+  // Peers (IPs or CIDRs) served /debug/*; /metrics and the probes are served to anyone.
+  std::vector<std::string> debug_from{"127.0.0.1/32", "::1/128"};
+  std::uint32_t max_connections_per_address = 64;
 };
 
 struct LogConfig {

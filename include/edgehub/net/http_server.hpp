@@ -5,6 +5,7 @@
 // may call later (after work done elsewhere); they must not block.
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
@@ -23,6 +24,7 @@ struct HttpRequest {
   std::string path;   // target without the query
   std::string query;  // after '?', undecoded
   std::string peer;   // "address:port"
+  boost::asio::ip::address peer_address;
   std::string peer_common_name;  // TLS client certificate CN, empty if none
   bool peer_verified = false;    // the client certificate chained to a trusted CA
   // Header value by name (case-insensitive); empty if absent.
@@ -47,9 +49,21 @@ struct HttpServerOptions {
   std::uint16_t port = 0;
   std::shared_ptr<TlsContext> tls;  // null: plain HTTP
   std::size_t max_body_bytes = 1 << 20;
-  std::chrono::milliseconds timeout{30'000};  // per request, handshake included
+  std::chrono::milliseconds handshake_timeout{10'000};  // TLS, from accept
+  // A whole request (headers and body) must arrive within this, from the handshake, the
+  // accept or the previous answer (an idle keep-alive connection is closed after it).
+  std::chrono::milliseconds request_timeout{10'000};
+  std::chrono::milliseconds timeout{30'000};  // from a request read to its answer written
   std::size_t max_connections = 1024;
+  std::size_t max_connections_per_address = 1024;
+  // Beyond max_connections, this many more connections are served only `reserved_paths`
+  // (one request each), so that a flood of the port cannot starve the probes.
+  std::size_t reserved_connections = 0;
+  std::vector<std::string> reserved_paths;
   std::string name = "http";  // for log lines
+  // Every refusal before a handler runs, with a fixed reason: connection_limit,
+  // address_limit, tls_handshake, timeout, bad_request, body_too_large, reserved_only.
+  std::function<void(std::string_view reason)> on_refuse;
 };
 
 // Destroy a server only after its executor's io_context has stopped running.

@@ -27,6 +27,8 @@ struct CertServiceOptions {
   std::size_t signing_threads = 1;
   std::size_t max_pending_signings = 256;  // beyond: 503, the edge retries
   std::size_t max_csr_bytes = 64 * 1024;
+  std::size_t max_connections_per_address = 64;  // of net::HttpServerOptions::max_connections
+  std::function<void(std::string_view reason)> on_refuse;  // net::HttpServerOptions::on_refuse
 };
 
 // Answers whether a Node exists; `done(exists, error)` may be called from any thread.
