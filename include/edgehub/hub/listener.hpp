@@ -3,7 +3,7 @@
 // pinned to the thread that accepted it. Each connection goes through: connection cap →
 // handshake cap → TLS handshake → HTTP upgrade request → identity check (client certificate
 // CN `system:node:<node_id>`, or in proxy mode the forwarded identity from a trusted peer) →
-// Session. Refusals answer HTTP 403/400/503 with the reason, are logged with the peer address
+// identity check (revoked? a non-edge Node's name?) → Session. Refusals answer HTTP 403/400/503 with the reason, are logged with the peer address
 // and counted.
 
 #include <atomic>
@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <edgehub/hub/session.hpp>
 #include <edgehub/net/tls_context.hpp>
+#include <edgehub/pki/node_identity.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,6 +31,9 @@ struct ListenerOptions {
   // After a TLS 1.3 handshake, free OpenSSL's per-connection state and keep only the traffic
   // keys (net::TlsStream::release_handshake_state).
   bool compact_tls_sessions = true;
+  // After the identity matched, before the session exists: may this node (certificate
+  // serial; "" in proxy mode) connect? Null: every matching identity may.
+  pki::IdentityCheck identity_check;
   SessionOptions session;
 };
 
@@ -41,9 +45,12 @@ enum class Rejection {
   bad_request,       // not a WebSocket upgrade, or no usable node_id header (400)
   identity_mismatch, // certificate CN is not system:node:<node_id> (403)
   untrusted_proxy,   // proxy mode: identity forwarded by an address not trusted (403)
+  revoked,           // the node or its certificate serial is in the deny list (403)
+  not_edge_node,     // a Node of that name exists and is not an edge node (403)
+  unverifiable,      // the identity check could not reach the API (503)
 };
 std::string_view to_string(Rejection rejection);
-inline constexpr std::size_t kRejectionCount = 6;
+inline constexpr std::size_t kRejectionCount = 9;
 
 class Listener {
  public:
@@ -72,7 +79,8 @@ class Listener {
   std::shared_ptr<Impl> impl_;
 };
 
-// DNS-1123 subdomain, as Kubernetes node names are.
+// DNS-1123 subdomain, as Kubernetes node names are, short enough for the certificate CN
+// (pki::valid_node_name).
 bool valid_node_name(std::string_view name);
 
 }  // namespace edgehub::hub
