@@ -162,7 +162,8 @@ std::vector<Key> build() {
       host_port_key("hub.certService.listen", EDGEHUB_FIELD(hub.cert_service.listen),
                     "HTTPS port of the certificate service."),
       int_key("hub.certService.edgeCertDays", EDGEHUB_FIELD(hub.cert_service.edge_cert_days), 1,
-              36500, "Validity of signed edge certificates, in days."),
+              365, "Validity of signed edge certificates, in days (at most a year, as the "
+              "kubelet's; an edge renews with its current certificate before expiry)."),
       string_key("hub.certService.caCertFile", EDGEHUB_FIELD(hub.cert_service.ca_cert_file),
                  "CA certificate (PEM) that signs edge certificates and join tokens; every "
                  "replica must use the same one."),
@@ -187,6 +188,15 @@ std::vector<Key> build() {
                "With caSecret: DNS names and IPs edges dial (Ingress host, load balancer), added "
                "to the SANs of the server certificate (localhost, 127.0.0.1, ::1 and "
                "hub.advertiseAddress are always in)."),
+      string_key("hub.revocation.configMap", EDGEHUB_FIELD(hub.revocation.config_map),
+                 "ConfigMap in hub.namespace listing revoked edges: key `nodes` (node names), key "
+                 "`serials` (client certificate serials, hex), whitespace- or comma-separated. A "
+                 "revoked edge is refused at connect (403) and by the certificate service, and "
+                 "its open session is closed. Missing ConfigMap: nothing revoked. Empty: no "
+                 "deny list."),
+      duration_key("hub.revocation.interval", EDGEHUB_FIELD(hub.revocation.interval),
+                   "How often each replica re-reads the revocation ConfigMap: a revocation "
+                   "takes effect everywhere within it."),
       int_key("hub.maxConnections", EDGEHUB_FIELD(hub.max_connections), 1, 1'000'000,
               "Edge connections accepted at most; more are refused with 503."),
       int_key("hub.ioThreads", EDGEHUB_FIELD(hub.io_threads), 0, 256,

@@ -9,6 +9,7 @@
 #include <edgehub/hub/hub.hpp>
 #include <edgehub/hub/listener.hpp>
 #include <edgehub/hub/membership.hpp>
+#include <edgehub/hub/node_admission.hpp>
 #include <edgehub/hub/node_sync.hpp>
 #include <edgehub/hub/registry.hpp>
 #include <edgehub/hub/upstream.hpp>
@@ -79,6 +80,8 @@ struct Hub::Impl : SessionHost {
   asio::awaitable<void> hand_off(std::shared_ptr<Session> session);
   void on_fleet(const std::vector<ReplicaInfo>& live);
   void start_admin();
+  // API thread, after each read of the deny list: sessions of revoked identities end.
+  void close_revoked_sessions();
   void schedule_trim();
   // Every watch this replica needs is established (pods, nodes, configmaps, secrets, devices,
   // NodeSyncs).
@@ -113,6 +116,7 @@ struct Hub::Impl : SessionHost {
   std::unique_ptr<net::HttpServer> admin;
   std::unique_ptr<pki::CertService> cert_service;
   std::shared_ptr<pki::SharedPki> shared_pki;  // CA and join token Secrets (API thread)
+  std::shared_ptr<NodeAdmission> admission;     // revoked and non-edge identities (API thread)
   std::unique_ptr<asio::steady_timer> trim_timer;
   std::atomic<bool> accepting{false};
   std::atomic<bool> downstream_ready{false};
@@ -257,6 +261,11 @@ void Hub::Impl::start() {
     options.server_key_pem = shared_pki->server_key_pem();
     if (!c.hub.proxy.enabled) options.edge_tls = shared_pki->edge_tls();
   }
+  admission = NodeAdmission::make(
+      client, metrics,
+      NodeAdmissionOptions{.ns = c.hub.namespace_,
+                           .revocation_config_map = c.hub.revocation.config_map,
+                           .reread_interval = c.hub.revocation.interval});
   upstream = std::make_unique<Upstream>(*client, index, metrics, options.kube_ca_pem,
                                         c.hub.max_upstream_in_progress);
   if (c.delivery.node_sync) {
@@ -340,6 +349,10 @@ void Hub::Impl::start() {
   lo.max_pending = c.hub.max_pending_connections;
   lo.max_pending_per_address = c.hub.max_pending_per_address;
   lo.compact_tls_sessions = c.hub.compact_tls_sessions;
+  lo.identity_check = [admission = admission](const std::string& node, const std::string& serial,
+                                              pki::IdentityDone done) {
+    admission->check_connect(node, serial, std::move(done));
+  };
   lo.session = session_options();
   lo.session.replica_id = c.hub.id;
   std::vector<asio::any_io_executor> executors;
@@ -357,7 +370,20 @@ void Hub::Impl::start() {
                                 .server_cert_pem = options.server_cert_pem,
                                 .server_key_pem = options.server_key_pem,
                                 .edge_cert_validity = std::chrono::hours(24) * c.hub.cert_service.edge_cert_days,
-                                .on_refuse = http_refusal_counter("certificate service")},
+                                .on_refuse = http_refusal_counter("certificate service"),
+                                .identity_check =
+                                    [admission = admission](const std::string& node,
+                                                            const std::string& serial,
+                                                            pki::IdentityDone done) {
+                                      admission->check(node, serial, std::move(done));
+                                    },
+                                .on_refused =
+                                    [refusals = &metrics.counter(
+                                         "edgehub_cert_service_refusals_total",
+                                         "Certificate service requests refused, by reason.",
+                                         {"reason"})](std::string_view reason) {
+                                      refusals->with({std::string(reason)}).inc();
+                                    }},
         [this](const std::string& node, std::function<void(bool, std::string)> done) {
           // From the service's thread to the API thread: ask the API server.
           asio::co_spawn(api_io, [this, node, done]() -> asio::awaitable<void> {
@@ -381,6 +407,7 @@ void Hub::Impl::start() {
   threads.emplace_back(guarded(cert_io, "certificate service"));
   asio::post(api_io, [this] {
     if (node_sync) node_sync->start();
+    admission->start([this] { close_revoked_sessions(); });
     downstream->start();
     audit->start();
     membership->start();
@@ -570,6 +597,16 @@ void Hub::Impl::on_open(const std::shared_ptr<Session>& s) {
   });
 }
 
+void Hub::Impl::close_revoked_sessions() {
+  admission->retain([this](const std::string& node) { return registry.has_session(node); });
+  for (const auto& session : registry.sessions()) {
+    if (!admission->revoked(session->node())) continue;
+    spdlog::warn("node {}: closing its session from {}: revoked (hub.revocation.configMap)",
+                 session->node(), session->peer());
+    asio::post(session->executor(), [session] { session->close(CloseReason::revoked); });
+  }
+}
+
 void Hub::Impl::on_claimed(const std::string& node, std::uint64_t session_id, bool ok,
                            const std::string& reason) {
   if (!ok) {
@@ -748,6 +785,7 @@ void Hub::Impl::stop() {
       if (trim_timer) trim_timer->cancel();
       if (admin) admin->stop();
       if (shared_pki) shared_pki->stop();
+      if (admission) admission->stop();
       done->set_value();
     });
     done->get_future().wait_for(std::chrono::seconds(5));

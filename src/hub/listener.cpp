@@ -30,17 +30,14 @@ std::string_view to_string(Rejection r) {
     case Rejection::idle_timeout: return "idle_timeout";
     case Rejection::pending_limit: return "pending_limit";
     case Rejection::address_limit: return "address_limit";
+    case Rejection::revoked: return "revoked";
+    case Rejection::not_edge_node: return "not_edge_node";
+    case Rejection::unverifiable: return "unverifiable";
   }
   return "unknown";
 }
 
-bool valid_node_name(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
-  }
-  return name.front() != '-' && name.front() != '.' && name.back() != '-' && name.back() != '.';
-}
+bool valid_node_name(std::string_view name) { return pki::valid_node_name(name); }
 
 namespace {
 
@@ -212,6 +209,8 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
                                 // The CN now: releasing the handshake state frees the
                                 // peer's certificate.
                                 self->identity_ = self->stream_.peer_common_name();
+                                self->serial_ = pki::serial_hex(
+                                    SSL_get0_peer_certificate(self->stream_.native_handle()));
                                 if (self->listener_->options.compact_tls_sessions) {
                                   self->stream_.release_handshake_state();
                                 }
@@ -284,6 +283,36 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
       return refuse(http::status::forbidden, Rejection::identity_mismatch, node,
                     "edgehub: " + what + " \"" + identity + "\" does not match \"" + want + "\"");
     }
+    if (!listener_->options.identity_check) return open_session(std::move(request), node);
+    // Revoked, or a non-edge Node's name: refused before a session exists (it would displace
+    // that name's session and act for it). The handshake timer keeps running meanwhile.
+    auto pending = std::make_shared<http::request<http::string_body>>(std::move(request));
+    listener_->options.identity_check(
+        node, serial_,
+        [self = this->shared_from_this(), pending, node](pki::IdentityVerdict verdict) {
+          asio::post(self->worker_.executor, [self, pending, node, verdict = std::move(verdict)] {
+            self->on_identity_checked(std::move(*pending), node, verdict);
+          });
+        });
+  }
+
+  void on_identity_checked(http::request<http::string_body> request, const std::string& node,
+                           const pki::IdentityVerdict& verdict) {
+    if (done_) return;
+    if (timed_out_) {
+      return fail(Rejection::handshake_timeout, "identity check of node " + node + " too slow");
+    }
+    if (verdict) {
+      const auto why = verdict->label == "revoked"         ? Rejection::revoked
+                       : verdict->label == "not_edge_node" ? Rejection::not_edge_node
+                                                           : Rejection::unverifiable;
+      return refuse(static_cast<http::status>(verdict->status), why, node,
+                    "edgehub: " + verdict->reason);
+    }
+    open_session(std::move(request), node);
+  }
+
+  void open_session(http::request<http::string_body> request, const std::string& node) {
     timer_.cancel();
     listener_->handshake_done(worker_);
     done_ = true;
@@ -336,6 +365,7 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
   bool timed_out_ = false;
   bool done_ = false;
   std::string identity_;  // the client certificate's CN, read right after the handshake
+  std::string serial_;    // and its serial (revocation)
   beast::flat_buffer buffer_;
   http::request_parser<http::string_body> parser_;
 };
@@ -570,6 +600,7 @@ websocket::close_code close_code_for(CloseReason reason) {
     case CloseReason::stalled:
     case CloseReason::shutdown: return websocket::close_code::service_restart;  // 1012
     case CloseReason::bad_message: return websocket::close_code::protocol_error;
+    case CloseReason::revoked: return websocket::close_code::policy_error;
     case CloseReason::slow_reader: return websocket::close_code::policy_error;
     case CloseReason::replaced:
     case CloseReason::node_deleted:
@@ -592,6 +623,7 @@ std::string_view to_string(CloseReason reason) {
     case CloseReason::node_deleted: return "node_deleted";
     case CloseReason::shed: return "shed";
     case CloseReason::write_failed: return "write_failed";
+    case CloseReason::revoked: return "revoked";
   }
   return "unknown";
 }

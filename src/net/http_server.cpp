@@ -9,10 +9,12 @@
 #include <boost/algorithm/string/predicate.hpp>
 #include <edgehub/net/http_server.hpp>
 #include <edgehub/net/tls_stream.hpp>
+#include <openssl/bn.h>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <set>
 
 namespace edgehub::net {
@@ -39,6 +41,18 @@ struct Closable {
   virtual ~Closable() = default;
   virtual void close() = 0;
 };
+
+// Upper-case hex, as `openssl x509 -serial` prints it; "" without a certificate.
+std::string serial_hex(X509* cert) {
+  if (cert == nullptr) return {};
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(
+      ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr), BN_free);
+  char* hex = bn ? BN_bn2hex(bn.get()) : nullptr;
+  if (hex == nullptr) return {};
+  std::string out(hex);
+  OPENSSL_free(hex);
+  return out;
+}
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
@@ -64,6 +78,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<Impl> {
   std::set<std::shared_ptr<Closable>> connections;  // kept to close them on stop
   std::map<asio::ip::address, std::size_t> per_address;  // open connections by peer address
   bool stopped = false;
+  std::atomic<std::uint64_t> handler_exceptions{0};
 };
 
 namespace {
@@ -170,6 +185,7 @@ class Connection final : public Closable,
       SSL* ssl = stream_.native_handle();
       X509* cert = SSL_get0_peer_certificate(ssl);
       request.peer_verified = cert != nullptr && SSL_get_verify_result(ssl) == X509_V_OK;
+      request.peer_serial = serial_hex(cert);
     }
     const bool keep_alive = request.message.keep_alive() && !reserved_;
     if (reserved_ && std::find(server_->options.reserved_paths.begin(),
@@ -184,11 +200,29 @@ class Connection final : public Closable,
     }
     auto weak = this->weak_from_this();
     auto executor = stream_.get_executor();
-    (*handler)(request, [weak, executor, keep_alive](HttpResponse response) {
-      asio::dispatch(executor, [weak, keep_alive, response = std::move(response)]() mutable {
-        if (auto self = weak.lock()) self->reply(std::move(response), keep_alive);
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    try {
+      (*handler)(request, [weak, executor, keep_alive, answered](HttpResponse response) {
+        if (answered->exchange(true)) return;
+        asio::dispatch(executor, [weak, keep_alive, response = std::move(response)]() mutable {
+          if (auto self = weak.lock()) self->reply(std::move(response), keep_alive);
+        });
       });
-    });
+    } catch (const std::exception& e) {
+      handler_failed(request.path, e.what(), *answered);
+    } catch (...) {
+      handler_failed(request.path, "unknown exception", *answered);
+    }
+  }
+
+  // A handler that throws is a bug; it must never end the process (the API thread runs the
+  // certificate service): the request is answered 500 unless it was answered already.
+  void handler_failed(const std::string& path, const char* what, std::atomic<bool>& answered) {
+    server_->handler_exceptions.fetch_add(1);
+    spdlog::error("{}: handler for {} from {} threw: {}", server_->options.name,
+                  path.substr(0, 128), peer_, what);
+    if (answered.exchange(true)) return;
+    reply(HttpResponse::text(500, "internal error\n"), false);
   }
 
   void reply(HttpResponse r, bool keep_alive) {
@@ -341,6 +375,8 @@ void HttpServer::stop() {
     for (const auto& c : open) c->close();
   });
 }
+
+std::uint64_t HttpServer::handler_exceptions() const { return impl_->handler_exceptions.load(); }
 
 std::uint16_t HttpServer::port() const {
   error_code ec;

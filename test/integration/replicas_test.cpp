@@ -116,7 +116,8 @@ TEST_F(Replicas, AClaimByAnotherReplicaClosesTheOldSessionAtOnce) {
 TEST_F(Replicas, WhatWasDeletedWhileTheOwnerWasDeadIsDeletedOnReconnect) {
   auto& a = start_hub("replica-a");
   auto& b = start_hub("replica-b");
-  store().create("nodes", "", {{"metadata", {{"name", "edge-1"}}}});
+  store().create("nodes", "", {{"metadata", {{"name", "edge-1"},
+                                             {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}});
   auto edge = connect(a, "edge-1");
   create_pod("gone", "edge-1");
   create_pod("kept", "edge-1");
@@ -152,7 +153,8 @@ TEST_F(Replicas, WhatWasDeletedWhileTheOwnerWasDeadIsDeletedOnReconnect) {
 // deleted meanwhile must not come back from it.
 TEST_F(Replicas, AResyncNeverUndoesWatchEventsThatCrossedItsList) {
   auto& a = start_hub("replica-a");
-  store().create("nodes", "", {{"metadata", {{"name", "edge-1"}}}});
+  store().create("nodes", "", {{"metadata", {{"name", "edge-1"},
+                                             {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}});
   auto edge = connect(a, "edge-1");
   edge->next_object("update", "null/node/edge-1");  // the claim's resync is over
   create_pod("old", "edge-1");

@@ -39,6 +39,14 @@ struct CertServiceConfig {
   std::vector<std::string> server_names;
 };
 
+// Revoked edge identities, shared by every replica: a ConfigMap in hub.namespace with keys
+// `nodes` (node names) and `serials` (certificate serials, hex), whitespace- or
+// comma-separated. Each replica re-reads it every `interval`.
+struct RevocationConfig {
+  std::string config_map = "edgehub-revoked";  // empty: no deny list
+  Duration interval{30'000};
+};
+
 struct HubConfig {
   std::string id = "${POD_NAME:-edgehub-0}";   // replica identity
   std::string namespace_ = "${POD_NAMESPACE:-edgehub}";
@@ -48,6 +56,7 @@ struct HubConfig {
                "/etc/edgehub/tls/ca.crt"};
   ProxyConfig proxy;
   CertServiceConfig cert_service;
+  RevocationConfig revocation;
   std::uint32_t max_connections = 19000;
   std::uint32_t io_threads = 0;  // 0: one per hardware thread
   std::uint32_t max_upstream_in_progress = 256;

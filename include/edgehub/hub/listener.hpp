@@ -5,15 +5,16 @@
 // (an idle socket holds no handshake slot and no TLS state) → handshake slot (a bounded
 // queue) → TLS handshake → HTTP upgrade request → identity check (client certificate CN
 // `system:node:<node_id>`, or in proxy mode the forwarded identity from a trusted peer) →
-// Session; from the first byte to the upgrade, handshake_timeout. Refusals answer HTTP
-// 403/400/503 with the reason or close the connection, are logged with the peer address and
-// counted.
+// admission of the identity (revoked? a non-edge Node's name?) → Session; from the first
+// byte to the upgrade, handshake_timeout. Refusals answer HTTP 403/400/503 with the reason or
+// close the connection, are logged with the peer address and counted.
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
 #include <edgehub/hub/session.hpp>
 #include <edgehub/net/tls_context.hpp>
+#include <edgehub/pki/node_identity.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +42,9 @@ struct ListenerOptions {
   // After a TLS 1.3 handshake, free OpenSSL's per-connection state and keep only the traffic
   // keys (net::TlsStream::release_handshake_state).
   bool compact_tls_sessions = true;
+  // After the identity matched, before the session exists: may this node (certificate
+  // serial; "" in proxy mode) connect? Null: every matching identity may.
+  pki::IdentityCheck identity_check;
   SessionOptions session;
 };
 
@@ -55,6 +59,9 @@ enum class Rejection {
   idle_timeout,      // nothing received within hello_timeout (closed)
   pending_limit,     // max_pending connections not yet sessions (closed at once)
   address_limit,     // max_pending_per_address from this address (closed at once)
+  revoked,           // the node or its certificate serial is in the deny list (403)
+  not_edge_node,     // a Node of that name exists and is not an edge node (403)
+  unverifiable,      // the identity check could not reach the API (503)
 };
 std::string_view to_string(Rejection rejection);
 inline constexpr std::size_t kRejectionCount = 9;
@@ -89,7 +96,8 @@ class Listener {
   std::shared_ptr<Impl> impl_;
 };
 
-// DNS-1123 subdomain, as Kubernetes node names are.
+// DNS-1123 subdomain, as Kubernetes node names are, short enough for the certificate CN
+// (pki::valid_node_name).
 bool valid_node_name(std::string_view name);
 
 }  // namespace edgehub::hub

@@ -2,7 +2,8 @@
 // A small HTTP/1.1 server (Boost.Beast) for the hub's side ports: /metrics, /healthz,
 // /readyz, /debug/* and the KubeEdge certificate service. Plain TCP, or TLS through
 // TlsStream. Handlers run on the server's executor and answer through `respond`, which they
-// may call later (after work done elsewhere); they must not block.
+// may call later (after work done elsewhere); they must not block. An exception out of a
+// handler is caught, logged and answered 500.
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -27,6 +28,7 @@ struct HttpRequest {
   boost::asio::ip::address peer_address;
   std::string peer_common_name;  // TLS client certificate CN, empty if none
   bool peer_verified = false;    // the client certificate chained to a trusted CA
+  std::string peer_serial;       // its serial number, upper-case hex; empty if none
   // Header value by name (case-insensitive); empty if absent.
   std::string header(std::string_view name) const;
 };
@@ -83,6 +85,8 @@ class HttpServer {
   // Stops accepting and closes open connections.
   void stop();
   std::uint16_t port() const;
+  // Handlers that threw (answered 500, logged): bugs, never a reason to end the process.
+  std::uint64_t handler_exceptions() const;
 
   struct Impl;
 

@@ -36,6 +36,9 @@ class HttpServerTest : public ::testing::Test {
       auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(1));
       timer->async_wait([timer, respond](error_code) { respond(HttpResponse::text(202, "done")); });
     });
+    server_->handle("/throws", [](const HttpRequest&) -> HttpResponse {
+      throw std::runtime_error("a bug in a handler");
+    });
     server_->handle("/whoami", [](const HttpRequest& r) {
       return HttpResponse::text(200, r.peer_common_name + (r.peer_verified ? " verified" : ""));
     });
@@ -93,6 +96,18 @@ TEST_F(HttpServerTest, RoutesKeepAliveAndErrors) {
   EXPECT_EQ(res.body(), "edge-1:csr-bytes");
   res = get(socket, "/later");
   EXPECT_EQ(res.result_int(), 202);
+}
+
+// Issue #16: an exception out of a handler on the API thread ended the process.
+TEST_F(HttpServerTest, AHandlerThatThrowsIsAnswered500AndTheServerGoesOn) {
+  start();
+  auto socket = connect();
+  auto res = get(socket, "/throws");
+  EXPECT_EQ(res.result_int(), 500);
+  EXPECT_EQ(server_->handler_exceptions(), 1u);
+  auto again = connect();
+  res = get(again, "/healthz");
+  EXPECT_EQ(res.result_int(), 200);
 }
 
 TEST_F(HttpServerTest, OversizedBodyIsRefused) {
