@@ -21,7 +21,6 @@ std::string_view to_string(Reason reason) {
     case Reason::token_limits: return "token_limits";
     case Reason::event_object: return "event_object";
     case Reason::too_large: return "too_large";
-    case Reason::rate_limited: return "rate_limited";
   }
   return "unknown";
 }

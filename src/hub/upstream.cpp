@@ -321,11 +321,8 @@ UpstreamResult Upstream::refuse(const Call& c, std::string_view type,
                                 const authz::Decision& decision, std::string_view kind,
                                 bool object_resp, std::string_view group) {
   denied_.with({std::string(type), std::string(authz::to_string(decision.reason))}).inc();
-  // A node over its budget is logged once per budget period (event_budget), not per request.
-  if (decision.reason != authz::Reason::rate_limited) {
-    spdlog::warn("node {}: refused {} {}: {}", c.node,
-                 authz::printable(c.request.route.operation), type, decision.message);
-  }
+  spdlog::warn("node {}: refused {} {}: {}", c.node, authz::printable(c.request.route.operation),
+               type, decision.message);
   auto status = forbidden(decision.message, authz::printable(c.resource.name, 253),
                           std::string(kind), std::string(group));
   return failed(reply(c.request, object_resp ? wire::object_resp("null", status) : status));
@@ -701,36 +698,11 @@ asio::awaitable<UpstreamResult> Upstream::service_account_token(Call& c) {
       static_cast<bool>(token));
 }
 
-namespace {
-// Kubelet's own event recorder sends far fewer (its spam filter allows a burst of 25 per
-// object, then one per five minutes); an edge above this is flooding the API server.
-constexpr std::size_t kEventsPerMinute = 120;
-}  // namespace
-
-bool Upstream::event_budget(const std::string& node) {
-  const auto now = std::chrono::steady_clock::now();
-  if (now - events_minute_start_ >= std::chrono::minutes(1)) {
-    events_this_minute_.clear();
-    events_minute_start_ = now;
-  }
-  const auto count = ++events_this_minute_[node];
-  if (count == kEventsPerMinute + 1) {
-    spdlog::warn("node {}: more than {} events in a minute; the rest of the minute's are dropped",
-                 node, kEventsPerMinute);
-  }
-  return count <= kEventsPerMinute;
-}
-
 asio::awaitable<UpstreamResult> Upstream::event(Call& c) {
   // Events are best effort and unanswered (cloudcore answers nothing either).
   if (c.request.route.operation != "insert") co_return UpstreamResult{};
   auto body = content_object(c.request);
   auto subject = authz::event_subject(c.node, c.resource.ns, body, c.request.content.size());
-  if (subject.decision && !event_budget(c.node)) {
-    subject.decision = authz::deny(authz::Reason::rate_limited,
-                                   "more than " + std::to_string(kEventsPerMinute) +
-                                       " events in a minute from node " + c.node);
-  }
   if (subject.decision && !subject.node &&
       !co_await pod_is_on_node(c.node, c.resource.ns, subject.pod_name)) {
     subject.decision = not_bound(c, c.resource.ns, subject.pod_name);

@@ -21,7 +21,6 @@ enum class Reason {
   token_limits,     // a token request's expiry or audiences out of bounds
   event_object,     // an event about an object that is not this node's
   too_large,        // content beyond the bound for its kind
-  rate_limited,     // more of this kind from the node than its budget allows
 };
 
 std::string_view to_string(Reason reason);

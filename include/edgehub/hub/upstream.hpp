@@ -6,7 +6,6 @@
 // answered Forbidden. Runs on the API thread (the kube::Client's executor).
 
 #include <array>
-#include <chrono>
 #include <boost/asio/awaitable.hpp>
 #include <deque>
 #include <exception>
@@ -20,7 +19,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 namespace edgehub::hub {
 
@@ -76,7 +74,6 @@ class Upstream {
                         std::string_view kind, bool object_resp = true,
                         std::string_view group = {});
   std::optional<UpstreamResult> check_names(const Call& c);
-  bool event_budget(const std::string& node);
   boost::asio::awaitable<UpstreamResult> device_report(Call& c);
   boost::asio::awaitable<UpstreamResult> node_insert(Call& c);
   boost::asio::awaitable<UpstreamResult> node_update(Call& c);
@@ -104,10 +101,6 @@ class Upstream {
   metrics::Gauge& queued_;
   const std::size_t max_in_progress_;
   std::size_t in_progress_ = 0;
-  // Events recorded per node in the current minute (kEventsPerMinute each); the map is
-  // cleared when the minute ends, so it holds at most the nodes that sent events in it.
-  std::unordered_map<std::string, std::size_t> events_this_minute_;
-  std::chrono::steady_clock::time_point events_minute_start_{};
   // Requests waiting for a slot, by priority; leave() starts the first.
   std::array<std::deque<Waiting>, kube::kPriorityCount> waiting_;
 };
