@@ -210,8 +210,9 @@ std::vector<Key> build() {
       int_key("hub.maxPendingPerAddress", EDGEHUB_FIELD(hub.max_pending_per_address), 1,
               1'000'000,
               "The same per source address, so that one address cannot take every slot. "
-              "Behind a load balancer that hides client addresses, raise it to "
-              "hub.maxPendingConnections."),
+              "The default equals hub.maxPendingConnections because through the ingress "
+              "(SSL passthrough) every edge has the ingress controller's address; lower it "
+              "(e.g. 128) where edges reach the replica with their own addresses."),
       size_key("hub.maxMessageBytes", EDGEHUB_FIELD(hub.max_message_bytes),
                "Largest WebSocket message accepted from an edge."),
       size_key("hub.writeQueueBytes", EDGEHUB_FIELD(hub.write_queue_bytes),
