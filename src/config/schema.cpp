@@ -255,8 +255,8 @@ std::vector<Key> build() {
                "/healthz and /readyz are served to any peer (Prometheus, the kubelet)."),
       int_key("metrics.maxConnectionsPerAddress",
               EDGEHUB_FIELD(metrics.max_connections_per_address), 1, 100'000,
-              "Connections to the metrics port from one address at most (of 1,024); the last "
-              "64 of the 1,024 serve only /healthz and /readyz."),
+              "Connections to the metrics port from one address at most (1,024 in all, and "
+              "64 more that serve only /healthz and /readyz)."),
       enum_key("log.level", EDGEHUB_FIELD(log.level), {"trace", "debug", "info", "warn", "error"},
                "Least severe level logged."),
       enum_key("log.format", EDGEHUB_FIELD(log.format), {"text", "json"},
