@@ -220,8 +220,9 @@ std::vector<Key> build() {
       int_key("hub.maxPendingPerAddress", EDGEHUB_FIELD(hub.max_pending_per_address), 1,
               1'000'000,
               "The same per source address, so that one address cannot take every slot. "
-              "Behind a load balancer that hides client addresses, raise it to "
-              "hub.maxPendingConnections."),
+              "The default equals hub.maxPendingConnections because through the ingress "
+              "(SSL passthrough) every edge has the ingress controller's address; lower it "
+              "(e.g. 128) where edges reach the replica with their own addresses."),
       size_key("hub.maxMessageBytes", EDGEHUB_FIELD(hub.max_message_bytes),
                "Largest WebSocket message accepted from an edge."),
       size_key("hub.writeQueueBytes", EDGEHUB_FIELD(hub.write_queue_bytes),
@@ -271,8 +272,8 @@ std::vector<Key> build() {
                "/healthz and /readyz are served to any peer (Prometheus, the kubelet)."),
       int_key("metrics.maxConnectionsPerAddress",
               EDGEHUB_FIELD(metrics.max_connections_per_address), 1, 100'000,
-              "Connections to the metrics port from one address at most (of 1,024); the last "
-              "64 of the 1,024 serve only /healthz and /readyz."),
+              "Connections to the metrics port from one address at most (1,024 in all, and "
+              "64 more that serve only /healthz and /readyz)."),
       enum_key("log.level", EDGEHUB_FIELD(log.level), {"trace", "debug", "info", "warn", "error"},
                "Least severe level logged."),
       enum_key("log.format", EDGEHUB_FIELD(log.format), {"text", "json"},

@@ -64,7 +64,9 @@ struct HubConfig {
   Duration handshake_timeout{10'000};
   Duration hello_timeout{5'000};                // accepted → first byte
   std::uint32_t max_pending_connections = 4096;  // accepted, not yet sessions
-  std::uint32_t max_pending_per_address = 128;
+  // Off (= max_pending_connections) by default: through the ingress (SSL passthrough) every
+  // edge has the ingress controller's address.
+  std::uint32_t max_pending_per_address = 4096;
   std::uint64_t max_message_bytes = 8ull << 20;
   std::uint64_t write_queue_bytes = 4ull << 20;
   std::uint32_t max_concurrent_handshakes = 256;

@@ -36,9 +36,9 @@ struct ListenerOptions {
   std::chrono::milliseconds handshake_timeout{10'000};
   // Connections accepted and not yet a session, in every stage; more are closed at once.
   std::size_t max_pending = 4096;
-  // The same per source address, so that one address cannot take every slot (behind a
-  // load balancer that does not keep client addresses, raise it or set it to max_pending).
-  std::size_t max_pending_per_address = 128;
+  // The same per source address, so that one address cannot take every slot; only useful
+  // where edges reach the replica with their own addresses (not through an ingress).
+  std::size_t max_pending_per_address = 4096;
   // After a TLS 1.3 handshake, free OpenSSL's per-connection state and keep only the traffic
   // keys (net::TlsStream::release_handshake_state).
   bool compact_tls_sessions = true;

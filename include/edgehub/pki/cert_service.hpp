@@ -30,7 +30,9 @@ struct CertServiceOptions {
   std::size_t signing_threads = 1;
   std::size_t max_pending_signings = 256;  // beyond: 503, the edge retries
   std::size_t max_csr_bytes = 64 * 1024;
-  std::size_t max_connections_per_address = 64;  // of net::HttpServerOptions::max_connections
+  // Of the 1,024 connections. All of them by default: through the ingress (SSL passthrough)
+  // every edge has the ingress controller's address.
+  std::size_t max_connections_per_address = 1024;
   std::function<void(std::string_view reason)> on_refuse;  // net::HttpServerOptions::on_refuse
   // Asked after authentication, before signing: refuses revoked nodes and serials and names
   // of Nodes that are not edge nodes. Null: every valid name is signed.
