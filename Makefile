@@ -50,9 +50,12 @@ bench: build
 
 # libFuzzer targets (test/fuzz) in their own clang build; `make test` only replays the corpora.
 # Each target runs FUZZ_RUNS inputs (FUZZ_TARGETS="a b" picks some) from a scratch copy of its corpus.
-fuzz: deps
+$(FUZZ)/CMakeCache.txt: | deps
+	@command -v clang++ >/dev/null || { echo "make fuzz needs clang++ (Debian: apt-get install clang)"; exit 1; }
 	$(CMAKE) -S . -B $(FUZZ) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DEDGEHUB_FUZZ=ON -DEDGEHUB_BUILD_BENCH=OFF
+
+fuzz: deps $(FUZZ)/CMakeCache.txt
 	$(CMAKE) --build $(FUZZ) -j $(JOBS) --target fuzz_all
 	./test/fuzz/run.sh $(FUZZ) $(FUZZ_RUNS) $(FUZZ_TARGETS)
 
