@@ -83,8 +83,14 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
+// Error messages quote the request (a query value, a path segment), which may not be UTF-8:
+// such bytes become U+FFFD instead of a type_error thrown while answering.
+std::string dump_lenient(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 Reply json_reply(unsigned status, const json& body) {
-  return {status, body.dump(), "application/json"};
+  return {status, dump_lenient(body), "application/json"};
 }
 
 std::string content_type_of(const HttpRequest& request);
@@ -285,7 +291,7 @@ void Api::log_request(const HttpRequest& request, const std::string& verb,
                      {"namespace", ns},        {"name", name},
                      {"userAgent", std::string(request[http::field::user_agent])}};
   const std::lock_guard lock(log_mutex_);
-  log_ << line.dump() << '\n' << std::flush;
+  log_ << dump_lenient(line) << '\n' << std::flush;
 }
 
 Reply Api::error_reply(const ApiError& error) {

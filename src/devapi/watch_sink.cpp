@@ -105,7 +105,9 @@ std::string WatchSink::overflow_line() const {
 }
 
 std::string error_event_line(const ApiError& error) {
-  return R"({"type":"ERROR","object":)" + error.status().dump() + "}\n";
+  // The message may quote the request, which may not be UTF-8 (see api.cpp's dump_lenient).
+  return R"({"type":"ERROR","object":)" +
+         error.status().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "}\n";
 }
 
 }  // namespace edgehub::devapi::detail
