@@ -5,6 +5,8 @@
 // step with hub.cpp. /metrics is the real registry's exposition.
 
 #include <edgehub/metrics/metrics.hpp>
+#include <edgehub/pki/node_identity.hpp>
+#include <edgehub/wire/json_safe.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -25,7 +27,7 @@ edgehub::metrics::Registry& registry() {
 std::string debug_node(const std::string& node) {
   nlohmann::json body = {{"replica", "hub-0"}, {"node", node}};
   body["session"] = nullptr;
-  return body.dump(2) + "\n";
+  return edgehub::wire::dump_json(body, 2) + "\n";
 }
 
 std::string admin(const edgehub::net::HttpRequest& request) {
@@ -33,8 +35,12 @@ std::string admin(const edgehub::net::HttpRequest& request) {
   if (request.path == "/healthz" || request.path == "/readyz") return "ok\n";
   if (request.path == "/debug/nodes") {
     const std::string_view prefix = "node=";
-    if (request.query.starts_with(prefix)) return debug_node(request.query.substr(prefix.size()));
-    return nlohmann::json{{"replica", "hub-0"}, {"nodes", nlohmann::json::array()}}.dump(2);
+    if (request.query.starts_with(prefix)) {
+      const auto node = request.query.substr(prefix.size());
+      if (!edgehub::pki::valid_node_name(node)) return "node= must be a node name (DNS-1123)\n";
+      return debug_node(node);
+    }
+    return nlohmann::json{{"replica", "hub-0"}, {"nodes", nlohmann::json::array()}}.dump(2);  // no outside input in it
   }
   return "no such path: " + request.path + "\n";
 }
