@@ -265,9 +265,7 @@ TEST_F(Replicas, AReplicaAboveTheAverageShedsItsSurplusButNeverBelow) {
 // 409 — the old session's release flush, its claim and the new claim cross in every order.
 // Every return must own its node again: a pod created afterwards reaches every node, and
 // neither the not-owning check nor the delivery audit has anything to report.
-// DISABLED: it still fails (two of six nodes, open and owning, get no pod within 10 s): the
-// class of issue 17's loss is reproduced here but its cause is not found yet.
-TEST_F(Replicas, DISABLED_AgentsShedAndBackAtTheSameReplicaGetEveryPod) {
+TEST_F(Replicas, AgentsShedAndBackAtTheSameReplicaGetEveryPod) {
   nodesync_write_delay_ms_ = 150;
   nodesync_conflict_every_ = 4;
   auto& a = start_hub("replica-a", true);
