@@ -297,21 +297,24 @@ void Downstream::pump_resyncs() {
 }
 
 void Downstream::touch(const std::string& node, const std::string& uid) {
-  if (const auto w = resync_windows_.find(node); w != resync_windows_.end()) w->second.touched.insert(uid);
+  const auto w = resync_windows_.find(node);
+  if (w == resync_windows_.end()) return;
+  for (auto& touched : w->second) touched.insert(uid);
 }
 
 asio::awaitable<void> Downstream::run_resync(std::string node) {
   if (!registry_.owns(node)) co_return;
-  ++resync_windows_[node].running;
+  auto& windows = resync_windows_[node];
+  const auto window = windows.emplace(windows.end());  // list: stable while others come and go
   std::exception_ptr failure;
   try {
-    co_await resync_node(node);
+    co_await resync_node(node, *window);
   } catch (...) {
     failure = std::current_exception();
   }
-  if (auto w = resync_windows_.find(node); w != resync_windows_.end() && --w->second.running == 0) {
-    resync_windows_.erase(w);
-  }
+  auto& still = resync_windows_[node];
+  still.erase(window);
+  if (still.empty()) resync_windows_.erase(node);
   if (failure) std::rethrow_exception(failure);
 }
 
@@ -319,13 +322,13 @@ asio::awaitable<void> Downstream::run_resync(std::string node) {
 // record. Watch events keep flowing meanwhile and are newer than the list: an object they
 // touched is left to them (neither re-sent from the list nor deleted), and only objects the
 // record held before the list began can be found missing.
-asio::awaitable<void> Downstream::resync_node(const std::string& node) {
+asio::awaitable<void> Downstream::resync_node(const std::string& node,
+                                              const std::unordered_set<std::string>& touched) {
   resyncs_.inc();
   std::set<std::string> recorded_before;
   if (const NodeSyncRecord* r = node_sync_ != nullptr ? node_sync_->record(node) : nullptr) {
     for (const auto& [uid, o] : r->objects) recorded_before.insert(uid);
   }
-  const auto& touched = resync_windows_[node].touched;
   kube::ListOptions by_node;
   by_node.field_selector = "spec.nodeName=" + node;
   auto pods = co_await client_->list_all(kube::resources::pods(), "", by_node);

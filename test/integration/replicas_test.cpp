@@ -296,13 +296,47 @@ TEST_F(Replicas, AgentsShedAndBackAtTheSameReplicaGetEveryPod) {
   }
   for (int i = 0; i < kNodes; ++i) create_pod("p-" + std::to_string(i), "edge-" + std::to_string(i));
   for (int i = 0; i < kNodes; ++i) {
-    EXPECT_NO_THROW(edges[i]->inserted_or_resynced("default/pod/p-" + std::to_string(i)))
-        << "edge-" << i << " never received its pod";
+    try {
+      edges[i]->inserted_or_resynced("default/pod/p-" + std::to_string(i));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "edge-" << i << " never received its pod: " << e.what() << "; sessions on a "
+                    << a.sessions() << ", owner " << owner("edge-" + std::to_string(i));
+    }
   }
+  for (int i = 0; i < kNodes; ++i) {
+    const auto name = "edge-" + std::to_string(i);
+    std::cout << "[replicas] " << name << " record: "
+              << store().get("nodesyncs.edgehub.io", "", name)["status"].dump() << std::endl;
+  }
+  std::cout << "[replicas] dropped events "
+            << metric(a, "edgehub_downstream_dropped_events_total") << ", pod inserts queued "
+            << metric(a, R"(edgehub_downstream_changes_total{kind="pod",operation="insert"})")
+            << ", claims " << metric(a, "edgehub_nodesync_claims_total") << ", lost "
+            << metric(a, "edgehub_nodesync_lost_total") << std::endl;
   EXPECT_EQ(metric(a, "edgehub_sessions_not_owning_total"), 0);
   EXPECT_EQ(metric(a, "edgehub_delivery_repairs_total"), 0);
   std::cout << "[replicas] " << returns << " returns to the shedding replica, "
             << metric(a, "edgehub_nodesync_conflicts_total") << " NodeSync conflicts" << std::endl;
+}
+
+// A resync leaves the objects that watch events touched while its list was on its way to
+// those events — but only to events that reached its own session. Here the pod's insert
+// reaches a session that never ACKs it and is replaced while its resync still waits for its
+// list: the new session's resync, running beside it, must send the pod all the same (it used
+// to share the node's touched set with the old resync and skip the pod until the stall check).
+TEST_F(Replicas, APodTheReplacedSessionGotIsResentByTheNewSessionsResync) {
+  auto& a = start_hub("replica-a");
+  node_pods_list_delay_ms_ = 3000;  // the first session's resync stays open meanwhile
+  auto old_edge = std::make_unique<Edge>(ca_, a.edge_port(), "edge-1");
+  old_edge->ack = false;
+  ASSERT_TRUE(eventually([&] { return owner("edge-1") == "replica-a" && node_pods_lists_ >= 1; }));
+  create_pod("web", "edge-1");
+  old_edge->next_object("insert", "default/pod/web");
+  auto new_edge = std::make_unique<Edge>(ca_, a.edge_port(), "edge-1");
+  EXPECT_TRUE(old_edge->wait_close(10s).has_value()) << "the old session was not replaced";
+  EXPECT_NO_THROW(new_edge->inserted_or_resynced("default/pod/web"))
+      << "the new session never received the pod its predecessor did not ACK";
+  EXPECT_EQ(metric(a, "edgehub_nodesync_stall_resyncs_total"), 0);
 }
 
 TEST_F(Replicas, ADeletedNodeLosesItsSessionAndItsRecord) {

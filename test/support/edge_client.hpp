@@ -75,18 +75,25 @@ class EdgeClient {
   }
 
   // The next message, or nullopt when the connection ended (close_reason() tells why).
+  // A read that timed out stays pending and the next call waits for that same read: Beast
+  // allows one read at a time, and a second one started beside it would be parked behind it,
+  // so the next message would complete the abandoned read (whose handler wrote into a dead
+  // stack frame) and be lost to the caller.
   std::optional<wire::Message> read(asio::io_context& io,
                                     std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-    bool done = false;
-    error_code result;
-    buffer_.clear();
-    ws_.async_read(buffer_, [&](error_code ec, std::size_t) {
-      result = ec;
-      done = true;
-    });
-    run_until(io, [&] { return done; }, limit);
-    if (result) {
-      error_ = result;
+    if (!reading_) {
+      reading_ = true;
+      read_done_ = false;
+      buffer_.clear();
+      ws_.async_read(buffer_, [this](error_code ec, std::size_t) {
+        read_result_ = ec;
+        read_done_ = true;
+      });
+    }
+    run_until(io, [&] { return read_done_; }, limit);
+    reading_ = false;
+    if (read_result_) {
+      error_ = read_result_;
       return std::nullopt;
     }
     auto m = wire::decode(beast::buffers_to_string(buffer_.data()));
@@ -103,6 +110,9 @@ class EdgeClient {
   websocket::response_type response_;
   beast::flat_buffer buffer_;
   error_code error_;
+  bool reading_ = false;  // a read is pending (possibly one that timed out)
+  bool read_done_ = false;
+  error_code read_result_;
 };
 
 }  // namespace edgehub::test

@@ -19,6 +19,7 @@
 #include <edgehub/kube/client.hpp>
 #include <edgehub/kube/watcher.hpp>
 #include <edgehub/metrics/metrics.hpp>
+#include <list>
 #include <memory>
 #include <set>
 #include <string>
@@ -73,7 +74,8 @@ class Downstream {
   void resync_all();
   void pump_resyncs();
   boost::asio::awaitable<void> run_resync(std::string node);
-  boost::asio::awaitable<void> resync_node(const std::string& node);
+  boost::asio::awaitable<void> resync_node(const std::string& node,
+                                           const std::unordered_set<std::string>& touched);
   // A watch-driven change for `node`'s object `uid`: a resync running for that node must not
   // act on its (older) list's view of that object.
   void touch(const std::string& node, const std::string& uid);
@@ -88,12 +90,10 @@ class Downstream {
   std::deque<std::string> resync_queue_;
   std::set<std::string> resync_queued_;
   std::size_t resyncs_running_ = 0;
-  // Nodes with a resync running: objects changed by watch events since its list began.
-  struct ResyncWindow {
-    int running = 0;
-    std::unordered_set<std::string> touched;  // uids
-  };
-  std::unordered_map<std::string, ResyncWindow> resync_windows_;
+  // Nodes with resyncs running: for each resync, the uids of objects watch events changed
+  // since it began. One set per resync, not per node: an event that reached an older session
+  // (replaced since) must not stop a newer session's resync from sending the object.
+  std::unordered_map<std::string, std::list<std::unordered_set<std::string>>> resync_windows_;
   bool stopped_ = false;
   metrics::Family<metrics::Counter>& events_;
   metrics::Counter& dropped_;
