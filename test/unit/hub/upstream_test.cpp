@@ -31,7 +31,7 @@ class UpstreamAdmission : public ::testing::Test {
   void SetUp() override {
     api_.start();
     client_ = test::api_client(api_, io_, "upstream");
-    upstream_ = std::make_unique<Upstream>(*client_, index_, metrics_, "",
+    upstream_ = std::make_unique<Upstream>(*client_, index_, *metrics_, "",
                                            UpstreamLimits{.max_in_progress = 1});
   }
 
@@ -55,11 +55,13 @@ class UpstreamAdmission : public ::testing::Test {
                       });
   }
   void restart_with(UpstreamLimits limits) {
-    upstream_ = std::make_unique<Upstream>(*client_, index_, metrics_, "", limits);
+    upstream_.reset();
+    metrics_ = std::make_unique<metrics::Registry>();
+    upstream_ = std::make_unique<Upstream>(*client_, index_, *metrics_, "", limits);
   }
 
   double queued(const std::string& series = "edgehub_upstream_requests_queued") {
-    const auto text = metrics_.expose();
+    const auto text = metrics_->expose();
     const std::string name = "\n" + series + " ";
     const auto at = text.find(name);
     return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size()));
@@ -78,7 +80,7 @@ class UpstreamAdmission : public ::testing::Test {
   devapi::Server api_{api_options()};
   boost::asio::io_context io_;
   std::shared_ptr<kube::Client> client_;
-  metrics::Registry metrics_;
+  std::unique_ptr<metrics::Registry> metrics_ = std::make_unique<metrics::Registry>();
   RoutingIndex index_;
   std::unique_ptr<Upstream> upstream_;
   std::vector<std::string> finished_;
@@ -161,7 +163,7 @@ TEST_F(UpstreamAdmission, WaitingBytesAreBounded) {
   run_until([&] { return finished_.size() == 20; });
   EXPECT_EQ(finished_.size(), 20u);
   EXPECT_EQ(queued("edgehub_upstream_queued_bytes"), 0);
-  EXPECT_NE(metrics_.expose().find(R"(edgehub_upstream_refused_total{reason="queue_bytes"})"),
+  EXPECT_NE(metrics_->expose().find(R"(edgehub_upstream_refused_total{reason="queue_bytes"})"),
             std::string::npos);
 }
 
@@ -173,7 +175,7 @@ TEST_F(UpstreamAdmission, EdgeChosenStringsAreNoLabels) {
   io_.restart();
   io_.poll();
   ASSERT_EQ(finished_.size(), 3u);
-  const auto text = metrics_.expose();
+  const auto text = metrics_->expose();
   for (const char* chosen : {"frobnicate", "gizmo", "widget", "bad resource"}) {
     EXPECT_EQ(text.find(chosen), std::string::npos) << chosen << " in\n" << text;
   }
