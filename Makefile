@@ -7,8 +7,10 @@ ASAN    ?= build/asan
 CONFIG  ?= config/edgehub.yaml
 CMAKE   ?= cmake
 CTEST   ?= ctest
+FUZZ    ?= build/fuzz
+FUZZ_RUNS ?= 10000000
 
-.PHONY: all deps build build-asan run test test-release test-asan bench format tidy clean
+.PHONY: all deps build build-asan run test test-release test-asan bench fuzz format tidy clean
 
 all: build
 
@@ -45,6 +47,17 @@ test: test-asan test-release
 
 bench: build
 	./bench/run.sh $(BUILD)
+
+# libFuzzer targets (test/fuzz) in their own clang build; `make test` only replays the corpora.
+# Each target runs FUZZ_RUNS inputs (FUZZ_TARGETS="a b" picks some) from a scratch copy of its corpus.
+$(FUZZ)/CMakeCache.txt: | deps
+	@command -v clang++ >/dev/null || { echo "make fuzz needs clang++ (Debian: apt-get install clang)"; exit 1; }
+	$(CMAKE) -S . -B $(FUZZ) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DEDGEHUB_FUZZ=ON -DEDGEHUB_BUILD_BENCH=OFF
+
+fuzz: deps $(FUZZ)/CMakeCache.txt
+	$(CMAKE) --build $(FUZZ) -j $(JOBS) --target fuzz_all
+	./test/fuzz/run.sh $(FUZZ) $(FUZZ_RUNS) $(FUZZ_TARGETS)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

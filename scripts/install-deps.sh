@@ -13,6 +13,7 @@ packages=(
   prometheus gnuplot-nox
   kubernetes-client
   curl procps bc
+  golang-go  # the TLS interop test runs a client on Go's crypto/tls (edgecore's TLS stack)
 )
 
 missing=()

@@ -1,3 +1,4 @@
+#include <boost/asio/ip/address.hpp>
 #include <edgehub/config/config.hpp>
 #include <yaml-cpp/yaml.h>
 
@@ -143,6 +144,20 @@ bool dns_label(const std::string& s) {
   });
 }
 
+bool ip_or_cidr(const std::string& text) {
+  const auto slash = text.find('/');
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(text.substr(0, slash), ec);
+  if (ec) return false;
+  if (slash == std::string::npos) return true;
+  const auto bits = text.substr(slash + 1);
+  if (bits.empty() || bits.size() > 3 ||
+      !std::all_of(bits.begin(), bits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  return std::stoi(bits) <= (address.is_v4() ? 32 : 128);
+}
+
 void Loader::validate() {
   if (!dns_label(config.hub.id)) {
     error("hub.id", "\"" + config.hub.id +
@@ -161,6 +176,13 @@ void Loader::validate() {
   } else if (config.hub.proxy.trusted_addresses.empty()) {
     error("hub.proxy.trustedAddresses",
           "must name the ingress addresses when hub.proxy.enabled (else anyone could claim any node)");
+  }
+  for (const auto& [path, list] :
+       {std::pair{"hub.proxy.trustedAddresses", &config.hub.proxy.trusted_addresses},
+        std::pair{"metrics.debugFrom", &config.metrics.debug_from}}) {
+    for (const auto& text : *list) {
+      if (!ip_or_cidr(text)) error(path, "\"" + text + "\" is not an IP address or CIDR block");
+    }
   }
   if (config.hub.proxy.enabled && config.hub.proxy.identity_header.empty()) {
     error("hub.proxy.identityHeader", "is required when hub.proxy.enabled");

@@ -162,7 +162,8 @@ std::vector<Key> build() {
       host_port_key("hub.certService.listen", EDGEHUB_FIELD(hub.cert_service.listen),
                     "HTTPS port of the certificate service."),
       int_key("hub.certService.edgeCertDays", EDGEHUB_FIELD(hub.cert_service.edge_cert_days), 1,
-              36500, "Validity of signed edge certificates, in days."),
+              365, "Validity of signed edge certificates, in days (at most a year, as the "
+              "kubelet's; an edge renews with its current certificate before expiry)."),
       string_key("hub.certService.caCertFile", EDGEHUB_FIELD(hub.cert_service.ca_cert_file),
                  "CA certificate (PEM) that signs edge certificates and join tokens; every "
                  "replica must use the same one."),
@@ -187,6 +188,15 @@ std::vector<Key> build() {
                "With caSecret: DNS names and IPs edges dial (Ingress host, load balancer), added "
                "to the SANs of the server certificate (localhost, 127.0.0.1, ::1 and "
                "hub.advertiseAddress are always in)."),
+      string_key("hub.revocation.configMap", EDGEHUB_FIELD(hub.revocation.config_map),
+                 "ConfigMap in hub.namespace listing revoked edges: key `nodes` (node names), key "
+                 "`serials` (client certificate serials, hex), whitespace- or comma-separated. A "
+                 "revoked edge is refused at connect (403) and by the certificate service, and "
+                 "its open session is closed. Missing ConfigMap: nothing revoked. Empty: no "
+                 "deny list."),
+      duration_key("hub.revocation.interval", EDGEHUB_FIELD(hub.revocation.interval),
+                   "How often each replica re-reads the revocation ConfigMap: a revocation "
+                   "takes effect everywhere within it."),
       int_key("hub.maxConnections", EDGEHUB_FIELD(hub.max_connections), 1, 1'000'000,
               "Edge connections accepted at most; more are refused with 503."),
       int_key("hub.ioThreads", EDGEHUB_FIELD(hub.io_threads), 0, 256,
@@ -207,7 +217,21 @@ std::vector<Key> build() {
       duration_key("hub.keepaliveTimeout", EDGEHUB_FIELD(hub.keepalive_timeout),
                    "A session without a keepalive for this long is closed (cloudcore: 30s)."),
       duration_key("hub.handshakeTimeout", EDGEHUB_FIELD(hub.handshake_timeout),
-                   "TLS handshake plus WebSocket upgrade must finish within this."),
+                   "From an edge connection's first byte, TLS handshake plus WebSocket upgrade "
+                   "(waiting for a handshake slot included) must finish within this."),
+      duration_key("hub.helloTimeout", EDGEHUB_FIELD(hub.hello_timeout),
+                   "An edge connection that sends nothing (no ClientHello) for this long after "
+                   "being accepted is closed; until its first byte it holds no handshake slot."),
+      int_key("hub.maxPendingConnections", EDGEHUB_FIELD(hub.max_pending_connections), 1,
+              1'000'000,
+              "Edge connections accepted and not yet sessions (waiting for a first byte or a "
+              "handshake slot, handshaking); more are closed at once."),
+      int_key("hub.maxPendingPerAddress", EDGEHUB_FIELD(hub.max_pending_per_address), 1,
+              1'000'000,
+              "The same per source address, so that one address cannot take every slot. "
+              "The default equals hub.maxPendingConnections because through the ingress "
+              "(SSL passthrough) every edge has the ingress controller's address; lower it "
+              "(e.g. 128) where edges reach the replica with their own addresses."),
       size_key("hub.maxMessageBytes", EDGEHUB_FIELD(hub.max_message_bytes),
                "Largest WebSocket message accepted from an edge."),
       size_key("hub.writeQueueBytes", EDGEHUB_FIELD(hub.write_queue_bytes),
@@ -228,6 +252,13 @@ std::vector<Key> build() {
                    "At most one NodeSync write per node per interval (ACKs are coalesced)."),
       int_key("delivery.maxConcurrentResyncs", EDGEHUB_FIELD(delivery.max_concurrent_resyncs), 1,
               100'000, "Nodes resynced from the API at once after (re)connecting."),
+      duration_key("delivery.auditInterval", EDGEHUB_FIELD(delivery.audit_interval),
+                   "Each owned node's pods, as the API lists them, are compared with what its "
+                   "edge ACKed about this often (at most 10 node lists per second per replica, "
+                   "so large fleets take longer); 0 turns the audit off."),
+      duration_key("delivery.auditGrace", EDGEHUB_FIELD(delivery.audit_grace),
+                   "A pod the audit finds undelivered for this long is sent again, logged and "
+                   "counted in edgehub_delivery_repairs_total."),
       bool_key("devices.enabled", EDGEHUB_FIELD(devices.enabled),
                "Route KubeEdge Device and DeviceModel objects (devices.kubeedge.io/v1beta1) to "
                "their nodes and write device reports back; off when the CRDs are not served."),
@@ -250,6 +281,13 @@ std::vector<Key> build() {
                    "Timeout of one API request (watches excepted)."),
       host_port_key("metrics.listen", EDGEHUB_FIELD(metrics.listen),
                     "HTTP port of /metrics, /healthz, /readyz and /debug/nodes."),
+      list_key("metrics.debugFrom", EDGEHUB_FIELD(metrics.debug_from),
+               "Peer addresses (IPs or CIDRs) served /debug/*; others get 403. /metrics, "
+               "/healthz and /readyz are served to any peer (Prometheus, the kubelet)."),
+      int_key("metrics.maxConnectionsPerAddress",
+              EDGEHUB_FIELD(metrics.max_connections_per_address), 1, 100'000,
+              "Connections to the metrics port from one address at most (1,024 in all, and "
+              "64 more that serve only /healthz and /readyz)."),
       enum_key("log.level", EDGEHUB_FIELD(log.level), {"trace", "debug", "info", "warn", "error"},
                "Least severe level logged."),
       enum_key("log.format", EDGEHUB_FIELD(log.format), {"text", "json"},

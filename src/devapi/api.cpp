@@ -1,5 +1,6 @@
 #include "api.hpp"
 
+#include <edgehub/wire/json_safe.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -84,7 +85,7 @@ std::vector<std::string> split_path(const std::string& path) {
 }
 
 Reply json_reply(unsigned status, const json& body) {
-  return {status, body.dump(), "application/json"};
+  return {status, wire::dump_json(body), "application/json"};
 }
 
 std::string content_type_of(const HttpRequest& request);
@@ -101,6 +102,12 @@ json parse_body(const HttpRequest& request, const ResourceInfo& resource) {
                    nlohmann::json::object());
   }
   const std::string& body = request.body();
+  // Parsing is iterative, but storing, copying and serialising the object recurse.
+  if (!wire::json_nesting_within(body, wire::kMaxApiJsonDepth)) {
+    throw ApiError::bad_request("the object provided is unrecognized (must be of type " +
+                                resource.kind + "): json: exceeded max depth of " +
+                                std::to_string(wire::kMaxApiJsonDepth));
+  }
   try {
     return json::parse(body);
   } catch (const json::parse_error& error) {
@@ -150,7 +157,7 @@ DeleteOptions delete_options(const HttpRequest& request, const Target& target) {
   DeleteOptions options;
   options.grace_period_seconds = parse_int(target.param("gracePeriodSeconds"));
   if (!request.body().empty()) {
-    json body = json::parse(request.body(), nullptr, false);
+    json body = wire::parse_json_bounded(request.body(), wire::kMaxApiJsonDepth);
     if (body.is_discarded() || !body.is_object()) {
       throw ApiError::bad_request("the body of the request was in an unknown format");
     }
@@ -213,7 +220,7 @@ ResourcePath parse_resource_path(const std::string& group, const std::string& ve
 
 json token_request(Store& store, const ResourcePath& path, const HttpRequest& request) {
   json sa = store.get(*path.resource, path.ns, path.name);  // 404 when missing
-  json body = request.body().empty() ? json::object() : json::parse(request.body(), nullptr, false);
+  json body = request.body().empty() ? json::object() : wire::parse_json_bounded(request.body(), wire::kMaxApiJsonDepth);
   if (body.is_discarded() || !body.is_object()) {
     throw ApiError::bad_request(
         "the object provided is unrecognized (must be of type TokenRequest)");
@@ -235,7 +242,7 @@ json token_request(Store& store, const ResourcePath& path, const HttpRequest& re
                        {"exp_in", seconds},
                        {"jti", new_uid()}};
   const std::string token = base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." +
-                            base64url_encode(claims.dump()) + ".devapi";
+                            base64url_encode(wire::dump_json(claims)) + ".devapi";
   json result_spec = spec;
   result_spec["expirationSeconds"] = seconds;
   if (!result_spec.contains("audiences")) result_spec["audiences"] = json::array();
@@ -285,7 +292,7 @@ void Api::log_request(const HttpRequest& request, const std::string& verb,
                      {"namespace", ns},        {"name", name},
                      {"userAgent", std::string(request[http::field::user_agent])}};
   const std::lock_guard lock(log_mutex_);
-  log_ << line.dump() << '\n' << std::flush;
+  log_ << wire::dump_json(line) << '\n' << std::flush;
 }
 
 Reply Api::error_reply(const ApiError& error) {
@@ -436,7 +443,7 @@ Routed object_request(Store& store, const HttpRequest& request, const Target& ta
       return ok(200,
                 store.update(resource, path.ns, path.name, parse_body(request, resource), status));
     case http::verb::patch: {
-      json body = json::parse(request.body(), nullptr, false);
+      json body = wire::parse_json_bounded(request.body(), wire::kMaxApiJsonDepth);
       if (body.is_discarded()) {
         throw ApiError::bad_request("error decoding patch: invalid JSON in patch body");
       }

@@ -4,6 +4,7 @@
 #include <edgehub/devapi/api_error.hpp>
 #include <edgehub/devapi/resources.hpp>
 #include <edgehub/devapi/selectors.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <set>
 
 namespace edgehub::devapi {
@@ -278,7 +279,7 @@ std::string field_value(const nlohmann::json& object, const std::string& field) 
   if (node->is_string()) return node->get<std::string>();
   if (node->is_boolean()) return node->get<bool>() ? "true" : "false";
   if (node->is_null()) return {};
-  return node->dump();
+  return wire::dump_json(*node);
 }
 
 }  // namespace

@@ -6,10 +6,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <edgehub/devapi/server.hpp>
+#include <edgehub/net/run_guarded.hpp>
 #include <fstream>
 #include <future>
 #include <thread>
 #include <unordered_map>
+
+#include <edgehub/devapi/api_error.hpp>
 
 #include "api.hpp"
 #include "watch_sink.hpp"
@@ -129,6 +132,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void on_read(error_code ec) {
     if (ec) return shutdown();  // end_of_stream, reset, or shutdown(): all end the session
     const auto request = parser_->release();
+    if (injected_conflict(request)) {
+      // As kube-apiserver answers a write that lost a race with another writer: nothing
+      // is applied.
+      const ApiError conflict(409, "Conflict",
+                              "Operation cannot be fulfilled: the object has been modified; "
+                              "please apply your changes to the latest version and try again",
+                              nlohmann::json::object());
+      return send(Api::error_reply(conflict), request.version(), request.keep_alive());
+    }
     auto routed = core_.api.handle(request, core_.address);
     spdlog::debug("devapi: {} {} -> {}", std::string(request.method_string()),
                   std::string(request.target()), routed.watch ? 200 : routed.reply.status);
@@ -147,6 +159,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       }
     }
     send(std::move(routed.reply), request.version(), request.keep_alive());
+  }
+
+  template <class Request>
+  bool injected_conflict(const Request& request) const {
+    const auto method = request.method();
+    const bool write = method == http::verb::put || method == http::verb::patch ||
+                       method == http::verb::post || method == http::verb::delete_;
+    return write && core_.options.inject_conflict &&
+           core_.options.inject_conflict(std::string(request.method_string()),
+                                         std::string(request.target()));
   }
 
   void send(detail::Reply reply, unsigned version, bool keep_alive) {
@@ -348,13 +370,7 @@ void Server::start() {
   core.address = core.options.host + ":" + std::to_string(core.port);
   detail::do_accept(core);
   core.running = true;
-  core.thread = std::thread([&core] {
-    try {
-      core.ioc.run();
-    } catch (const std::exception& e) {
-      spdlog::error("devapi: I/O thread stopped: {}", e.what());
-    }
-  });
+  core.thread = std::thread([&core] { net::run_guarded(core.ioc, "devapi"); });
   spdlog::info("devapi: serving the Kubernetes API on {}", url());
 }
 

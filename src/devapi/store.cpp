@@ -1,4 +1,5 @@
 #include <edgehub/devapi/store.hpp>
+#include <edgehub/wire/json_safe.hpp>
 
 #include "store_detail.hpp"
 #include "util.hpp"
@@ -88,7 +89,7 @@ void Store::commit(const ResourceInfo& resource, EventType type, std::shared_ptr
   event.rv = rv_;
   event.resource = &resource;
   event.type = type;
-  event.object_text = std::make_shared<const std::string>(object->dump());
+  event.object_text = std::make_shared<const std::string>(wire::dump_json(*object));
   event.object = std::move(object);
   event.previous = std::move(previous);
   for (const auto& [id, watch] : watches_) {

@@ -1,5 +1,6 @@
 // Store persistence: the whole state as one JSON document (see Store::snapshot).
 #include <edgehub/devapi/store.hpp>
+#include <edgehub/wire/json_safe.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -54,7 +55,7 @@ void Store::restore(const json& snapshot) {
 }
 
 void Store::save(const std::string& path) const {
-  const std::string text = snapshot().dump();
+  const std::string text = wire::dump_json(snapshot());
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

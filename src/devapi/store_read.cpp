@@ -1,6 +1,7 @@
 // The read side of the store: LIST with selectors and paging, and WATCH registration,
 // replay and per-watcher filtering.
 #include <edgehub/devapi/store.hpp>
+#include <edgehub/wire/json_safe.hpp>
 
 #include "store_detail.hpp"
 #include "util.hpp"
@@ -69,7 +70,7 @@ json Store::list(const ResourceInfo& resource, const std::string& ns,
     if (!raw) {
       throw ApiError::bad_request("invalid continue token: illegal base64 data");
     }
-    json token = json::parse(*raw, nullptr, false);
+    json token = wire::parse_json_bounded(*raw, wire::kMaxApiJsonDepth);
     if (token.is_discarded() || !token.is_object() || !token.contains("start") ||
         !token["start"].is_string() || !token.contains("rv") || !token["rv"].is_number_unsigned()) {
       throw ApiError::bad_request(
@@ -120,7 +121,7 @@ json Store::list(const ResourceInfo& resource, const std::string& ns,
   json meta = {{"resourceVersion", std::to_string(list_rv)}};
   if (more) {
     const json token = {{"v", "meta.k8s.io/v1"}, {"rv", list_rv}, {"start", last_key + '\0'}};
-    meta["continue"] = detail::base64url_encode(token.dump());
+    meta["continue"] = detail::base64url_encode(wire::dump_json(token));
     if (labels.empty() && fields.empty()) meta["remainingItemCount"] = remaining;
   }
   return {{"kind", resource.kind + "List"},
@@ -168,7 +169,7 @@ std::uint64_t Store::watch(const ResourceInfo& resource, const WatchOptions& opt
         event.resource = &resource;
         event.type = EventType::kAdded;
         event.object = it->second;
-        event.object_text = std::make_shared<const std::string>(it->second->dump());
+        event.object_text = std::make_shared<const std::string>(wire::dump_json(*it->second));
         dispatch(watch, event);
       }
     }

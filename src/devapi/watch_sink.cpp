@@ -1,4 +1,5 @@
 #include "watch_sink.hpp"
+#include <edgehub/wire/json_safe.hpp>
 
 namespace edgehub::devapi::detail {
 
@@ -53,7 +54,7 @@ void WatchSink::deliver(EventType type, const StoreEvent& event) {
     pending_ += R"({"type":")";
     pending_ += to_string(type);
     pending_ += R"(","object":)";
-    pending_ += table.dump();
+    pending_ += wire::dump_json(table);
     pending_ += "}\n";
     wake_locked();
     return;
@@ -72,7 +73,7 @@ void WatchSink::bookmark(std::uint64_t rv, bool initial_events_end) {
   if (initial_events_end) meta["annotations"] = {{"k8s.io/initial-events-end", "true"}};
   const nlohmann::json object = {
       {"kind", resource_.kind}, {"apiVersion", resource_.api_version()}, {"metadata", meta}};
-  std::string line = R"({"type":"BOOKMARK","object":)" + object.dump() + "}\n";
+  std::string line = R"({"type":"BOOKMARK","object":)" + wire::dump_json(object) + "}\n";
   std::lock_guard lock(mutex_);
   push_locked(line);
 }
@@ -105,7 +106,7 @@ std::string WatchSink::overflow_line() const {
 }
 
 std::string error_event_line(const ApiError& error) {
-  return R"({"type":"ERROR","object":)" + error.status().dump() + "}\n";
+  return R"({"type":"ERROR","object":)" + wire::dump_json(error.status()) + "}\n";
 }
 
 }  // namespace edgehub::devapi::detail

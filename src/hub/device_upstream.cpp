@@ -5,6 +5,7 @@
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/downstream.hpp>
 #include <edgehub/wire/builders.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <spdlog/spdlog.h>
 
 namespace edgehub::hub {
@@ -34,7 +35,9 @@ wire::Message confirm(const wire::Message& request, std::string content) {
 
 // Device-twin payloads come as an embedded object or as a JSON string holding one.
 nlohmann::json payload(const wire::Message& m) {
-  if (auto text = m.content_string()) return nlohmann::json::parse(*text, nullptr, false);
+  if (auto text = m.content_string()) {
+    return wire::parse_json_bounded(*text, wire::kMaxEdgeJsonDepth);
+  }
   return m.content_json();
 }
 
@@ -266,7 +269,7 @@ nlohmann::json DeviceReports::base_twins(const std::string& key, const std::stri
   nlohmann::json twins = nlohmann::json::array();
   if (const auto* d = router_.device(ns, name)) {
     cached_version = d->resource_version;
-    const auto object = nlohmann::json::parse(*d->raw, nullptr, false);
+    const auto object = wire::parse_json_bounded(*d->raw, wire::kMaxApiJsonDepth);
     if (const auto& t = member(member(object, "status"), "twins"); t.is_array()) twins = t;
   }
   // Our own last write may be newer than what the watch has brought back yet; once the watch

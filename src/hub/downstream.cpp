@@ -195,6 +195,14 @@ void Downstream::on_pod(kube::WatchEvent&& ev) {
   send_unreferenced(node, dropped);
 }
 
+void Downstream::redeliver_pod(const std::string& node, const kube::Object& pod) {
+  if (!registry_.owns(node)) return;
+  std::vector<NewRef> dropped;
+  send_refs(node, index_.upsert_pod(pod_refs(pod), &dropped));
+  send(node, make_change(ObjectKind::pod, pod, "update", with_type_meta(pod, "Pod", "v1")));
+  send_unreferenced(node, dropped);
+}
+
 void Downstream::on_node(kube::WatchEvent&& ev) {
   const auto received = SteadyClock::now();
   const auto& node = ev.object.meta.name;

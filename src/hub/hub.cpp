@@ -4,19 +4,24 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <edgehub/hub/api_budget.hpp>
+#include <edgehub/hub/delivery_audit.hpp>
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/downstream.hpp>
 #include <edgehub/hub/hub.hpp>
 #include <edgehub/hub/listener.hpp>
 #include <edgehub/hub/membership.hpp>
+#include <edgehub/hub/node_admission.hpp>
 #include <edgehub/hub/node_sync.hpp>
 #include <edgehub/hub/registry.hpp>
 #include <edgehub/hub/upstream.hpp>
 #include <edgehub/logging/logging.hpp>
+#include <edgehub/net/address_range.hpp>
 #include <edgehub/net/http_server.hpp>
+#include <edgehub/net/run_guarded.hpp>
 #include <edgehub/pki/cert_service.hpp>
 #include <edgehub/pki/shared_pki.hpp>
 #include <edgehub/version.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
@@ -77,12 +82,15 @@ struct Hub::Impl : SessionHost {
   asio::awaitable<void> hand_off(std::shared_ptr<Session> session);
   void on_fleet(const std::vector<ReplicaInfo>& live);
   void start_admin();
+  // API thread, after each read of the deny list: sessions of revoked identities end.
+  void close_revoked_sessions();
   void schedule_trim();
   // Every watch this replica needs is established (pods, nodes, configmaps, secrets, devices,
   // NodeSyncs).
   bool watches_ready() const {
     return downstream->ready() && devices->ready() && (!node_sync || node_sync->ready());
   }
+  std::function<void(std::string_view)> http_refusal_counter(std::string server);
   void debug_nodes(net::Respond respond);
   void debug_node(const std::string& node, net::Respond respond);
   SessionOptions session_options();
@@ -91,6 +99,9 @@ struct Hub::Impl : SessionHost {
   metrics::Registry metrics;
   std::vector<std::unique_ptr<asio::io_context>> io;
   asio::io_context api_io;
+  // The certificate service's TLS handshakes and requests: off the API thread, so that a
+  // flood of :10002 cannot delay the watches and edge requests, nor they the service.
+  asio::io_context cert_io{1};
   std::vector<Guard> guards;
   std::vector<std::thread> threads;
   std::shared_ptr<kube::Client> client;
@@ -100,6 +111,7 @@ struct Hub::Impl : SessionHost {
   std::unique_ptr<ApiBudget> api_budget;  // API thread
   std::unique_ptr<NodeSync> node_sync;
   std::unique_ptr<Downstream> downstream;
+  std::unique_ptr<DeliveryAudit> audit;
   std::unique_ptr<Membership> membership;
   std::unique_ptr<DeviceRouter> devices;
   std::unique_ptr<DeviceReports> device_reports;
@@ -107,6 +119,7 @@ struct Hub::Impl : SessionHost {
   std::unique_ptr<net::HttpServer> admin;
   std::unique_ptr<pki::CertService> cert_service;
   std::shared_ptr<pki::SharedPki> shared_pki;  // CA and join token Secrets (API thread)
+  std::shared_ptr<NodeAdmission> admission;     // revoked and non-edge identities (API thread)
   std::unique_ptr<asio::steady_timer> trim_timer;
   std::atomic<bool> accepting{false};
   std::atomic<bool> downstream_ready{false};
@@ -117,6 +130,9 @@ struct Hub::Impl : SessionHost {
   std::condition_variable closed_cv;
   metrics::Family<metrics::Counter>* closes = nullptr;
   metrics::Family<metrics::Counter>* rejections = nullptr;
+  metrics::Family<metrics::Counter>* http_refusals = nullptr;
+  metrics::Family<metrics::Counter>* handler_exceptions = nullptr;
+  std::vector<net::AddressRange> debug_from;
   metrics::Histogram* ack_latency = nullptr;
   metrics::Counter* opened = nullptr;
   metrics::Counter* replaced = nullptr;
@@ -176,6 +192,16 @@ void Hub::Impl::start() {
   rejections = &metrics.counter("edgehub_rejected_connections_total",
                                 "Edge connections refused before a session, by reason.",
                                 {"reason"});
+  http_refusals = &metrics.counter(
+      "edgehub_http_refusals_total",
+      "Connections and requests to the metrics port and the certificate service refused "
+      "before a handler, by server and reason.",
+      {"server", "reason"});
+  handler_exceptions = &metrics.counter(
+      "edgehub_handler_exceptions_total",
+      "Exceptions that reached a thread's event loop (a bug: handlers catch what they throw), "
+      "by thread.",
+      {"thread"});
   opened = &metrics.counter("edgehub_sessions_opened_total", "Sessions opened.").with({});
   replaced = &metrics.counter("edgehub_sessions_replaced_total",
                               "Sessions closed because the node connected again.")
@@ -199,6 +225,10 @@ void Hub::Impl::start() {
                            return listener ? static_cast<double>(listener->handshakes_in_progress())
                                            : 0.0;
                          });
+  metrics.gauge_callback("edgehub_pending_connections",
+                         "Edge connections accepted and not yet sessions (all stages).", [this] {
+                           return listener ? static_cast<double>(listener->pending()) : 0.0;
+                         });
   metrics.gauge_callback(
       "edgehub_api_requests_waiting",
       "Requests to the Kubernetes API waiting in the client-side rate limiter (kube.qps).",
@@ -219,6 +249,7 @@ void Hub::Impl::start() {
     guards.emplace_back(io.back()->get_executor());
   }
   guards.emplace_back(api_io.get_executor());
+  guards.emplace_back(cert_io.get_executor());
 
   auto made = kube::Client::make(api_io.get_executor(), options.kube,
                                  {.request_timeout = c.kube.request_timeout,
@@ -234,6 +265,11 @@ void Hub::Impl::start() {
     options.server_key_pem = shared_pki->server_key_pem();
     if (!c.hub.proxy.enabled) options.edge_tls = shared_pki->edge_tls();
   }
+  admission = NodeAdmission::make(
+      client, metrics,
+      NodeAdmissionOptions{.ns = c.hub.namespace_,
+                           .revocation_config_map = c.hub.revocation.config_map,
+                           .reread_interval = c.hub.revocation.interval});
   upstream = std::make_unique<Upstream>(
       *client, index, metrics, options.kube_ca_pem,
       UpstreamLimits{.max_in_progress = c.hub.max_upstream_in_progress,
@@ -275,6 +311,16 @@ void Hub::Impl::start() {
   downstream = std::make_unique<Downstream>(
       client, index, registry, node_sync.get(), metrics,
       DownstreamOptions{.max_concurrent_resyncs = c.delivery.max_concurrent_resyncs});
+  audit = std::make_unique<DeliveryAudit>(
+      client, registry, node_sync.get(), metrics,
+      DeliveryAuditOptions{.interval = c.delivery.audit_interval, .grace = c.delivery.audit_grace},
+      [this](const std::string& node, const kube::Object& pod) {
+        downstream->redeliver_pod(node, pod);
+      },
+      [this](const std::string& node, std::uint64_t session_id) {
+        if (node_sync) return node_sync->claim(node, session_id);
+        on_claimed(node, session_id, true, "");
+      });
   membership = std::make_unique<Membership>(
       client, metrics,
       MembershipOptions{.replica = c.hub.id,
@@ -308,7 +354,14 @@ void Hub::Impl::start() {
   lo.max_connections = c.hub.max_connections;
   lo.max_concurrent_handshakes = c.hub.max_concurrent_handshakes;
   lo.handshake_timeout = c.hub.handshake_timeout;
+  lo.hello_timeout = c.hub.hello_timeout;
+  lo.max_pending = c.hub.max_pending_connections;
+  lo.max_pending_per_address = c.hub.max_pending_per_address;
   lo.compact_tls_sessions = c.hub.compact_tls_sessions;
+  lo.identity_check = [admission = admission](const std::string& node, const std::string& serial,
+                                              pki::IdentityDone done) {
+    admission->check_connect(node, serial, std::move(done));
+  };
   lo.session = session_options();
   lo.session.replica_id = c.hub.id;
   std::vector<asio::any_io_executor> executors;
@@ -320,14 +373,28 @@ void Hub::Impl::start() {
   start_admin();
   if (c.hub.cert_service.enabled && options.edge_ca) {
     cert_service = std::make_unique<pki::CertService>(
-        api_io.get_executor(), options.edge_ca,
+        cert_io.get_executor(), options.edge_ca,
         pki::CertServiceOptions{.host = c.hub.cert_service.listen.host,
                                 .port = c.hub.cert_service.listen.port,
                                 .server_cert_pem = options.server_cert_pem,
                                 .server_key_pem = options.server_key_pem,
-                                .edge_cert_validity = std::chrono::hours(24) * c.hub.cert_service.edge_cert_days},
+                                .edge_cert_validity = std::chrono::hours(24) * c.hub.cert_service.edge_cert_days,
+                                .on_refuse = http_refusal_counter("certificate service"),
+                                .identity_check =
+                                    [admission = admission](const std::string& node,
+                                                            const std::string& serial,
+                                                            pki::IdentityDone done) {
+                                      admission->check(node, serial, std::move(done));
+                                    },
+                                .on_refused =
+                                    [refusals = &metrics.counter(
+                                         "edgehub_cert_service_refusals_total",
+                                         "Certificate service requests refused, by reason.",
+                                         {"reason"})](std::string_view reason) {
+                                      refusals->with({std::string(reason)}).inc();
+                                    }},
         [this](const std::string& node, std::function<void(bool, std::string)> done) {
-          // On the API thread (the service's executor): ask the API server.
+          // From the service's thread to the API thread: ask the API server.
           asio::co_spawn(api_io, [this, node, done]() -> asio::awaitable<void> {
             const kube::RequestOptions bulk{};
             auto found = co_await client->get(kube::resources::nodes(), "", node, bulk);
@@ -339,11 +406,19 @@ void Hub::Impl::start() {
     cert_service->start();
   }
   listener->start();
-  for (auto& ctx : io) threads.emplace_back([ctx = ctx.get()] { ctx->run(); });
-  threads.emplace_back([this] { api_io.run(); });
+  const auto guarded = [this](asio::io_context& ctx, std::string thread) {
+    return [this, &ctx, thread = std::move(thread)] {
+      net::run_guarded(ctx, thread, [this, &thread] { handler_exceptions->with({thread}).inc(); });
+    };
+  };
+  for (auto& ctx : io) threads.emplace_back(guarded(*ctx, "io"));
+  threads.emplace_back(guarded(api_io, "api"));
+  threads.emplace_back(guarded(cert_io, "certificate service"));
   asio::post(api_io, [this] {
     if (node_sync) node_sync->start();
+    admission->start([this] { close_revoked_sessions(); });
     downstream->start();
+    audit->start();
     membership->start();
     shared_pki->start();
     devices->start();
@@ -373,12 +448,26 @@ void Hub::Impl::schedule_trim() {
   });
 }
 
+std::function<void(std::string_view)> Hub::Impl::http_refusal_counter(std::string server) {
+  return [this, server = std::move(server)](std::string_view reason) {
+    http_refusals->with({server, std::string(reason)}).inc();
+  };
+}
+
 void Hub::Impl::start_admin() {
   const auto& c = options.config;
   admin = std::make_unique<net::HttpServer>(
       api_io.get_executor(),
-      net::HttpServerOptions{.host = c.metrics.listen.host, .port = c.metrics.listen.port,
-                             .name = "admin"});
+      net::HttpServerOptions{.host = c.metrics.listen.host,
+                             .port = c.metrics.listen.port,
+                             .max_connections_per_address = c.metrics.max_connections_per_address,
+                             .reserved_connections = 64,
+                             .reserved_paths = {"/healthz", "/readyz"},
+                             .name = "admin",
+                             .on_refuse = http_refusal_counter("admin")});
+  for (const auto& text : c.metrics.debug_from) {
+    if (auto range = net::AddressRange::parse(text)) debug_from.push_back(*range);
+  }
   admin->handle("/metrics", [this](const net::HttpRequest&) {
     auto r = net::HttpResponse::text(200, metrics.expose());
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -393,9 +482,19 @@ void Hub::Impl::start_admin() {
     return net::HttpResponse::text(200, "ok\n");
   });
   admin->handle("/debug/nodes", [this](const net::HttpRequest& request, net::Respond respond) {
+    if (!net::any_contains(debug_from, request.peer_address)) {
+      http_refusals->with({"admin", "debug_forbidden"}).inc();
+      spdlog::info("admin: refused /debug/nodes to {}: not in metrics.debugFrom", request.peer);
+      return respond(net::HttpResponse::text(403, "/debug/* is served to metrics.debugFrom only\n"));
+    }
     const std::string_view prefix = "node=";
     if (request.query.starts_with(prefix)) {
-      return debug_node(request.query.substr(prefix.size()), std::move(respond));
+      auto node = request.query.substr(prefix.size());
+      if (!valid_node_name(node)) {
+        http_refusals->with({"admin", "bad_request"}).inc();
+        return respond(net::HttpResponse::text(400, "node= must be a node name (DNS-1123)\n"));
+      }
+      return debug_node(node, std::move(respond));
     }
     debug_nodes(std::move(respond));
   });
@@ -416,7 +515,7 @@ void Hub::Impl::debug_nodes(net::Respond respond) {
   gather->respond = std::move(respond);
   const auto finish = [this](Gather& g) {
     nlohmann::json body = {{"replica", options.config.hub.id}, {"nodes", std::move(g.nodes)}};
-    g.respond(net::HttpResponse::json(200, body.dump(2) + "\n"));
+    g.respond(net::HttpResponse::json(200, wire::dump_json(body, 2) + "\n"));
   };
   if (sessions.empty()) return finish(*gather);
   for (auto& s : sessions) {
@@ -454,7 +553,7 @@ void Hub::Impl::debug_node(const std::string& node, net::Respond respond) {
     auto session = registry.find(node);
     if (!session) {
       body["session"] = nullptr;
-      return respond(net::HttpResponse::json(200, body.dump(2) + "\n"));
+      return respond(net::HttpResponse::json(200, wire::dump_json(body, 2) + "\n"));
     }
     body["owning"] = registry.owns(node);
     asio::post(session->executor(), [session, body = std::move(body),
@@ -487,7 +586,7 @@ void Hub::Impl::debug_node(const std::string& node, net::Respond respond) {
                          {"retries", session->delivery().stats().retried},
                          {"stale", session->delivery().stats().stale},
                          {"objects", std::move(objects)}};
-      respond(net::HttpResponse::json(200, body.dump(2) + "\n"));
+      respond(net::HttpResponse::json(200, wire::dump_json(body, 2) + "\n"));
     });
   });
 }
@@ -502,9 +601,23 @@ void Hub::Impl::on_open(const std::shared_ptr<Session>& s) {
   }
   spdlog::debug("node {}: connected from {}", s->node(), s->peer());
   asio::post(api_io, [this, node = s->node(), id = s->id()] {
+    // Claims are posted from the sessions' threads: one for a session replaced meanwhile
+    // may arrive after its successor's, and must not claim the node for it.
+    const auto current = registry.find(node);
+    if (!current || current->id() != id) return;
     if (node_sync) return node_sync->claim(node, id);
     on_claimed(node, id, true, "");
   });
+}
+
+void Hub::Impl::close_revoked_sessions() {
+  admission->retain([this](const std::string& node) { return registry.has_session(node); });
+  for (const auto& session : registry.sessions()) {
+    if (!admission->revoked(session->node())) continue;
+    spdlog::warn("node {}: closing its session from {}: revoked (hub.revocation.configMap)",
+                 session->node(), session->peer());
+    asio::post(session->executor(), [session] { session->close(CloseReason::revoked); });
+  }
 }
 
 void Hub::Impl::on_claimed(const std::string& node, std::uint64_t session_id, bool ok,
@@ -575,10 +688,10 @@ void Hub::Impl::on_closed(Session& s, CloseReason r) {
   closes->with({std::string(to_string(r))}).inc();
   spdlog::debug("node {}: session from {} closed ({})", s.node(), s.peer(), to_string(r));
   if (registry.release(s)) {
-    asio::post(api_io, [this, node = s.node()] {
+    asio::post(api_io, [this, node = s.node(), id = s.id()] {
       if (registry.has_session(node)) return;
       index.drop_node(node);
-      if (node_sync) node_sync->release(node);
+      if (node_sync) node_sync->release(node, id);  // ignored once a newer session claimed
     });
   }
   std::lock_guard lock(closed_mutex);
@@ -675,10 +788,12 @@ void Hub::Impl::stop() {
   for (auto& s : registry.sessions()) {
     asio::post(s->executor(), [s] { s->close(CloseReason::shutdown); });
   }
+  if (cert_service) asio::post(cert_io, [this] { cert_service->stop(); });
   if (downstream) {
     auto done = std::make_shared<std::promise<void>>();
     asio::post(api_io, [this, done] {
       downstream->stop();
+      if (audit) audit->stop();
       if (node_sync) node_sync->stop();
       if (membership) membership->stop();
       devices->stop();
@@ -686,8 +801,8 @@ void Hub::Impl::stop() {
       if (trim_timer) trim_timer->cancel();
       if (api_budget) api_budget->stop();
       if (admin) admin->stop();
-      if (cert_service) cert_service->stop();
       if (shared_pki) shared_pki->stop();
+      if (admission) admission->stop();
       done->set_value();
     });
     done->get_future().wait_for(std::chrono::seconds(5));
@@ -700,6 +815,7 @@ void Hub::Impl::stop() {
   guards.clear();
   for (auto& ctx : io) ctx->stop();
   api_io.stop();
+  cert_io.stop();
   for (auto& t : threads) t.join();
   threads.clear();
   listener.reset();

@@ -4,9 +4,11 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <edgehub/hub/listener.hpp>
+#include <edgehub/net/address_range.hpp>
 #include <sys/socket.h>
 
 #include <deque>
+#include <unordered_map>
 #include <stdexcept>
 #include <mutex>
 
@@ -25,66 +27,19 @@ std::string_view to_string(Rejection r) {
     case Rejection::bad_request: return "bad_request";
     case Rejection::identity_mismatch: return "identity_mismatch";
     case Rejection::untrusted_proxy: return "untrusted_proxy";
+    case Rejection::idle_timeout: return "idle_timeout";
+    case Rejection::pending_limit: return "pending_limit";
+    case Rejection::address_limit: return "address_limit";
+    case Rejection::revoked: return "revoked";
+    case Rejection::not_edge_node: return "not_edge_node";
+    case Rejection::unverifiable: return "unverifiable";
   }
   return "unknown";
 }
 
-bool valid_node_name(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
-  }
-  return name.front() != '-' && name.front() != '.' && name.back() != '-' && name.back() != '.';
-}
+bool valid_node_name(std::string_view name) { return pki::valid_node_name(name); }
 
 namespace {
-
-// Parses "10.0.0.0/8", "192.168.1.7", "::1" into a matcher.
-struct AddressRange {
-  asio::ip::address network;
-  unsigned prefix = 0;
-
-  static std::optional<AddressRange> parse(const std::string& text) {
-    const auto slash = text.find('/');
-    error_code ec;
-    const auto address = asio::ip::make_address(text.substr(0, slash), ec);
-    if (ec) return std::nullopt;
-    const unsigned bits = address.is_v4() ? 32 : 128;
-    unsigned prefix = bits;
-    if (slash != std::string::npos) {
-      try {
-        prefix = static_cast<unsigned>(std::stoul(text.substr(slash + 1)));
-      } catch (...) {
-        return std::nullopt;
-      }
-      if (prefix > bits) return std::nullopt;
-    }
-    return AddressRange{address, prefix};
-  }
-
-  bool contains(const asio::ip::address& a) const {
-    if (a.is_v4() != network.is_v4()) return false;
-    const auto bytes_of = [](const asio::ip::address& x) {
-      std::vector<unsigned char> out;
-      if (x.is_v4()) {
-        const auto b = x.to_v4().to_bytes();
-        out.assign(b.begin(), b.end());
-      } else {
-        const auto b = x.to_v6().to_bytes();
-        out.assign(b.begin(), b.end());
-      }
-      return out;
-    };
-    const auto want = bytes_of(network);
-    const auto have = bytes_of(a);
-    for (unsigned i = 0; i < prefix; ++i) {
-      const unsigned byte = i / 8;
-      const unsigned mask = 0x80u >> (i % 8);
-      if ((want[byte] & mask) != (have[byte] & mask)) return false;
-    }
-    return true;
-  }
-};
 
 // At most `per_second` log lines a second; the rest are counted and summarised.
 class LogLimiter {
@@ -121,11 +76,38 @@ struct Listener::Impl : SessionHost, std::enable_shared_from_this<Impl> {
   using Executor = asio::io_context::executor_type;
   using Socket = net::TlsStream::socket_type;
   using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
+
+  // A connection's place among the pending ones (and its address's); given back when the
+  // connection becomes a session or is closed, wherever that happens.
+  class PendingSlot {
+   public:
+    PendingSlot(std::shared_ptr<Impl> impl, asio::ip::address address)
+        : impl_(std::move(impl)), address_(address) {}
+    PendingSlot(PendingSlot&&) = default;
+    PendingSlot& operator=(PendingSlot&&) = default;
+    ~PendingSlot() {
+      if (impl_) impl_->release_pending(address_);
+    }
+
+   private:
+    std::shared_ptr<Impl> impl_;
+    asio::ip::address address_;
+  };
+
+  // Sent its first byte, waiting for a handshake slot until `deadline`.
+  struct Waiting {
+    Socket socket;
+    PendingSlot slot;
+    std::string peer;
+    asio::ip::address address;
+    std::chrono::steady_clock::time_point deadline;
+  };
+
   struct Worker {
     Executor executor;
     std::unique_ptr<Acceptor> acceptor;
     std::size_t handshaking = 0;          // on this worker's thread only
-    std::deque<Socket> waiting;           // accepted, waiting for a handshake slot
+    std::deque<Waiting> waiting;          // bounded by max_pending
   };
 
   Impl(std::vector<asio::any_io_executor> executors, ListenerOptions o, SessionHost& h,
@@ -139,7 +121,7 @@ struct Listener::Impl : SessionHost, std::enable_shared_from_this<Impl> {
       workers.push_back(Worker{*own, nullptr, 0, {}});
     }
     for (const auto& text : options.trusted_proxies) {
-      if (auto range = AddressRange::parse(text)) trusted.push_back(*range);
+      if (auto range = net::AddressRange::parse(text)) trusted.push_back(*range);
     }
     per_worker_handshakes =
         std::max<std::size_t>(1, options.max_concurrent_handshakes / workers.size());
@@ -160,7 +142,13 @@ struct Listener::Impl : SessionHost, std::enable_shared_from_this<Impl> {
 
   void accept(Worker& w);
   void admit(Worker& w, Socket socket);
+  void await_first_byte(Worker& w, Socket socket, PendingSlot slot, std::string peer,
+                        asio::ip::address address);
+  void take_slot(Worker& w, Waiting entry);
+  void start_upgrade(Worker& w, Waiting entry);
   void handshake_done(Worker& w);
+  bool acquire_pending(const asio::ip::address& address, Rejection& why);
+  void release_pending(const asio::ip::address& address);
   void reject(Rejection r, const std::string& peer, const std::string& node,
               const std::string& why) {
     if (on_reject) on_reject(r);
@@ -169,19 +157,17 @@ struct Listener::Impl : SessionHost, std::enable_shared_from_this<Impl> {
                    node.empty() ? "" : " node " + node, why, to_string(r));
     }
   }
-  bool trusted_peer(const asio::ip::address& a) const {
-    for (const auto& range : trusted) {
-      if (range.contains(a)) return true;
-    }
-    return false;
-  }
+  bool trusted_peer(const asio::ip::address& a) const { return net::any_contains(trusted, a); }
 
   ListenerOptions options;
   SessionHost& host;
   OnReject on_reject;
   std::vector<Worker> workers;
-  std::vector<AddressRange> trusted;
+  std::vector<net::AddressRange> trusted;
   std::size_t per_worker_handshakes = 1;
+  std::mutex pending_mutex;
+  std::size_t pending = 0;                                          // under pending_mutex
+  std::unordered_map<asio::ip::address, std::size_t> pending_by_address;  // likewise
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> handshakes{0};
   std::atomic<std::uint64_t> next_id{1};
@@ -196,13 +182,14 @@ template <class Stream>
 class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
  public:
   Upgrade(std::shared_ptr<Listener::Impl> listener, Listener::Impl::Worker& worker,
-          Stream stream, std::string peer, asio::ip::address peer_address, bool over_capacity)
+          Stream stream, std::string peer, asio::ip::address peer_address, bool over_capacity,
+          Listener::Impl::PendingSlot slot, std::chrono::steady_clock::time_point deadline)
       : listener_(std::move(listener)), worker_(worker), stream_(std::move(stream)),
         timer_(worker.executor), peer_(std::move(peer)), peer_address_(peer_address),
-        over_capacity_(over_capacity) {}
+        over_capacity_(over_capacity), slot_(std::move(slot)), deadline_(deadline) {}
 
   void start() {
-    timer_.expires_after(listener_->options.handshake_timeout);
+    timer_.expires_at(deadline_);
     timer_.async_wait([weak = this->weak_from_this()](error_code ec) {
       if (ec) return;
       if (auto self = weak.lock()) {
@@ -222,6 +209,8 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
                                 // The CN now: releasing the handshake state frees the
                                 // peer's certificate.
                                 self->identity_ = self->stream_.peer_common_name();
+                                self->serial_ = pki::serial_hex(
+                                    SSL_get0_peer_certificate(self->stream_.native_handle()));
                                 if (self->listener_->options.compact_tls_sessions) {
                                   self->stream_.release_handshake_state();
                                 }
@@ -294,6 +283,36 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
       return refuse(http::status::forbidden, Rejection::identity_mismatch, node,
                     "edgehub: " + what + " \"" + identity + "\" does not match \"" + want + "\"");
     }
+    if (!listener_->options.identity_check) return open_session(std::move(request), node);
+    // Revoked, or a non-edge Node's name: refused before a session exists (it would displace
+    // that name's session and act for it). The handshake timer keeps running meanwhile.
+    auto pending = std::make_shared<http::request<http::string_body>>(std::move(request));
+    listener_->options.identity_check(
+        node, serial_,
+        [self = this->shared_from_this(), pending, node](pki::IdentityVerdict verdict) {
+          asio::post(self->worker_.executor, [self, pending, node, verdict = std::move(verdict)] {
+            self->on_identity_checked(std::move(*pending), node, verdict);
+          });
+        });
+  }
+
+  void on_identity_checked(http::request<http::string_body> request, const std::string& node,
+                           const pki::IdentityVerdict& verdict) {
+    if (done_) return;
+    if (timed_out_) {
+      return fail(Rejection::handshake_timeout, "identity check of node " + node + " too slow");
+    }
+    if (verdict) {
+      const auto why = verdict->label == "revoked"         ? Rejection::revoked
+                       : verdict->label == "not_edge_node" ? Rejection::not_edge_node
+                                                           : Rejection::unverifiable;
+      return refuse(static_cast<http::status>(verdict->status), why, node,
+                    "edgehub: " + verdict->reason);
+    }
+    open_session(std::move(request), node);
+  }
+
+  void open_session(http::request<http::string_body> request, const std::string& node) {
     timer_.cancel();
     listener_->handshake_done(worker_);
     done_ = true;
@@ -341,9 +360,12 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
   std::string peer_;
   asio::ip::address peer_address_;
   bool over_capacity_;
+  Listener::Impl::PendingSlot slot_;  // given back when this is destroyed
+  std::chrono::steady_clock::time_point deadline_;
   bool timed_out_ = false;
   bool done_ = false;
   std::string identity_;  // the client certificate's CN, read right after the handshake
+  std::string serial_;    // and its serial (revocation)
   beast::flat_buffer buffer_;
   http::request_parser<http::string_body> parser_;
 };
@@ -368,28 +390,115 @@ void Listener::Impl::accept(Worker& w) {
   });
 }
 
+bool Listener::Impl::acquire_pending(const asio::ip::address& address, Rejection& why) {
+  std::lock_guard lock(pending_mutex);
+  if (pending >= options.max_pending) {
+    why = Rejection::pending_limit;
+    return false;
+  }
+  auto& count = pending_by_address[address];
+  if (count >= options.max_pending_per_address) {
+    if (count == 0) pending_by_address.erase(address);
+    why = Rejection::address_limit;
+    return false;
+  }
+  ++count;
+  ++pending;
+  return true;
+}
+
+void Listener::Impl::release_pending(const asio::ip::address& address) {
+  std::lock_guard lock(pending_mutex);
+  --pending;
+  if (auto it = pending_by_address.find(address); it != pending_by_address.end() && --it->second == 0) {
+    pending_by_address.erase(it);
+  }
+}
+
+// Over a cap the connection is closed at once: answering would cost what the cap saves.
 void Listener::Impl::admit(Worker& w, Socket socket) {
+  error_code ec;
+  const auto endpoint = socket.remote_endpoint(ec);
+  std::string peer =
+      ec ? "unknown" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  const auto address = ec ? asio::ip::address() : endpoint.address();
+  Rejection why{};
+  if (!acquire_pending(address, why)) {
+    socket.close(ec);
+    return reject(why, peer, "",
+                  why == Rejection::pending_limit
+                      ? "too many connections not yet sessions (hub.maxPendingConnections)"
+                      : "too many connections not yet sessions from this address "
+                        "(hub.maxPendingPerAddress)");
+  }
+  await_first_byte(w, std::move(socket), PendingSlot(shared_from_this(), address),
+                   std::move(peer), address);
+}
+
+// Until the peer sends something the socket holds no handshake slot and no TLS state, only
+// a timer: connections that never send a ClientHello cost a file descriptor for
+// hello_timeout and keep nobody else out.
+void Listener::Impl::await_first_byte(Worker& w, Socket socket, PendingSlot slot, std::string peer,
+                                      asio::ip::address address) {
+  struct Arrival {
+    Arrival(Executor ex, Socket s, PendingSlot p, std::string name, asio::ip::address a)
+        : socket(std::move(s)), timer(ex), slot(std::move(p)), peer(std::move(name)),
+          address(a) {}
+    Socket socket;
+    asio::steady_timer timer;
+    PendingSlot slot;
+    std::string peer;
+    asio::ip::address address;
+    bool timed_out = false;
+  };
+  auto arrival = std::make_shared<Arrival>(w.executor, std::move(socket), std::move(slot),
+                                           std::move(peer), address);
+  arrival->timer.expires_after(options.hello_timeout);
+  arrival->timer.async_wait([arrival](error_code ec) {
+    if (ec) return;
+    arrival->timed_out = true;
+    error_code ignored;
+    arrival->socket.cancel(ignored);
+  });
+  arrival->socket.async_wait(
+      tcp::socket::wait_read, [self = shared_from_this(), &w, arrival](error_code ec) {
+        arrival->timer.cancel();
+        if (ec || self->stopped) {
+          error_code ignored;
+          arrival->socket.close(ignored);
+          if (arrival->timed_out) {
+            self->reject(Rejection::idle_timeout, arrival->peer, "",
+                         "nothing received within hub.helloTimeout");
+          }
+          return;
+        }
+        self->take_slot(w, Waiting{std::move(arrival->socket), std::move(arrival->slot),
+                                   std::move(arrival->peer), arrival->address,
+                                   std::chrono::steady_clock::now() + self->options.handshake_timeout});
+      });
+}
+
+void Listener::Impl::take_slot(Worker& w, Waiting entry) {
   if (w.handshaking >= per_worker_handshakes) {
-    w.waiting.push_back(std::move(socket));
+    w.waiting.push_back(std::move(entry));
     return;
   }
+  start_upgrade(w, std::move(entry));
+}
+
+void Listener::Impl::start_upgrade(Worker& w, Waiting entry) {
   ++w.handshaking;
   handshakes.fetch_add(1);
   const bool over = connections.fetch_add(1) >= options.max_connections;
-  error_code ec;
-  const auto endpoint = socket.remote_endpoint(ec);
-  const std::string peer =
-      ec ? "unknown" : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
-  const auto address = ec ? asio::ip::address() : endpoint.address();
   if (options.tls) {
-    std::make_shared<Upgrade<net::TlsStream>>(shared_from_this(), w,
-                                              net::TlsStream(std::move(socket), *options.tls),
-                                              peer, address, over)
+    std::make_shared<Upgrade<net::TlsStream>>(
+        shared_from_this(), w, net::TlsStream(std::move(entry.socket), *options.tls),
+        std::move(entry.peer), entry.address, over, std::move(entry.slot), entry.deadline)
         ->start();
   } else {
-    std::make_shared<Upgrade<beast::tcp_stream>>(shared_from_this(), w,
-                                                 beast::tcp_stream(std::move(socket)), peer,
-                                                 address, over)
+    std::make_shared<Upgrade<beast::tcp_stream>>(
+        shared_from_this(), w, beast::tcp_stream(std::move(entry.socket)), std::move(entry.peer),
+        entry.address, over, std::move(entry.slot), entry.deadline)
         ->start();
   }
 }
@@ -397,10 +506,14 @@ void Listener::Impl::admit(Worker& w, Socket socket) {
 void Listener::Impl::handshake_done(Worker& w) {
   --w.handshaking;
   handshakes.fetch_sub(1);
-  if (!w.waiting.empty()) {
+  while (!w.waiting.empty()) {
     auto next = std::move(w.waiting.front());
     w.waiting.pop_front();
-    admit(w, std::move(next));
+    if (next.deadline > std::chrono::steady_clock::now()) return start_upgrade(w, std::move(next));
+    error_code ignored;
+    next.socket.close(ignored);
+    reject(Rejection::handshake_timeout, next.peer, "",
+           "no handshake slot within hub.handshakeTimeout");
   }
 }
 
@@ -459,7 +572,7 @@ void Listener::stop_accepting() {
     asio::post(w.executor, [impl = impl_, &w] {
       error_code ignored;
       w.acceptor->close(ignored);
-      for (auto& s : w.waiting) s.close(ignored);
+      for (auto& entry : w.waiting) entry.socket.close(ignored);
       w.waiting.clear();
     });
   }
@@ -474,6 +587,10 @@ std::uint16_t Listener::port() const {
 
 std::size_t Listener::connections() const { return impl_->connections.load(); }
 std::size_t Listener::handshakes_in_progress() const { return impl_->handshakes.load(); }
+std::size_t Listener::pending() const {
+  std::lock_guard lock(impl_->pending_mutex);
+  return impl_->pending;
+}
 
 websocket::close_code close_code_for(CloseReason reason) {
   switch (reason) {
@@ -483,6 +600,7 @@ websocket::close_code close_code_for(CloseReason reason) {
     case CloseReason::stalled:
     case CloseReason::shutdown: return websocket::close_code::service_restart;  // 1012
     case CloseReason::bad_message: return websocket::close_code::protocol_error;
+    case CloseReason::revoked: return websocket::close_code::policy_error;
     case CloseReason::slow_reader: return websocket::close_code::policy_error;
     case CloseReason::replaced:
     case CloseReason::node_deleted:
@@ -505,6 +623,7 @@ std::string_view to_string(CloseReason reason) {
     case CloseReason::node_deleted: return "node_deleted";
     case CloseReason::shed: return "shed";
     case CloseReason::write_failed: return "write_failed";
+    case CloseReason::revoked: return "revoked";
   }
   return "unknown";
 }

@@ -5,6 +5,7 @@
 #include <edgehub/hub/downstream.hpp>
 #include <edgehub/hub/node_sync.hpp>
 #include <edgehub/wire/builders.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -83,7 +84,7 @@ std::string NodeSyncRecord::to_json() const {
 }
 
 std::optional<NodeSyncRecord> NodeSyncRecord::from_json(std::string_view raw) {
-  const auto doc = json::parse(raw, nullptr, false);
+  const auto doc = wire::parse_json_bounded(raw, wire::kMaxApiJsonDepth);
   if (!doc.is_object()) return std::nullopt;
   NodeSyncRecord r;
   const auto& meta = doc.value("metadata", json::object());
@@ -182,12 +183,40 @@ const NodeSyncRecord* NodeSync::record(const std::string& node) const {
   return it == states_.end() || !it->second->owned ? nullptr : &it->second->record;
 }
 
+std::uint64_t NodeSync::owner_session(const std::string& node) const {
+  const auto it = states_.find(node);
+  return it == states_.end() || !it->second->owned ? 0 : it->second->session_id;
+}
+
+std::string_view NodeSync::claim_state(const std::string& node) const {
+  const auto it = states_.find(node);
+  if (it == states_.end()) return "none";
+  const State& s = *it->second;
+  if (s.released) return "released";
+  if (s.claim_queued) return "waiting";
+  if (s.claim_pending || s.claiming) return "claiming";
+  return s.owned ? "owned" : "none";
+}
+
 void NodeSync::claim(const std::string& node, std::uint64_t session_id) {
   auto& slot = states_[node];
   if (!slot) {
     slot = std::make_unique<State>();
     slot->record.node = node;
     slot->epoch = ++epochs_;
+  } else if (session_id < slot->session_id) {
+    spdlog::info("node {}: claim for session {} ignored: session {} is newer", node, session_id,
+                 slot->session_id);
+    return;
+  } else if (session_id == slot->session_id && !slot->released) {
+    if (slot->claim_pending || slot->claiming) return;  // running for this very session
+    if (slot->owned) return claimed_(node, session_id, true, "");
+  }
+  if (session_id != slot->session_id) {
+    // A new session: what the old one sent and never saw ACKed is resent by the new one's
+    // resync; its stall clock starts again.
+    slot->stalls = 0;
+    for (auto& [uid, since] : slot->unacked) since = Clock::now();
   }
   slot->session_id = session_id;
   slot->released = false;
@@ -256,9 +285,9 @@ void NodeSync::acked(const std::string& node, const Change& change) {
   schedule_write(node, *s);
 }
 
-void NodeSync::release(const std::string& node) {
+void NodeSync::release(const std::string& node, std::uint64_t session_id) {
   State* s = find(node);
-  if (s == nullptr) return;
+  if (s == nullptr || s->session_id != session_id) return;
   s->released = true;
   kick(node);
 }
@@ -337,8 +366,10 @@ asio::awaitable<void> NodeSync::work_on(std::string node, std::uint64_t epoch, b
       s->claim_pending = false;
       if (!claim_slot) ++claims_running_;  // a reconnect while this node's writer ran
       claim_slot = true;
+      s->claiming = true;
       co_await do_claim(node, epoch);
       if (!*alive) co_return;
+      if (State* after = find(node, epoch)) after->claiming = false;
       claim_slot = false;
       release_claim_slot();
       continue;
@@ -400,6 +431,9 @@ std::optional<std::string> NodeSync::claim_body(const std::string& node, State& 
 asio::awaitable<bool> NodeSync::do_claim(std::string node, std::uint64_t epoch) {
   auto alive = alive_;
   std::string reason;
+  // Every step below checks that the claim still runs for this session (claim_pending: a
+  // newer connect superseded it), so the outcome is always reported for it.
+  const std::uint64_t session = find(node, epoch)->session_id;
   for (int attempt = 0; attempt < options_.max_claim_attempts; ++attempt) {
     if (attempt > 0) co_await sleep_for(std::chrono::milliseconds(100 * attempt));
     if (!*alive || stopped_) co_return false;
@@ -435,7 +469,7 @@ asio::awaitable<bool> NodeSync::do_claim(std::string node, std::uint64_t epoch) 
     s->last_write = Clock::now();
     if (generation == s->generation) s->dirty = false;
     claims_.inc();
-    claimed_(node, s->session_id, true, "");
+    claimed_(node, session, true, "");
     co_return true;
   }
   State* s = find(node, epoch);
@@ -443,7 +477,7 @@ asio::awaitable<bool> NodeSync::do_claim(std::string node, std::uint64_t epoch) 
     spdlog::warn("node {}: cannot claim its NodeSync record: {}", node, reason);
     s->owned = false;
     s->released = true;
-    claimed_(node, s->session_id, false, reason);
+    claimed_(node, session, false, reason);
   }
   co_return false;
 }

@@ -1,9 +1,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <edgehub/authz/names.hpp>
+#include <edgehub/authz/rules.hpp>
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/upstream.hpp>
 #include <edgehub/logging/logging.hpp>
 #include <edgehub/wire/builders.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <edgehub/wire/resource.hpp>
 #include <spdlog/spdlog.h>
 
@@ -73,8 +76,37 @@ UpstreamResult outcome(wire::Message m, bool ok) {
 
 // The request's content as an object: edgecore sends objects embedded, patches as strings.
 nlohmann::json content_object(const wire::Message& m) {
-  if (auto text = m.content_string()) return nlohmann::json::parse(*text, nullptr, false);
+  if (auto text = m.content_string()) {
+    return wire::parse_json_bounded(*text, wire::kMaxEdgeJsonDepth);
+  }
   return m.content_json();
+}
+
+// JSON for the API: what was checked is what is sent (the edge's text is not forwarded).
+// Strings came through a JSON parser, so nothing here is invalid UTF-8; replace, not throw,
+// all the same.
+std::string dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// A string member of edge-sent JSON; `fallback` when absent, empty when of another type (no
+// exception: nlohmann's value() throws on a type mismatch).
+std::string text_member(const nlohmann::json& j, const char* key, const std::string& fallback = {}) {
+  if (!j.is_object()) return fallback;
+  const auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  return it->is_string() ? it->get<std::string>() : std::string();
+}
+
+authz::Decision other_node(const Upstream::Call& c, std::string_view what) {
+  return authz::deny(authz::Reason::other_node, "node " + c.node + " may not " +
+                                                    std::string(what) + " " + c.resource.name);
+}
+
+authz::Decision not_bound(const Upstream::Call& c, const std::string& ns,
+                          const std::string& name) {
+  return authz::deny(authz::Reason::other_node,
+                     "pod " + ns + "/" + name + " is not bound to node " + c.node);
 }
 
 }  // namespace
@@ -106,8 +138,10 @@ Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry&
                                  "Edge requests handled, by operation, resource type and result.",
                                  {"operation", "type", "result"})),
       denied_(registry.counter("edgehub_upstream_denied_total",
-                               "Edge requests refused because the node may not touch the object.",
-                               {"type"})),
+                               "Edge requests refused by the node authorization rules (those of "
+                               "Kubernetes' Node authorizer and NodeRestriction), by type and "
+                               "reason.",
+                               {"type", "reason"})),
       admission_(make_admission(registry, limits)) {}
 
 // route() is plain code, so that none of its temporaries live in a coroutine frame: a request
@@ -166,6 +200,12 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
   } else if (type == "event") {
     r.handler = &Upstream::event;
   }
+  if (r.handler != nullptr) {
+    if (auto refused = check_names(r.call)) {
+      r.answer = std::move(refused);
+      r.handler = nullptr;
+    }
+  }
   if (r.handler == nullptr && !r.answer) {
     requests_
         .with({std::string(upstream_operation_label(op)), std::string(upstream_type_label(type)),
@@ -185,6 +225,40 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
   }
   if (r.answer) count(c, *r.answer);
   return r;
+}
+
+// A refusal: the Forbidden reply edgecore expects (an ObjectResp where it waits for an object,
+// else the bare StatusError), a counter with fixed labels, and a log line.
+UpstreamResult Upstream::refuse(const Call& c, std::string_view type,
+                                const authz::Decision& decision, std::string_view kind,
+                                bool object_resp, std::string_view group) {
+  denied_.with({std::string(type), std::string(authz::to_string(decision.reason))}).inc();
+  spdlog::warn("node {}: refused {} {}: {}", c.node, authz::printable(c.request.route.operation),
+               type, decision.message);
+  auto status = forbidden(decision.message, authz::printable(c.resource.name, 253),
+                          std::string(kind), std::string(group));
+  return failed(reply(c.request, object_resp ? wire::object_resp("null", status) : status));
+}
+
+// Every namespace and name an edge sends is a valid object name before it goes anywhere near
+// an API path (the kube::Client encodes path segments as well).
+std::optional<UpstreamResult> Upstream::check_names(const Call& c) {
+  auto valid = authz::object_name(c.resource.ns, c.resource.name);
+  if (valid) return std::nullopt;
+  const auto form = c.resource.form;
+  const bool device =
+      form == wire::ResourceForm::device_twin || form == wire::ResourceForm::device_state;
+  // Routed requests' types come from the fixed list route() knows: a label, not edge text.
+  auto refused = refuse(c, device ? "device" : c.resource.type, valid, device ? "devices" : "",
+                        c.resource.type != "configmap" && c.resource.type != "secret" && !device,
+                        device ? "devices.kubeedge.io" : "");
+  if (device && refused.reply) {
+    // devicetwin waits for its confirm (DeviceReports' shape), which this refusal ends.
+    refused.reply->route.source = std::string(wire::source::kDeviceController);
+    refused.reply->route.group = std::string(wire::group::kTwin);
+    refused.reply->route.resource = "twin";
+  }
+  return refused;
 }
 
 asio::awaitable<UpstreamResult> Upstream::device_report(Call& c) {
@@ -228,12 +302,10 @@ UpstreamResult node_inserted(const Upstream::Call& c, kube::Result<kube::Object>
 // waiting for the API holds its frame.
 asio::awaitable<UpstreamResult> Upstream::node_insert(Call& c) {
   if (c.resource.name != c.node) {
-    denied_.with({"node"}).inc();
-    co_return failed(
-        reply(c.request,
-              wire::object_resp(
-                  "null", forbidden("node " + c.node + " may not register node " + c.resource.name,
-                                    c.resource.name, "nodes"))));
+    co_return refuse(c, "node", other_node(c, "register node"), "nodes");
+  }
+  if (auto allowed = authz::node_create(c.node, content_object(c.request)); !allowed) {
+    co_return refuse(c, "node", allowed, "nodes");
   }
   auto created =
       co_await client_.create(kube::resources::nodes(), "", own_object(c, "v1", "Node"), kStatus);
@@ -245,12 +317,23 @@ asio::awaitable<UpstreamResult> Upstream::node_insert(Call& c) {
   co_return r;
 }
 
+// The labels of the node's Node as stored, for the label rules; null when the patch changes
+// none (no read needed) or the Node cannot be read (every changed label then counts as new).
+asio::awaitable<nlohmann::json> Upstream::node_labels(const std::string& node,
+                                                      const nlohmann::json& patch) {
+  if (!authz::patch_touches_labels(patch)) co_return nlohmann::json();
+  auto current = co_await client_.get(kube::resources::nodes(), "", node, kStatus);
+  if (!current) co_return nlohmann::json();
+  const auto object = current->json();
+  if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) {
+    co_return nlohmann::json();
+  }
+  co_return object["metadata"].value("labels", nlohmann::json());
+}
+
 asio::awaitable<UpstreamResult> Upstream::node_update(Call& c) {
   if (c.resource.name != c.node) {
-    denied_.with({"node"}).inc();
-    co_return failed(
-        reply(c.request, forbidden("node " + c.node + " may not update node " + c.resource.name,
-                                   c.resource.name, "nodes")));
+    co_return refuse(c, "node", other_node(c, "update node"), "nodes", false);
   }
   // Edged updates labels and annotations this way; apply just those, so a stale copy of the
   // Node cannot overwrite what others changed.
@@ -261,8 +344,14 @@ asio::awaitable<UpstreamResult> Upstream::node_update(Call& c) {
       if (body["metadata"].contains(key)) patch["metadata"][key] = body["metadata"][key];
     }
   }
+  const auto old_labels = co_await node_labels(c.node, patch);
+  const auto& new_labels = patch["metadata"].contains("labels") ? patch["metadata"]["labels"]
+                                                                : nlohmann::json();
+  if (auto allowed = authz::node_labels_update(old_labels, new_labels); !allowed) {
+    co_return refuse(c, "node", allowed, "nodes", false);
+  }
   auto patched = co_await client_.patch(kube::resources::nodes(), "", c.node,
-                                        kube::PatchType::Merge, patch.dump(), kStatus);
+                                        kube::PatchType::Merge, dump(patch), kStatus);
   co_return outcome(reply(c.request, patched ? json_string(wire::kContentOK)
                                              : status_error(patched.error(), c.node, "nodes")),
                     static_cast<bool>(patched));
@@ -270,16 +359,16 @@ asio::awaitable<UpstreamResult> Upstream::node_update(Call& c) {
 
 asio::awaitable<UpstreamResult> Upstream::node_patch(Call& c) {
   if (c.resource.name != c.node) {
-    denied_.with({"nodepatch"}).inc();
-    co_return failed(reply(
-        c.request, wire::object_resp("null", forbidden("node " + c.node + " may not patch node " +
-                                                           c.resource.name,
-                                                       c.resource.name, "nodes"))));
+    co_return refuse(c, "nodepatch", other_node(c, "patch node"), "nodes");
   }
-  auto body = c.request.content_string();
+  // What is checked is what is sent: the patch as parsed, not the edge's text.
+  const auto patch = content_object(c.request);
+  const auto old_labels = co_await node_labels(c.node, patch);
+  if (auto allowed = authz::node_status_patch(patch, old_labels); !allowed) {
+    co_return refuse(c, "nodepatch", allowed, "nodes");
+  }
   auto patched = co_await client_.patch_status(kube::resources::nodes(), "", c.node,
-                                               kube::PatchType::StrategicMerge,
-                                               body ? *body : c.request.content);
+                                               kube::PatchType::StrategicMerge, dump(patch));
   if (!patched) {
     co_return failed(reply(
         c.request, wire::object_resp("null", status_error(patched.error(), c.node, "nodes"))));
@@ -289,19 +378,19 @@ asio::awaitable<UpstreamResult> Upstream::node_patch(Call& c) {
 }
 
 asio::awaitable<UpstreamResult> Upstream::node_status_legacy(Call& c) {
-  const auto body = content_object(c.request);
-  if (c.resource.name != c.node || !body.is_object() || !body.contains("Status")) {
-    co_return failed(reply(
-        c.request,
-        c.resource.name != c.node
-            ? forbidden("node " + c.node + " may not update node " + c.resource.name,
-                        c.resource.name, "nodes")
-            : wire::status_error(
-                  {.reason = "BadRequest", .code = 400, .message = "nodestatus needs a Status"})));
+  if (c.resource.name != c.node) {
+    co_return refuse(c, "nodestatus", other_node(c, "update node"), "nodes", false);
   }
+  const auto body = content_object(c.request);
+  if (!body.is_object() || !body.contains("Status") || !body["Status"].is_object()) {
+    co_return failed(reply(c.request, wire::status_error({.reason = "BadRequest",
+                                                          .code = 400,
+                                                          .message = "nodestatus needs a Status"})));
+  }
+  // Status only, by construction.
   const nlohmann::json patch = {{"status", body["Status"]}};
   auto patched = co_await client_.patch_status(kube::resources::nodes(), "", c.node,
-                                               kube::PatchType::Merge, patch.dump());
+                                               kube::PatchType::Merge, dump(patch));
   co_return outcome(reply(c.request, patched ? json_string(wire::kContentOK)
                                              : status_error(patched.error(), c.node, "nodes")),
                     static_cast<bool>(patched));
@@ -331,12 +420,11 @@ UpstreamResult lease_answered(const Upstream::Call& c, const kube::Result<kube::
 asio::awaitable<UpstreamResult> Upstream::lease(Call& c) {
   const auto& op = c.request.route.operation;
   if (c.resource.ns != "kube-node-lease" || c.resource.name != c.node) {
-    denied_.with({"lease"}).inc();
-    co_return failed(reply(
-        c.request,
-        wire::object_resp(
-            "null", forbidden("node " + c.node + " may only use its own lease in kube-node-lease",
-                              c.resource.name, "leases", "coordination.k8s.io"))));
+    co_return refuse(c, "lease",
+                     authz::deny(authz::Reason::other_node,
+                                 "node " + c.node +
+                                     " may only use its own lease in kube-node-lease"),
+                     "leases", true, "coordination.k8s.io");
   }
   kube::Result<kube::Object> answer = kube::make_error(ErrorKind::Internal, "unreachable");
   if (op == "query") {
@@ -363,16 +451,14 @@ asio::awaitable<UpstreamResult> Upstream::pod_patch(Call& c) {
   const auto& ns = c.resource.ns;
   const auto& name = c.resource.name;
   if (!co_await pod_is_on_node(c.node, ns, name)) {
-    denied_.with({"podpatch"}).inc();
-    co_return failed(
-        reply(c.request, wire::object_resp("null", forbidden("pod " + ns + "/" + name +
-                                                                 " is not bound to node " + c.node,
-                                                             name, "pods"))));
+    co_return refuse(c, "podpatch", not_bound(c, ns, name), "pods");
   }
-  auto body = c.request.content_string();
+  const auto patch = content_object(c.request);
+  if (auto allowed = authz::pod_status_patch(patch); !allowed) {
+    co_return refuse(c, "podpatch", allowed, "pods");
+  }
   auto patched = co_await client_.patch_status(kube::resources::pods(), ns, name,
-                                               kube::PatchType::StrategicMerge,
-                                               body ? *body : c.request.content);
+                                               kube::PatchType::StrategicMerge, dump(patch));
   if (!patched) {
     co_return failed(
         reply(c.request, wire::object_resp("null", status_error(patched.error(), name, "pods"))));
@@ -393,16 +479,24 @@ asio::awaitable<UpstreamResult> Upstream::pod_status_legacy(Call& c) {
   }
   for (const auto& item : body) {
     if (!item.is_object()) continue;
-    const std::string name = item.value("Name", c.resource.name);
-    if (name.empty() || !co_await pod_is_on_node(c.node, c.resource.ns, name)) {
-      denied_.with({"podstatus"}).inc();
-      co_return failed(reply(c.request, forbidden("pod " + c.resource.ns + "/" + name +
-                                                      " is not bound to node " + c.node,
-                                                  name, "pods")));
+    const auto& named = item.contains("Name") ? item["Name"] : nlohmann::json();
+    const std::string name = named.is_string() ? named.get<std::string>() : c.resource.name;
+    // A name from the content, not the resource: checked like the resource's.
+    if (auto valid = authz::object_name({}, name); !valid || name.empty()) {
+      co_return refuse(c, "podstatus",
+                       valid ? authz::deny(authz::Reason::invalid_name, "a pod needs a name")
+                             : valid,
+                       "pods", false);
+    }
+    if (!co_await pod_is_on_node(c.node, c.resource.ns, name)) {
+      co_return refuse(c, "podstatus", not_bound(c, c.resource.ns, name), "pods", false);
     }
     const nlohmann::json patch = {{"status", item.value("Status", nlohmann::json::object())}};
+    if (auto allowed = authz::pod_status_patch(patch); !allowed) {
+      co_return refuse(c, "podstatus", allowed, "pods", false);
+    }
     auto patched = co_await client_.patch_status(kube::resources::pods(), c.resource.ns, name,
-                                                 kube::PatchType::Merge, patch.dump());
+                                                 kube::PatchType::Merge, dump(patch));
     if (!patched) {
       co_return failed(reply(c.request, status_error(patched.error(), name, "pods")));
     }
@@ -411,35 +505,18 @@ asio::awaitable<UpstreamResult> Upstream::pod_status_legacy(Call& c) {
 }
 
 asio::awaitable<UpstreamResult> Upstream::pod(Call& c) {
+  if (c.request.route.operation == "insert") co_return co_await mirror_pod(c);
   const auto& ns = c.resource.ns;
   const auto& name = c.resource.name;
-  if (c.request.route.operation == "insert") {
-    // A mirror (static) pod: only for this node.
-    auto body = content_object(c.request);
-    const bool mine = body.is_object() && body.contains("spec") && body["spec"].is_object() &&
-                      body["spec"].value("nodeName", "") == c.node;
-    if (!mine) {
-      denied_.with({"pod"}).inc();
-      co_return failed(
-          reply(c.request,
-                wire::object_resp(
-                    "null", forbidden("node " + c.node + " may only create pods bound to itself",
-                                      name, "pods"))));
-    }
-    body["apiVersion"] = "v1";
-    body["kind"] = "Pod";
-    auto created = co_await client_.create(kube::resources::pods(), ns, body.dump(), kStatus);
-    co_return outcome(
-        reply(c.request,
-              created ? wire::object_resp(created->raw)
-                      : wire::object_resp("null", status_error(created.error(), name, "pods"))),
-        static_cast<bool>(created));
+  // The pod as stored decides (NodeRestriction reads it too), and its UID becomes the delete's
+  // precondition: a pod of another node made under the same name meanwhile is not deleted.
+  auto current = co_await client_.get(kube::resources::pods(), ns, name, kStatus);
+  if (!current && current.error().is(ErrorKind::NotFound)) {
+    co_return succeeded(reply(c.request, json_string(wire::kContentOK)));
   }
-  if (!co_await pod_is_on_node(c.node, ns, name)) {
-    denied_.with({"pod"}).inc();
-    co_return failed(reply(
-        c.request,
-        forbidden("pod " + ns + "/" + name + " is not bound to node " + c.node, name, "pods")));
+  if (!current) co_return failed(reply(c.request, status_error(current.error(), name, "pods")));
+  if (current->node_name != c.node) {
+    co_return refuse(c, "pod", not_bound(c, ns, name), "pods", false);
   }
   kube::DeleteOptions options;
   if (auto uid = c.request.content_string()) {
@@ -449,15 +526,46 @@ asio::awaitable<UpstreamResult> Upstream::pod(Call& c) {
       options.grace_period_seconds = g->get<std::int64_t>();
     }
     if (auto p = j.find("preconditions"); p != j.end() && p->is_object()) {
-      options.precondition_uid = p->value("uid", "");
-      options.precondition_resource_version = p->value("resourceVersion", "");
+      options.precondition_uid = text_member(*p, "uid");
+      options.precondition_resource_version = text_member(*p, "resourceVersion");
     }
   }
+  if (options.precondition_uid.empty()) options.precondition_uid = current->meta.uid;
   auto removed = co_await client_.remove(kube::resources::pods(), ns, name, options);
   const bool gone = removed || removed.error().is(ErrorKind::NotFound);
   co_return outcome(reply(c.request, gone ? json_string(wire::kContentOK)
                                           : status_error(removed.error(), name, "pods")),
                     gone);
+}
+
+asio::awaitable<UpstreamResult> Upstream::mirror_pod(Call& c) {
+  const auto& ns = c.resource.ns;
+  const auto& name = c.resource.name;
+  auto body = content_object(c.request);
+  const auto& metadata = body.is_object() && body.contains("metadata") ? body["metadata"]
+                                                                       : nlohmann::json();
+  if (name.empty() || ns.empty() || !metadata.is_object() ||
+      text_member(metadata, "name", name) != name ||
+      text_member(metadata, "namespace", ns) != ns) {
+    co_return refuse(c, "pod",
+                     authz::deny(authz::Reason::invalid_body,
+                                 "the pod's metadata must name the pod of the resource"),
+                     "pods");
+  }
+  // The owner reference must carry the Node's UID: read it.
+  auto node = co_await client_.get(kube::resources::nodes(), "", c.node, kStatus);
+  const std::string node_uid = node ? node->meta.uid : std::string();
+  if (auto allowed = authz::mirror_pod_create(c.node, node_uid, body); !allowed) {
+    co_return refuse(c, "pod", allowed, "pods");
+  }
+  body["apiVersion"] = "v1";
+  body["kind"] = "Pod";
+  auto created = co_await client_.create(kube::resources::pods(), ns, dump(body), kStatus);
+  co_return outcome(
+      reply(c.request,
+            created ? wire::object_resp(created->raw)
+                    : wire::object_resp("null", status_error(created.error(), name, "pods"))),
+      static_cast<bool>(created));
 }
 
 asio::awaitable<UpstreamResult> Upstream::config_query(Call& c) {
@@ -466,12 +574,11 @@ asio::awaitable<UpstreamResult> Upstream::config_query(Call& c) {
   const auto& ns = c.resource.ns;
   const auto& name = c.resource.name;
   if (!index_.references(c.node, secret ? RefKind::secret : RefKind::configmap, ns, name)) {
-    denied_.with({c.resource.type}).inc();
-    spdlog::info("node {}: refused {} {}/{}: no pod on the node references it", c.node,
-                 c.resource.type, ns, name);
-    co_return failed(reply(c.request, forbidden("no pod bound to node " + c.node + " references " +
-                                                    c.resource.type + " " + ns + "/" + name,
-                                                name, kind)));
+    co_return refuse(c, secret ? "secret" : "configmap",
+                     authz::deny(authz::Reason::other_node,
+                                 "no pod bound to node " + c.node + " references " +
+                                     c.resource.type + " " + ns + "/" + name),
+                     kind, false);
   }
   const auto resource = secret ? kube::resources::secrets() : kube::resources::configmaps();
   auto object = co_await client_.get(resource, ns, name, kBulk);
@@ -485,17 +592,19 @@ asio::awaitable<UpstreamResult> Upstream::config_query(Call& c) {
 asio::awaitable<UpstreamResult> Upstream::service_account_token(Call& c) {
   const auto& ns = c.resource.ns;
   const auto& sa = c.resource.name;
-  if (!index_.uses_service_account(c.node, ns, sa)) {
-    denied_.with({"serviceaccounttoken"}).inc();
-    co_return failed(reply(c.request, forbidden("no pod bound to node " + c.node +
-                                                    " uses service account " + ns + "/" + sa,
-                                                sa, "serviceaccounts")));
+  // Never the edge's TokenRequest: one built from the checked binding, expiry and audiences.
+  const auto request = content_object(c.request);
+  const auto pod_name = authz::bound_pod_name(request);
+  nlohmann::json pod;
+  if (!pod_name.empty()) {
+    auto found = co_await client_.get(kube::resources::pods(), ns, pod_name, kStatus);
+    if (found) pod = found->json();
   }
-  auto body = content_object(c.request);
-  if (!body.is_object()) body = nlohmann::json::object();
-  body["apiVersion"] = "authentication.k8s.io/v1";
-  body["kind"] = "TokenRequest";
-  auto token = co_await client_.create_token(ns, sa, body.dump());
+  auto token_request = authz::token_request(c.node, ns, sa, request, pod);
+  if (!token_request.decision) {
+    co_return refuse(c, "serviceaccounttoken", token_request.decision, "serviceaccounts", false);
+  }
+  auto token = co_await client_.create_token(ns, sa, dump(token_request.body));
   co_return outcome(
       reply(c.request, token ? token->raw : status_error(token.error(), sa, "serviceaccounts")),
       static_cast<bool>(token));
@@ -505,11 +614,24 @@ asio::awaitable<UpstreamResult> Upstream::event(Call& c) {
   // Events are best effort and unanswered (cloudcore answers nothing either).
   if (c.request.route.operation != "insert") co_return UpstreamResult{};
   auto body = content_object(c.request);
-  if (!body.is_object()) co_return UpstreamResult{.failed = true};
+  if (!body.is_object()) {
+    spdlog::info("node {}: event refused: not a JSON object nested at most {} deep", c.node,
+                 wire::kMaxEdgeJsonDepth);
+    co_return UpstreamResult{.failed = true};
+  }
+  auto subject = authz::event_subject(c.node, c.resource.ns, body, c.request.content.size());
+  if (subject.decision && !subject.node &&
+      !co_await pod_is_on_node(c.node, c.resource.ns, subject.pod_name)) {
+    subject.decision = not_bound(c, c.resource.ns, subject.pod_name);
+  }
+  if (!subject.decision) {
+    auto refused = refuse(c, "event", subject.decision, "events", false);
+    refused.reply.reset();  // no answer, as for every event
+    co_return refused;
+  }
   body["apiVersion"] = "v1";
   body["kind"] = "Event";
-  auto created =
-      co_await client_.create(kube::resources::events(), c.resource.ns, body.dump(), kBulk);
+  auto created = co_await client_.create(kube::resources::events(), c.resource.ns, dump(body), kBulk);
   UpstreamResult r;
   if (!created && !created.error().is(ErrorKind::AlreadyExists)) {
     spdlog::debug("node {}: event not recorded: {}", c.node, created.error().describe());

@@ -145,10 +145,10 @@ void Upstream::submit(std::string node, wire::Message request, Done done) {
   }
   const auto bytes = held_bytes(routed.call);
   if (a.queue.waiting_bytes() + bytes > a.limits.max_waiting_bytes) {
-    return refuse(routed.call, done, "queue_bytes");
+    return refuse_busy(routed.call, done, "queue_bytes");
   }
   if (a.queue.waiting(who) >= a.limits.max_waiting_per_node) {
-    return refuse(routed.call, done, "node_queue");
+    return refuse_busy(routed.call, done, "node_queue");
   }
   const auto level = priority(routed.handler);
   a.queue.push(who, level, Waiting{std::move(routed.call), routed.handler, std::move(done)}, bytes);
@@ -157,7 +157,7 @@ void Upstream::submit(std::string node, wire::Message request, Done done) {
 
 // Answered like the API server's own throttling (429), so that the edge retries later; the
 // request is not handled.
-void Upstream::refuse(const Call& c, const Done& done, std::string_view why) {
+void Upstream::refuse_busy(const Call& c, const Done& done, std::string_view why) {
   auto& a = *admission_;
   a.refused.with({std::string(why)}).inc();
   requests_

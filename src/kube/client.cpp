@@ -1,4 +1,5 @@
 #include <cctype>
+#include <edgehub/wire/json_safe.hpp>
 #include <nlohmann/json.hpp>
 
 #include "transport.hpp"
@@ -135,7 +136,7 @@ Client::Task<Object> Client::create(Resource res, std::string ns, std::string bo
 Client::Task<Object> Client::update(Resource res, std::string ns, std::string name,
                                     std::string body, RequestOptions opt) {
   if (!opt.resource_version.empty()) {
-    auto j = nlohmann::json::parse(body, nullptr, false);
+    auto j = wire::parse_json_bounded(body, wire::kMaxApiJsonDepth);
     if (!j.is_object()) co_return make_error(ErrorKind::BadRequest, "update body is not a JSON object");
     j["metadata"]["resourceVersion"] = opt.resource_version;
     body = j.dump();

@@ -1,5 +1,6 @@
 #include <edgehub/kube/error.hpp>
 
+#include <edgehub/wire/json_safe.hpp>
 #include <nlohmann/json.hpp>
 
 #include <charconv>
@@ -137,7 +138,7 @@ Error error_from_response(int http_status, std::string_view body,
   Error e;
   e.http_status = http_status;
   e.kind = kind_from_code(http_status);
-  auto j = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+  auto j = wire::parse_json_bounded(body, wire::kMaxApiJsonDepth);
   if (!apply_status(j, e)) {
     e.message = "HTTP " + std::to_string(http_status) + " with a body that is not a Status";
     if (!body.empty()) e.message += ": " + excerpt(body);
@@ -151,7 +152,7 @@ Error error_from_response(int http_status, std::string_view body,
 
 Error error_from_status_json(std::string_view status_json, int fallback_http_status) {
   Error e;
-  auto j = nlohmann::json::parse(status_json.begin(), status_json.end(), nullptr, false);
+  auto j = wire::parse_json_bounded(status_json, wire::kMaxApiJsonDepth);
   if (!apply_status(j, e)) {
     e.http_status = fallback_http_status;
     e.kind = kind_from_code(fallback_http_status);

@@ -1,4 +1,5 @@
 #include <edgehub/kube/object.hpp>
+#include <edgehub/wire/json_safe.hpp>
 
 #include "json_scan.hpp"
 
@@ -6,7 +7,7 @@
 
 namespace edgehub::kube {
 
-nlohmann::json Object::json() const { return nlohmann::json::parse(raw, nullptr, false); }
+nlohmann::json Object::json() const { return wire::parse_json_bounded(raw, wire::kMaxApiJsonDepth); }
 
 std::string Object::key() const {
   if (meta.namespace_.empty()) return meta.name;

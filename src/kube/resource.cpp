@@ -2,24 +2,34 @@
 
 namespace edgehub::kube {
 
+// Namespaces, names and subresources are percent-encoded, so that `?`, `#` or `%` in one
+// cannot start a query or change another segment. The API server decodes the whole path
+// before splitting it, so an encoded `/` is still a `/` there: callers must validate names
+// (authz::is_dns1123_subdomain) before; this is the second wall.
 std::string Resource::path(std::string_view ns, std::string_view name,
                            std::string_view subresource) const {
   std::string out = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
   if (namespaced && !ns.empty()) {
     out += "/namespaces/";
-    out += ns;
+    out += path_segment(ns);
   }
   out += '/';
   out += plural;
   if (!name.empty()) {
     out += '/';
-    out += name;
+    out += path_segment(name);
     if (!subresource.empty()) {
       out += '/';
-      out += subresource;
+      out += path_segment(subresource);
     }
   }
   return out;
+}
+
+std::string path_segment(std::string_view segment) {
+  // `.` and `..` are unreserved characters but name the directory and its parent.
+  if (segment == "." || segment == "..") return segment == "." ? "%2E" : "%2E%2E";
+  return url_encode(segment);
 }
 
 namespace resources {

@@ -25,6 +25,7 @@ constexpr std::uint8_t kAlert = 21, kHandshake = 22, kApplicationData = 23;
 constexpr std::uint8_t kKeyUpdate = 24;
 constexpr unsigned kMaxRecordsWithoutData = 32;    // as OpenSSL's limit on empty records
 constexpr std::uint64_t kRekeyAfter = 1ull << 23;  // records per write key (§5.5)
+constexpr std::uint8_t kCloseNotify = 0, kUserCanceled = 90;
 
 // Failures of the record layer; a received alert is alert_base + its description.
 enum Failure {
@@ -82,20 +83,48 @@ struct CipherCtxFree {
 
 // One context per thread and direction, re-keyed for each record: a connection keeps only
 // its keys (an EVP_CIPHER_CTX with its key schedule is ~1 KB). Null if OpenSSL has no memory.
-EVP_CIPHER_CTX* thread_ctx(bool sealing) {
-  thread_local std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> seal(EVP_CIPHER_CTX_new());
-  thread_local std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> open(EVP_CIPHER_CTX_new());
-  return sealing ? seal.get() : open.get();
+// `keyed_by`: the connection whose key schedule the context holds now.
+struct ThreadCtx {
+  std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx{EVP_CIPHER_CTX_new()};
+  const void* keyed_by = nullptr;
+};
+
+ThreadCtx& thread_ctx(bool sealing) {
+  thread_local ThreadCtx seal, open;
+  return sealing ? seal : open;
 }
 
-// Keys `ctx` for one record. The cipher is passed only when the context has another one:
-// passing it again would free and re-create the provider's context on every record.
-bool key_record(EVP_CIPHER_CTX* ctx, const EVP_CIPHER* cipher, const unsigned char* key,
-                const unsigned char* nonce, bool sealing) {
-  if (ctx == nullptr) return false;
+// Keys this thread's context for one record of `owner`. The cipher is passed only when the
+// context has another one: passing it again would free and re-create the provider's context
+// on every record.
+EVP_CIPHER_CTX* key_record(const void* owner, const EVP_CIPHER* cipher,
+                           const unsigned char* key, const unsigned char* nonce, bool sealing) {
+  ThreadCtx& t = thread_ctx(sealing);
+  EVP_CIPHER_CTX* ctx = t.ctx.get();
+  if (ctx == nullptr) return nullptr;
+  t.keyed_by = owner;
   const EVP_CIPHER* use = EVP_CIPHER_CTX_get0_cipher(ctx) == cipher ? nullptr : cipher;
-  return sealing ? EVP_EncryptInit_ex2(ctx, use, key, nonce, nullptr) == 1
-                 : EVP_DecryptInit_ex2(ctx, use, key, nonce, nullptr) == 1;
+  const bool ok = sealing ? EVP_EncryptInit_ex2(ctx, use, key, nonce, nullptr) == 1
+                          : EVP_DecryptInit_ex2(ctx, use, key, nonce, nullptr) == 1;
+  return ok ? ctx : nullptr;
+}
+
+// A connection going away leaves no key schedule of its own behind in this thread's
+// contexts: they are keyed with zeros instead (one key expansion; the cipher stays). A
+// connection destroyed on another thread than its last record's leaves that thread's
+// context as it is until the next record there re-keys it.
+void forget_keys(const void* owner, const EVP_CIPHER* cipher) {
+  static const std::array<unsigned char, 32> zero_key{};
+  static const std::array<unsigned char, 12> zero_iv{};
+  for (const bool sealing : {true, false}) {
+    ThreadCtx& t = thread_ctx(sealing);
+    if (t.keyed_by != owner || t.ctx == nullptr) continue;
+    if (key_record(nullptr, cipher, zero_key.data(), zero_iv.data(), sealing) == nullptr) {
+      EVP_CIPHER_CTX_reset(t.ctx.get());  // the cipher is re-fetched at the next record
+      drain_openssl_errors();
+    }
+    t.keyed_by = nullptr;
+  }
 }
 
 // HKDF-Expand-Label(secret, label, "", length) (§7.1).
@@ -133,7 +162,12 @@ std::array<unsigned char, 12> nonce(const std::array<unsigned char, 12>& iv, std
   return n;
 }
 
-void release(std::vector<unsigned char>& buffer) { std::vector<unsigned char>().swap(buffer); }
+// Frees a record buffer; what it held (plaintext, once a record is opened in place) is
+// wiped first.
+void release(std::vector<unsigned char>& buffer) {
+  OPENSSL_cleanse(buffer.data(), buffer.size());
+  std::vector<unsigned char>().swap(buffer);
+}
 
 // A connection's two application traffic secrets (traffic secret 0, §7.1), as OpenSSL's key
 // log hands them over; held in the SSL's ex_data until taken. Wiped when destroyed.
@@ -230,27 +264,34 @@ std::optional<Tls13Records::Suite> Tls13Records::suite(std::uint16_t id) {
   return Suite{k->cipher, k->digest, static_cast<std::size_t>(EVP_CIPHER_get_key_length(k->cipher))};
 }
 
+std::atomic<std::uint64_t> Tls13Records::rekey_default_{kRekeyAfter};
+
 Tls13Records::Tls13Records(const Suite& suite, std::size_t secret_length)
-    : suite_(suite), secret_length_(secret_length) {}
+    : suite_(suite), secret_length_(secret_length), rekey_after_(rekey_default_.load()) {}
 
 std::unique_ptr<Tls13Records> Tls13Records::create(const Suite& suite,
                                                    const std::vector<unsigned char>& client_secret,
-                                                   const std::vector<unsigned char>& server_secret) {
+                                                   const std::vector<unsigned char>& server_secret,
+                                                   bool server) {
   const auto length = static_cast<std::size_t>(EVP_MD_get_size(suite.digest));
   if (client_secret.size() != length || server_secret.size() != length ||
       length > EVP_MAX_MD_SIZE || suite.key_length > Direction{}.key.size()) {
     return nullptr;
   }
   std::unique_ptr<Tls13Records> records(new Tls13Records(suite, length));
-  // This end is the server: it reads with the client's secret.
-  if (!records->install(records->read_, client_secret.data()) ||
-      !records->install(records->write_, server_secret.data())) {
+  const auto& read_secret = server ? client_secret : server_secret;
+  const auto& write_secret = server ? server_secret : client_secret;
+  if (!records->install(records->read_, read_secret.data()) ||
+      !records->install(records->write_, write_secret.data())) {
     return nullptr;
   }
   return records;
 }
 
 Tls13Records::~Tls13Records() {
+  forget_keys(this, suite_.cipher);
+  release(in_);
+  release(out_);
   OPENSSL_cleanse(&read_, sizeof(read_));
   OPENSSL_cleanse(&write_, sizeof(write_));
 }
@@ -276,9 +317,10 @@ bool Tls13Records::next_generation(Direction& d) {
   return ok;
 }
 
-bool Tls13Records::seal(std::uint8_t type, const unsigned char* plain, std::size_t size) {
+bool Tls13Records::seal(std::uint8_t type, const unsigned char* plain, std::size_t size,
+                        std::size_t padding) {
   if (write_.sequence == UINT64_MAX) return false;
-  const std::size_t inner = size + 1;
+  const std::size_t inner = size + 1 + padding;
   const std::size_t length = inner + kTag;
   const std::size_t at = out_.size();
   out_.resize(at + kHeader + length);
@@ -289,17 +331,21 @@ bool Tls13Records::seal(std::uint8_t type, const unsigned char* plain, std::size
   header[3] = static_cast<unsigned char>(length >> 8);
   header[4] = static_cast<unsigned char>(length);
   unsigned char* body = header + kHeader;
-  EVP_CIPHER_CTX* ctx = thread_ctx(true);
   const auto iv = nonce(write_.iv, write_.sequence);
+  EVP_CIPHER_CTX* ctx = key_record(this, suite_.cipher, write_.key.data(), iv.data(), true);
   int outl = 0, written = 0;
-  bool ok = key_record(ctx, suite_.cipher, write_.key.data(), iv.data(), true) &&
-            EVP_EncryptUpdate(ctx, nullptr, &outl, header, kHeader) == 1;
+  bool ok = ctx != nullptr && EVP_EncryptUpdate(ctx, nullptr, &outl, header, kHeader) == 1;
   if (ok && size > 0) {
     ok = EVP_EncryptUpdate(ctx, body, &outl, plain, static_cast<int>(size)) == 1;
     written += ok ? outl : 0;
   }
   ok = ok && EVP_EncryptUpdate(ctx, body + written, &outl, &type, 1) == 1;
   written += ok ? outl : 0;
+  if (ok && padding > 0) {  // only tests pad (Tls13RecordsSeam)
+    const std::vector<unsigned char> zeros(padding);
+    ok = EVP_EncryptUpdate(ctx, body + written, &outl, zeros.data(), static_cast<int>(padding)) == 1;
+    written += ok ? outl : 0;
+  }
   ok = ok && EVP_EncryptFinal_ex(ctx, body + written, &outl) == 1;
   written += ok ? outl : 0;
   ok = ok && static_cast<std::size_t>(written) == inner &&
@@ -368,7 +414,7 @@ Step Tls13Records::write(int fd, const void* data, std::size_t size, std::size_t
     if (take == 0) return Step::done;
     // Our KeyUpdate, under the current key, before our next data (§4.6.3): owed to the peer,
     // or due after 2^23 records.
-    if (key_update_owed_ || write_.sequence >= kRekeyAfter) {
+    if (key_update_owed_ || write_.sequence >= rekey_after_) {
       const unsigned char update[] = {kKeyUpdate, 0, 0, 1, 0};  // update_not_requested
       if (!seal(kHandshake, update, sizeof update) || !next_generation(write_)) {
         return stop(fd, ec, crypto_failure);
@@ -403,10 +449,10 @@ int Tls13Records::open(std::size_t record_size, std::uint8_t& type) {
   const std::size_t sealed = record_size - kHeader - kTag;  // the caller checked the length
   if (read_.sequence == UINT64_MAX) return sequence_exhausted;
   unsigned char* body = header + kHeader;
-  EVP_CIPHER_CTX* ctx = thread_ctx(false);
   const auto iv = nonce(read_.iv, read_.sequence);
+  EVP_CIPHER_CTX* ctx = key_record(this, suite_.cipher, read_.key.data(), iv.data(), false);
   int outl = 0;
-  bool ok = key_record(ctx, suite_.cipher, read_.key.data(), iv.data(), false) &&
+  bool ok = ctx != nullptr &&
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTag, body + sealed) == 1 &&
             EVP_DecryptUpdate(ctx, nullptr, &outl, header, kHeader) == 1 &&
             EVP_DecryptUpdate(ctx, body, &outl, body, static_cast<int>(sealed)) == 1;
@@ -487,8 +533,17 @@ Step Tls13Records::read(int fd, void* data, std::size_t size, std::size_t& n, er
       const unsigned char* content = in_.data() + plain_begin_;
       const std::size_t content_size = plain_end_ - plain_begin_;
       if (type == kAlert) {
+        // §5.1: an alert record holds exactly one alert; none at all is unexpected_message.
+        if (content_size == 0) return stop(fd, ec, unexpected_message);
         if (content_size != 2) return stop(fd, ec, decode_error);
-        if (content[1] != 0) {  // the peer's error: nothing to answer
+        if (content[1] == kUserCanceled) {
+          // A closure alert (§6.1), not an error: its close_notify is to follow. It counts
+          // among the records without data, so a peer cannot send them without end.
+          plain_begin_ = plain_end_ = 0;
+          release(in_);
+          continue;
+        }
+        if (content[1] != kCloseNotify) {  // the peer's error: nothing to answer
           ec.assign(alert_base + content[1], record_category());
           failed_ = ec;
           plain_begin_ = plain_end_ = 0;

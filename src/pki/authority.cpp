@@ -2,10 +2,14 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <edgehub/net/tls_context.hpp>
 #include <edgehub/pki/authority.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -30,15 +34,45 @@ std::string hex(const unsigned char* data, std::size_t n) {
   return out;
 }
 
+// Writes `text` to `path` so that no other user can ever read it and a crash leaves either the
+// old file or the new one: a fresh temporary created with its final mode (O_EXCL: not a file
+// someone placed there; O_NOFOLLOW: not through a link), written, flushed to disk, renamed
+// over `path`, and the directory flushed so the rename survives a power loss.
 void write_file(const std::string& path, const std::string& text, mode_t mode) {
   const auto tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw PkiError(path + ": cannot be written");
-    out << text;
+  ::unlink(tmp.c_str());  // a leftover of a crash; O_EXCL below refuses anything put back
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) throw PkiError(path + ": cannot be created: " + std::strerror(errno));
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw PkiError(path + ": " + what + ": " + std::strerror(err));
+  };
+  if (::fchmod(fd, mode) != 0) fail("cannot set its mode");  // the umask narrowed it
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("cannot be written");
+    done += static_cast<std::size_t>(n);
   }
-  ::chmod(tmp.c_str(), mode);
-  std::filesystem::rename(tmp, path);
+  if (::fsync(fd) != 0) fail("cannot be flushed");
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    throw PkiError(path + ": cannot be closed: " + std::strerror(errno));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw PkiError(path + ": cannot be renamed into place: " + std::strerror(err));
+  }
+  const auto dir = std::filesystem::path(path).parent_path();
+  const int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
 }
 
 bool server_cert_covers(const std::string& file, const std::vector<std::string>& names,
@@ -159,7 +193,7 @@ DevPkiResult init_dev_pki(const DevPkiOptions& options) {
   if (fs::exists(r.ca_cert_file) && fs::exists(r.ca_key_file)) {
     ca.emplace(CertificateAuthority::load(r.ca_cert_file, r.ca_key_file));
   } else {
-    ca.emplace(CertificateAuthority::create("edgehub dev CA"));
+    ca.emplace(CertificateAuthority::create("edgehub dev CA", kCaValidity));
     write_file(r.ca_key_file, ca->key_pem(), 0600);
     write_file(r.ca_cert_file, ca->cert_pem(), 0644);
     r.created_ca = true;

@@ -2,6 +2,9 @@
 
 #include <edgehub/net/tls_context.hpp>
 #include <edgehub/pki/authority.hpp>
+#include <edgehub/pki/node_identity.hpp>
+
+#include <algorithm>
 
 namespace edgehub::pki {
 
@@ -16,6 +19,10 @@ std::vector<std::string> subject_entries(X509_NAME* name, int nid) {
   for (int i = X509_NAME_get_index_by_NID(name, nid, -1); i >= 0;
        i = X509_NAME_get_index_by_NID(name, nid, i)) {
     ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+    if (data == nullptr || ASN1_STRING_get0_data(data) == nullptr) {
+      out.emplace_back();
+      continue;
+    }
     out.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
                      static_cast<std::size_t>(ASN1_STRING_length(data)));
   }
@@ -31,6 +38,7 @@ boost::system::result<std::string, SignRefusal> sign_node_csr(const CertificateA
                                                              const std::string& node,
                                                              const NodeCsrOptions& options) {
   if (node.empty()) return refuse(400, "no NodeName header");
+  if (const auto problem = node_name_problem(node); !problem.empty()) return refuse(400, problem);
   if (csr_der.empty()) return refuse(400, "empty body: a DER certificate signing request is needed");
   const auto* p = reinterpret_cast<const unsigned char*>(csr_der.data());
   std::unique_ptr<X509_REQ, ReqDeleter> req(
@@ -68,7 +76,7 @@ boost::system::result<std::string, SignRefusal> sign_node_csr(const CertificateA
   request.common_name = want_cn;
   request.organizations = {"system:nodes"};
   request.usage = net::CertUsage::client;
-  request.validity = options.validity;
+  request.validity = std::min(options.validity, kMaxEdgeCertValidity);
   try {
     auto cert = net::issue_certificate(request, pub, ca.issuer());
     unsigned char* out = nullptr;
@@ -77,7 +85,7 @@ boost::system::result<std::string, SignRefusal> sign_node_csr(const CertificateA
     std::string der(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
     OPENSSL_free(out);
     return der;
-  } catch (const net::TlsError& e) {
+  } catch (const std::exception& e) {
     return refuse(500, std::string("signing failed: ") + e.what());
   }
 }

@@ -84,7 +84,7 @@ CertificateAuthority initial_ca(const std::string& cert_file, const std::string&
       std::filesystem::exists(key_file)) {
     return CertificateAuthority::load(cert_file, key_file);
   }
-  return CertificateAuthority::create("edgehub edge CA", std::chrono::hours(24 * 365 * 100));
+  return CertificateAuthority::create("edgehub edge CA", kCaValidity);
 }
 
 bool is_ip(const std::string& name) {

@@ -4,6 +4,7 @@
 
 #include <edgehub/pki/token.hpp>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 namespace edgehub::pki {
 
@@ -59,8 +60,11 @@ namespace {
 std::string hmac_sha256(const std::string& key, std::string_view data) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len) ==
+      nullptr) {
+    return {};  // never equal to a decoded signature: verification fails closed
+  }
   return std::string(reinterpret_cast<char*>(mac), len);
 }
 
@@ -86,31 +90,62 @@ boost::system::result<std::pair<std::string, std::string>, TokenProblem> split_t
   return std::pair{std::string(token.substr(0, dot)), std::string(token.substr(dot + 1))};
 }
 
+namespace {
+
+// The expiry claim as seconds since the epoch; nullopt when absent or not a number a clock
+// can hold (a float out of range must not reach an integer conversion).
+std::optional<std::int64_t> expiry_seconds(const nlohmann::json& payload) {
+  const auto exp = payload.find("exp");
+  if (exp == payload.end()) return std::nullopt;
+  if (exp->is_number_integer() && !exp->is_number_unsigned()) return exp->get<std::int64_t>();
+  if (exp->is_number_unsigned()) {
+    const auto v = exp->get<std::uint64_t>();
+    if (v > static_cast<std::uint64_t>(kMaxExpirySeconds)) return std::nullopt;
+    return static_cast<std::int64_t>(v);
+  }
+  if (exp->is_number_float()) {
+    const double v = exp->get<double>();
+    if (!(v >= 0 && v <= static_cast<double>(kMaxExpirySeconds))) return std::nullopt;
+    return static_cast<std::int64_t>(v);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Order matters: the MAC over `header.payload` is checked before any part is decoded or
+// parsed, so nothing but the holder of the CA key reaches the JSON parser; the parser never
+// throws and every field is read with its type checked.
 boost::system::result<WallClock::time_point, TokenProblem> verify_jwt(
     const CertificateAuthority& ca, std::string_view jwt, WallClock::time_point now) {
+  if (jwt.size() > kMaxJwtBytes) return TokenProblem::malformed;
   const auto first = jwt.find('.');
   const auto second = first == std::string_view::npos ? first : jwt.find('.', first + 1);
   if (second == std::string_view::npos || jwt.find('.', second + 1) != std::string_view::npos) {
     return TokenProblem::malformed;
   }
-  auto header = base64url_decode(jwt.substr(0, first));
-  auto payload = base64url_decode(jwt.substr(first + 1, second - first - 1));
   auto signature = base64url_decode(jwt.substr(second + 1));
-  if (!header || !payload || !signature) return TokenProblem::malformed;
-  const auto h = nlohmann::json::parse(*header, nullptr, false);
-  const auto p = nlohmann::json::parse(*payload, nullptr, false);
-  if (!h.is_object() || !p.is_object()) return TokenProblem::malformed;
-  if (h.value("alg", "") != "HS256") return TokenProblem::unsupported_algorithm;
+  if (!signature) return TokenProblem::malformed;
   const auto key = ca.key_der();
   const auto expected = hmac_sha256(key, jwt.substr(0, second));
   OPENSSL_cleanse(const_cast<char*>(key.data()), key.size());
-  if (signature->size() != expected.size() ||
+  if (expected.empty() || signature->size() != expected.size() ||
       CRYPTO_memcmp(signature->data(), expected.data(), expected.size()) != 0) {
     return TokenProblem::bad_signature;
   }
-  const auto exp = p.find("exp");
-  if (exp == p.end() || !exp->is_number()) return TokenProblem::malformed;
-  const auto expiry = WallClock::time_point(std::chrono::seconds(exp->get<std::int64_t>()));
+  auto header = base64url_decode(jwt.substr(0, first));
+  auto payload = base64url_decode(jwt.substr(first + 1, second - first - 1));
+  if (!header || !payload) return TokenProblem::malformed;
+  const auto h = nlohmann::json::parse(*header, nullptr, false);
+  const auto p = nlohmann::json::parse(*payload, nullptr, false);
+  if (!h.is_object() || !p.is_object()) return TokenProblem::malformed;
+  const auto alg = h.find("alg");
+  if (alg == h.end() || !alg->is_string() || alg->get_ref<const std::string&>() != "HS256") {
+    return TokenProblem::unsupported_algorithm;
+  }
+  const auto exp = expiry_seconds(p);
+  if (!exp) return TokenProblem::malformed;
+  const auto expiry = WallClock::time_point(std::chrono::seconds(*exp));
   if (now >= expiry) return TokenProblem::expired;
   return expiry;
 }

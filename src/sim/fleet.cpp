@@ -3,6 +3,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <edgehub/net/run_guarded.hpp>
 #include <edgehub/net/x509_mint.hpp>
 #include <edgehub/sim/fleet.hpp>
 #include <atomic>
@@ -146,7 +147,7 @@ void Fleet::start() {
         w->nodes[i]->begin(spread);
       }
       auto guard = asio::make_work_guard(w->ioc);
-      w->ioc.run();
+      net::run_guarded(w->ioc, "simulator worker");
     });
   }
   std::exception_ptr failure;

@@ -3,6 +3,7 @@
 // member devices, each waiting for the hub's confirm.
 #include <algorithm>
 #include <edgehub/wire/builders.hpp>
+#include <edgehub/wire/json_safe.hpp>
 #include <edgehub/wire/resource.hpp>
 
 #include "node.hpp"
@@ -21,7 +22,9 @@ std::string id_of(const nlohmann::json& item) {
 
 // Device-twin payloads are embedded objects or JSON strings holding one.
 nlohmann::json payload(const wire::Message& m) {
-  if (auto text = m.content_string()) return nlohmann::json::parse(*text, nullptr, false);
+  if (auto text = m.content_string()) {
+    return wire::parse_json_bounded(*text, wire::kMaxEdgeJsonDepth);
+  }
   return m.content_json();
 }
 

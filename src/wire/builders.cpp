@@ -1,5 +1,6 @@
 #include <edgehub/wire/builders.hpp>
 #include <edgehub/wire/resource.hpp>
+#include <edgehub/wire/json_safe.hpp>
 
 #include <array>
 #include <chrono>
@@ -89,7 +90,7 @@ std::string status_error(const StatusErrorFields& f) {
   status["code"] = f.code;
   nlohmann::ordered_json err;
   err["ErrStatus"] = std::move(status);
-  return err.dump();
+  return wire::dump_json(err);
 }
 
 std::string status_error_from_status(const nlohmann::json& s) {

@@ -1,3 +1,4 @@
+#include <edgehub/wire/json_safe.hpp>
 #include <edgehub/wire/message.hpp>
 
 #include <functional>
@@ -231,7 +232,7 @@ std::optional<std::string> Message::content_string() const {
 }
 
 nlohmann::json Message::content_json() const {
-  return nlohmann::json::parse(content, nullptr, /*allow_exceptions=*/false);
+  return parse_json_bounded(content, kMaxEdgeJsonDepth);
 }
 
 void Message::set_content_string(std::string_view text) {

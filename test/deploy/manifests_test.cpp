@@ -92,6 +92,42 @@ TEST(DeployManifests, OverlayConfigDiffersOnlyInHubProxy) {
   EXPECT_EQ(base, overlay) << "the overlay's configuration drifted from the base's";
 }
 
+// Issue #16 item 12: the edge port of the overlay trusts a forwarded identity, so no one but
+// the ingress controller's pods may reach it: every NetworkPolicy rule that opens it names
+// the controller by namespace AND pod labels in the same peer; none opens it to everyone.
+TEST(DeployManifests, OverlayEdgePortIsOpenOnlyToTheIngressController) {
+  const auto objects = kustomize("deploy/overlays/tls-at-ingress");
+  const auto config = to_json(YAML::Load(embedded_config(objects)));
+  const auto edge_port = config["hub"]["listen"].get<std::string>();
+  ASSERT_TRUE(edge_port.ends_with(":10000")) << edge_port;
+  int rules_opening = 0;
+  for (const auto& policy : all_of_kind(objects, "NetworkPolicy")) {
+    const auto& spec = policy["spec"];
+    if (spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"].as<std::string>("") !=
+        "hub") {
+      continue;
+    }
+    for (const auto& rule : spec["ingress"]) {
+      bool opens = !rule["ports"];
+      for (const auto& p : rule["ports"]) opens = opens || p["port"].as<int>(0) == 10000;
+      if (!opens) continue;
+      ++rules_opening;
+      ASSERT_TRUE(rule["from"] && rule["from"].size() > 0) << "port 10000 open to everyone";
+      for (const auto& peer : rule["from"]) {
+        EXPECT_FALSE(peer["ipBlock"]) << "an address block may forward identities";
+        EXPECT_EQ(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                      .as<std::string>(""),
+                  "ingress-nginx");
+        EXPECT_EQ(peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                      .as<std::string>(""),
+                  "controller")
+            << "every pod of the namespace may forward identities";
+      }
+    }
+  }
+  EXPECT_GE(rules_opening, 1) << "no NetworkPolicy restricts the overlay's edge port";
+}
+
 TEST(DeployManifests, DeploymentLinesUpWithTheConfig) {
   const auto objects = kustomize("deploy");
   const auto config = to_json(YAML::Load(embedded_config(objects)));

@@ -253,6 +253,16 @@ CheckResult check_ownership(Cluster& cluster) {
     }
     if (result.problem_count != before) ++result.nodes_diverged;
   }
+  // The delivery audit's repairs: each is a change that reached its node only because the
+  // safety net noticed it missing. Every scenario must do without.
+  for (const auto& r : cluster.replicas()) {
+    const auto repairs = cluster.metric(r.id, "edgehub_delivery_repairs_total");
+    if (repairs && *repairs != 0) {
+      add_problem(result, r.id + ": edgehub_delivery_repairs_total is " +
+                              std::to_string(static_cast<long>(*repairs)) +
+                              " (pods found undelivered and sent again; see its log)");
+    }
+  }
   return result;
 }
 

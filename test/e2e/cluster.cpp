@@ -327,16 +327,20 @@ void Cluster::dump_debug() {
 }
 
 double Cluster::closes(const std::string& id, const std::string& reason) {
+  return metric(id, "edgehub_session_closes_total{reason=\"" + reason + "\"}").value_or(0);
+}
+
+std::optional<double> Cluster::metric(const std::string& id, const std::string& series) {
   auto& r = replica(id);
-  if (!r.alive()) return 0;
+  if (!r.alive()) return std::nullopt;
   const auto res = http_get(r.admin_port, "/metrics");
-  if (!res) return 0;
-  const std::string prefix = "edgehub_session_closes_total{reason=\"" + reason + "\"} ";
+  if (!res || res->status != 200) return std::nullopt;
+  const std::string prefix = series + " ";
   std::istringstream lines(res->body);
   for (std::string line; std::getline(lines, line);) {
     if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(prefix.size()));
   }
-  return 0;
+  return 0.0;
 }
 
 void Cluster::expire_api_history() { devapi_->signal(SIGUSR1); }

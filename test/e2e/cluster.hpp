@@ -71,6 +71,9 @@ class Cluster {
   std::multimap<std::string, std::string> sessions();
   // Counter value of edgehub_session_closes_total{reason=...} on one replica (0 when absent).
   double closes(const std::string& id, const std::string& reason);
+  // The value of one series (name with its labels, as /metrics prints it) on a live replica;
+  // 0 when it is absent, nullopt when the replica is dead or does not answer.
+  std::optional<double> metric(const std::string& id, const std::string& series);
 
   // devapi.
   void expire_api_history();  // SIGUSR1

@@ -48,6 +48,19 @@ class Replicas : public ::testing::Test {
       ++node_pods_lists_;  // answered now (from the state as it is), delivered after the delay
       return std::chrono::milliseconds(node_pods_list_delay_ms_.load());
     };
+    // NodeSync writes: slow (as a loaded API server's), and every Nth answered 409.
+    const auto previous = options.response_delay;
+    options.response_delay = [this, previous](std::string_view method, std::string_view target) {
+      if (method == "PUT" && target.find("/nodesyncs/") != std::string_view::npos) {
+        return std::chrono::milliseconds(nodesync_write_delay_ms_.load());
+      }
+      return previous(method, target);
+    };
+    options.inject_conflict = [this](std::string_view method, std::string_view target) {
+      const int every = nodesync_conflict_every_.load();
+      return every > 0 && method == "PUT" && target.find("/nodesyncs/") != std::string_view::npos &&
+             ++nodesync_writes_ % every == 0;
+    };
     return options;
   }
 
@@ -71,6 +84,9 @@ class Replicas : public ::testing::Test {
 
   std::atomic<int> node_pods_list_delay_ms_{0};
   std::atomic<int> node_pods_lists_{0};  // node pod lists answered so far
+  std::atomic<int> nodesync_write_delay_ms_{0};
+  std::atomic<int> nodesync_conflict_every_{0};  // 0: no injected conflicts
+  std::atomic<int> nodesync_writes_{0};
   test::InProcessHubs hubs_{"replicas", api_options()};
   const net::CertAndKey& ca_ = hubs_.ca();
 };
@@ -100,7 +116,8 @@ TEST_F(Replicas, AClaimByAnotherReplicaClosesTheOldSessionAtOnce) {
 TEST_F(Replicas, WhatWasDeletedWhileTheOwnerWasDeadIsDeletedOnReconnect) {
   auto& a = start_hub("replica-a");
   auto& b = start_hub("replica-b");
-  store().create("nodes", "", {{"metadata", {{"name", "edge-1"}}}});
+  store().create("nodes", "", {{"metadata", {{"name", "edge-1"},
+                                             {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}});
   auto edge = connect(a, "edge-1");
   create_pod("gone", "edge-1");
   create_pod("kept", "edge-1");
@@ -136,7 +153,8 @@ TEST_F(Replicas, WhatWasDeletedWhileTheOwnerWasDeadIsDeletedOnReconnect) {
 // deleted meanwhile must not come back from it.
 TEST_F(Replicas, AResyncNeverUndoesWatchEventsThatCrossedItsList) {
   auto& a = start_hub("replica-a");
-  store().create("nodes", "", {{"metadata", {{"name", "edge-1"}}}});
+  store().create("nodes", "", {{"metadata", {{"name", "edge-1"},
+                                             {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}});
   auto edge = connect(a, "edge-1");
   edge->next_object("update", "null/node/edge-1");  // the claim's resync is over
   create_pod("old", "edge-1");
@@ -242,6 +260,49 @@ TEST_F(Replicas, AReplicaAboveTheAverageShedsItsSurplusButNeverBelow) {
   EXPECT_EQ(a.sessions(), 3u);
   EXPECT_EQ(metric(a, R"(edgehub_sessions_handed_off_total{cause="rebalance"})"), 3);
   EXPECT_EQ(metric(b, R"(edgehub_sessions_handed_off_total{cause="rebalance"})"), 0);
+}
+
+// Issue 17: an agent shed by rebalancing comes back to the replica that shed it (the load
+// balancer's choice), again and again, while NodeSync writes are slow and some are answered
+// 409 — the old session's release flush, its claim and the new claim cross in every order.
+// Every return must own its node again: a pod created afterwards reaches every node, and
+// neither the not-owning check nor the delivery audit has anything to report.
+TEST_F(Replicas, AgentsShedAndBackAtTheSameReplicaGetEveryPod) {
+  nodesync_write_delay_ms_ = 150;
+  nodesync_conflict_every_ = 4;
+  auto& a = start_hub("replica-a", true);
+  constexpr int kNodes = 6;
+  std::vector<std::unique_ptr<Edge>> edges;
+  for (int i = 0; i < kNodes; ++i) edges.push_back(connect(a, "edge-" + std::to_string(i)));
+  auto& b = start_hub("replica-b");  // empty and ready: a is above the average and sheds
+  int returns = 0;
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (returns < 3 * kNodes && std::chrono::steady_clock::now() < until) {
+    for (int i = 0; i < kNodes; ++i) {
+      if (!edges[i]->wait_close(20ms)) continue;
+      // Back to the same replica at once; the next one a little later (the agent's delay).
+      if (returns % 2 == 1) std::this_thread::sleep_for(100ms);
+      edges[i] = std::make_unique<Edge>(ca_, a.edge_port(), "edge-" + std::to_string(i));
+      ++returns;
+    }
+  }
+  ASSERT_GE(returns, kNodes) << "a did not shed its surplus";
+  b.drain();  // its Lease goes: a, alone, stops shedding
+  nodesync_write_delay_ms_ = 0;
+  for (int i = 0; i < kNodes; ++i) {
+    if (edges[i]->wait_close(300ms)) {
+      edges[i] = std::make_unique<Edge>(ca_, a.edge_port(), "edge-" + std::to_string(i));
+    }
+  }
+  for (int i = 0; i < kNodes; ++i) create_pod("p-" + std::to_string(i), "edge-" + std::to_string(i));
+  for (int i = 0; i < kNodes; ++i) {
+    EXPECT_NO_THROW(edges[i]->inserted_or_resynced("default/pod/p-" + std::to_string(i)))
+        << "edge-" << i << " never received its pod";
+  }
+  EXPECT_EQ(metric(a, "edgehub_sessions_not_owning_total"), 0);
+  EXPECT_EQ(metric(a, "edgehub_delivery_repairs_total"), 0);
+  std::cout << "[replicas] " << returns << " returns to the shedding replica, "
+            << metric(a, "edgehub_nodesync_conflicts_total") << " NodeSync conflicts" << std::endl;
 }
 
 TEST_F(Replicas, ADeletedNodeLosesItsSessionAndItsRecord) {

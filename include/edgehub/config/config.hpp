@@ -39,6 +39,14 @@ struct CertServiceConfig {
   std::vector<std::string> server_names;
 };
 
+// Revoked edge identities, shared by every replica: a ConfigMap in hub.namespace with keys
+// `nodes` (node names) and `serials` (certificate serials, hex), whitespace- or
+// comma-separated. Each replica re-reads it every `interval`.
+struct RevocationConfig {
+  std::string config_map = "edgehub-revoked";  // empty: no deny list
+  Duration interval{30'000};
+};
+
 struct HubConfig {
   std::string id = "${POD_NAME:-edgehub-0}";   // replica identity
   std::string namespace_ = "${POD_NAMESPACE:-edgehub}";
@@ -48,6 +56,7 @@ struct HubConfig {
                "/etc/edgehub/tls/ca.crt"};
   ProxyConfig proxy;
   CertServiceConfig cert_service;
+  RevocationConfig revocation;
   std::uint32_t max_connections = 19000;
   std::uint32_t io_threads = 0;  // 0: one per hardware thread
   std::uint32_t max_upstream_in_progress = 256;
@@ -55,6 +64,11 @@ struct HubConfig {
   std::uint64_t max_upstream_queued_bytes = 64ull << 20;
   Duration keepalive_timeout{30'000};
   Duration handshake_timeout{10'000};
+  Duration hello_timeout{5'000};                // accepted → first byte
+  std::uint32_t max_pending_connections = 4096;  // accepted, not yet sessions
+  // Off (= max_pending_connections) by default: through the ingress (SSL passthrough) every
+  // edge has the ingress controller's address.
+  std::uint32_t max_pending_per_address = 4096;
   std::uint64_t max_message_bytes = 8ull << 20;
   std::uint64_t write_queue_bytes = 4ull << 20;
   std::uint32_t max_concurrent_handshakes = 256;
@@ -67,6 +81,8 @@ struct DeliveryConfig {
   bool node_sync = true;               // keep NodeSync records (ownership, what edges hold)
   Duration node_sync_interval{5'000}; // coalesced NodeSync writes, per node
   std::uint32_t max_concurrent_resyncs = 64;
+  Duration audit_interval{60'000};    // each owned node's pods checked against its record
+  Duration audit_grace{30'000};       // undelivered this long: repaired (and counted)
 };
 
 struct DevicesConfig {
@@ -86,6 +102,9 @@ struct KubeConfig {
 
 struct MetricsConfig {
   HostPort listen{"0.0.0.0", 9100};
+  // Peers (IPs or CIDRs) served /debug/*; /metrics and the probes are served to anyone.
+  std::vector<std::string> debug_from{"127.0.0.1/32", "::1/128"};
+  std::uint32_t max_connections_per_address = 64;
 };
 
 struct LogConfig {

@@ -40,6 +40,10 @@ struct ServerOptions {
   // state at its arrival. Simulates a slow API server or network for that request only.
   std::function<std::chrono::milliseconds(std::string_view method, std::string_view target)>
       response_delay;
+  // Tests: a write (POST, PUT, PATCH, DELETE) for which this returns true is answered 409
+  // Conflict without being applied, as kube-apiserver answers the loser of two concurrent
+  // writes. The function decides the pattern (every Nth write to one object, a probability).
+  std::function<bool(std::string_view method, std::string_view target)> inject_conflict;
 };
 
 class Server {

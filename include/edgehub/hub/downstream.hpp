@@ -58,6 +58,9 @@ class Downstream {
   // Delete messages for objects the record holds, by kind/namespace/name (unreferenced
   // configmaps and secrets).
   void send_unreferenced(const std::string& node, const std::vector<NewRef>& refs);
+  // Sends a pod of an owned node again as listed (the delivery audit's repair): what it
+  // references first, then the pod as an update, through the record like any change.
+  void redeliver_pod(const std::string& node, const kube::Object& pod);
 
  private:
   void on_pod(kube::WatchEvent&& ev);

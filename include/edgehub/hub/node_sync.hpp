@@ -103,7 +103,12 @@ class NodeSync {
   void stop();
   bool ready() const;
 
-  // Claims `node` for the session `session_id` (a connect). Claimed() reports the outcome.
+  // Claims `node` for the session `session_id` (a connect). Claimed() reports the outcome,
+  // for that session. Session ids grow with each connect on this replica, so a claim for an
+  // older session than the one the node is claimed or owned for is stale and ignored (claims
+  // are posted from the sessions' threads and may arrive out of order). A claim repeated for
+  // the session the node is owned for reports it owned again (a confirmation that got lost);
+  // one repeated while that session's claim runs changes nothing.
   void claim(const std::string& node, std::uint64_t session_id);
   // An object change for an owned node. A first version of an object waits for the record
   // write that adds it; everything else is delivered at once. A delete of an object the
@@ -111,8 +116,10 @@ class NodeSync {
   void admit(const std::string& node, Change change);
   // The edge ACKed `change` (folded into the next coalesced write).
   void acked(const std::string& node, const Change& change);
-  // The node's session closed here: flush what is pending, then forget the node.
-  void release(const std::string& node);
+  // The node's session `session_id` closed here: flush what is pending, then forget the node.
+  // Ignored when the node is claimed for another (newer) session by now: a late release must
+  // not forget the record under the session that replaced it.
+  void release(const std::string& node, std::uint64_t session_id);
   void on_stalled(Stalled stalled) { stalled_ = std::move(stalled); }
   // The Node object was deleted: forget the node and delete its record (a node registering
   // again under that name starts from an empty record).
@@ -122,6 +129,11 @@ class NodeSync {
 
   // The record of an owned node, null when not owned (or not loaded yet).
   const NodeSyncRecord* record(const std::string& node) const;
+  // The session the node is owned for; 0 when it is not owned here.
+  std::uint64_t owner_session(const std::string& node) const;
+  // Where the node's claim stands, for logs and /debug/nodes: "owned", "claiming",
+  // "waiting" (for a claim slot), "released" or "none".
+  std::string_view claim_state(const std::string& node) const;
   std::size_t nodes() const { return states_.size(); }
 
  private:
@@ -129,6 +141,7 @@ class NodeSync {
     NodeSyncRecord record;
     std::uint64_t session_id = 0;
     bool claim_pending = false;
+    bool claiming = false;  // do_claim runs for session_id
     bool owned = false;
     bool released = false;
     std::uint64_t epoch = 0;    // tells a forgotten-then-reclaimed node from the old one

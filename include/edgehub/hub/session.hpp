@@ -60,6 +60,7 @@ enum class CloseReason {
   claim_failed,       // the NodeSync claim could not be written (API unreachable)
   stalled,            // recorded objects stayed un-ACKed through a resync: start afresh
   write_failed,
+  revoked,            // the node or its certificate was revoked (hub.revocation.configMap)
 };
 std::string_view to_string(CloseReason reason);
 

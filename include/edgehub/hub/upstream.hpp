@@ -1,8 +1,9 @@
 #pragma once
 // Upstream: an edge's requests turned into API calls, answered in the exact shapes edgecore
 // waits for (KUBEEDGE-WIRE §3.3, §11). A node may only touch its own Node and Lease, the
-// pods bound to it, and the configmaps, secrets and service accounts those pods reference;
-// anything else is answered Forbidden. Runs on the API thread (the kube::Client's executor).
+// pods bound to it, and the configmaps, secrets and service accounts those pods reference,
+// within the rules of Kubernetes' NodeRestriction admission (edgehub::authz); anything else is
+// answered Forbidden. Runs on the API thread (the kube::Client's executor).
 
 #include <array>
 #include <boost/asio/awaitable.hpp>
@@ -10,6 +11,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <edgehub/authz/decision.hpp>
 #include <edgehub/hub/routing_index.hpp>
 #include <edgehub/kube/client.hpp>
 #include <edgehub/metrics/metrics.hpp>
@@ -97,7 +99,11 @@ class Upstream {
   void start(Call call, Handler handler, Done done);
   boost::asio::awaitable<UpstreamResult> run(Call call, Handler handler);
   void leave(const std::string& node);
-  void refuse(const Call& call, const Done& done, std::string_view why);
+  void refuse_busy(const Call& call, const Done& done, std::string_view why);
+  UpstreamResult refuse(const Call& c, std::string_view type, const authz::Decision& decision,
+                        std::string_view kind, bool object_resp = true,
+                        std::string_view group = {});
+  std::optional<UpstreamResult> check_names(const Call& c);
   boost::asio::awaitable<UpstreamResult> device_report(Call& c);
   boost::asio::awaitable<UpstreamResult> node_insert(Call& c);
   boost::asio::awaitable<UpstreamResult> node_update(Call& c);
@@ -107,6 +113,9 @@ class Upstream {
   boost::asio::awaitable<UpstreamResult> pod_patch(Call& c);
   boost::asio::awaitable<UpstreamResult> pod_status_legacy(Call& c);
   boost::asio::awaitable<UpstreamResult> pod(Call& c);
+  boost::asio::awaitable<UpstreamResult> mirror_pod(Call& c);
+  boost::asio::awaitable<nlohmann::json> node_labels(const std::string& node,
+                                                     const nlohmann::json& patch);
   boost::asio::awaitable<UpstreamResult> config_query(Call& c);
   boost::asio::awaitable<UpstreamResult> service_account_token(Call& c);
   boost::asio::awaitable<UpstreamResult> event(Call& c);

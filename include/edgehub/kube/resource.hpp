@@ -14,7 +14,8 @@ struct Resource {
   bool namespaced = true;
 
   // "/api/v1/namespaces/<ns>/pods/<name>/<subresource>"; empty namespace on a namespaced
-  // resource means all namespaces (list/watch), empty name means the collection.
+  // resource means all namespaces (list/watch), empty name means the collection. Each of
+  // ns, name and subresource is one percent-encoded segment (path_segment).
   std::string path(std::string_view ns = {}, std::string_view name = {},
                    std::string_view subresource = {}) const;
 };
@@ -35,5 +36,7 @@ Resource nodesyncs();     // edgehub.io/v1alpha1, cluster-scoped
 
 // Percent-encodes a query value (RFC 3986 unreserved characters stay as they are).
 std::string url_encode(std::string_view value);
+// One path segment: url_encode, and `.`/`..` encoded so they cannot walk the path.
+std::string path_segment(std::string_view segment);
 
 }  // namespace edgehub::kube

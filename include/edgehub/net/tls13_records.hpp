@@ -12,15 +12,20 @@
 // What it does: application data both ways (records of at most 2^14 bytes, content type and
 // zero padding per §5.4), the peer's KeyUpdate (§4.6.3: the read key moves on; when the
 // peer asks, the write key moves on too and our KeyUpdate goes out before our next data),
-// close_notify both ways and the peer's other alerts as errors; its own KeyUpdate every 2^23
-// records (§5.5: AES-GCM's limit is 2^24.5). What it refuses (the connection fails, with a
+// close_notify both ways, user_canceled as a closure alert (ignored: its close_notify follows,
+// §6.1) and the peer's other alerts as errors; its own KeyUpdate every 2^23 records (§5.5:
+// AES-GCM's limit is 2^24.5). What it refuses (the connection fails, with a
 // fatal alert when it is the peer's doing): outer record types other than application_data,
 // records over the size limits or too short to be sealed, records that fail
-// authentication, handshake messages other than KeyUpdate, a KeyUpdate not alone at the end
+// authentication, alerts that are not exactly one alert (empty: unexpected_message, §5.1),
+// handshake messages other than KeyUpdate, a KeyUpdate not alone at the end
 // of its record or split across records, more than 32 records in a row without data, and a
 // sequence number about to wrap. AEADs: TLS_AES_128_GCM_SHA256,
 // TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256; the crypto is OpenSSL's (EVP AEAD,
 // HKDF).
+//
+// Buffers that held plaintext are wiped before they are freed; so are a thread's cipher
+// contexts when the connection that keyed them last is destroyed on that thread.
 //
 // Non-blocking on a socket's fd; the caller waits for readiness when told (Step).
 // Not thread-safe: one read and one write at a time, from one thread (as TlsStream).
@@ -29,6 +34,7 @@
 #include <openssl/ssl.h>
 
 #include <array>
+#include <atomic>
 #include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -47,6 +53,8 @@ enum class Step { done, want_read, want_write, failed };
 // from OpenSSL's key log; freed, wiped, with the SSL) for Tls13Records::take_over. Call
 // before the context's first handshake.
 void capture_traffic_secrets(SSL_CTX* ctx);
+
+class Tls13RecordsSeam;  // tests only: tls13_records_seam.hpp
 
 class Tls13Records {
  public:
@@ -73,6 +81,7 @@ class Tls13Records {
   detail::Step close_notify(int fd, boost::system::error_code& ec);
 
  private:
+  friend class Tls13RecordsSeam;
   // The AEAD of a TLS 1.3 cipher suite.
   struct Suite {
     const EVP_CIPHER* cipher;
@@ -89,14 +98,17 @@ class Tls13Records {
   };
   Tls13Records(const Suite& suite, std::size_t secret_length);
   // From traffic secret 0 of each side (§7.1), both of the suite's hash length; sequence
-  // numbers start at 0. Null when the secrets do not fit the suite or no keys come of them.
+  // numbers start at 0. The server reads with the client's secret (a client end, for tests,
+  // the other way round). Null when the secrets do not fit the suite or no keys come of them.
   static std::unique_ptr<Tls13Records> create(const Suite& suite,
                                               const std::vector<unsigned char>& client_secret,
-                                              const std::vector<unsigned char>& server_secret);
+                                              const std::vector<unsigned char>& server_secret,
+                                              bool server = true);
   bool install(Direction& d, const unsigned char* secret);
   bool next_generation(Direction& d);  // KeyUpdate: secret_{n+1} = Expand-Label(secret_n, ...)
-  // Seals `type` + `plain` into a record appended to out_.
-  bool seal(std::uint8_t type, const unsigned char* plain, std::size_t size);
+  // Seals `type` + `plain` (+ `padding` zero bytes) into a record appended to out_.
+  bool seal(std::uint8_t type, const unsigned char* plain, std::size_t size,
+            std::size_t padding = 0);
   detail::Step flush(int fd, boost::system::error_code& ec);
   // Opens the complete record at the front of in_: 0, or why not.
   int open(std::size_t record_size, std::uint8_t& type);
@@ -118,6 +130,10 @@ class Tls13Records {
   std::vector<unsigned char> out_;
   std::size_t out_sent_ = 0;
   std::size_t out_plain_ = 0;  // application bytes the pending record carries
+  // Records per write key before our own KeyUpdate: 2^23 (§5.5), taken at creation from
+  // rekey_default_, which only tests change (Tls13RecordsSeam).
+  static std::atomic<std::uint64_t> rekey_default_;
+  std::uint64_t rekey_after_;
   bool key_update_owed_ = false;
   bool close_sent_ = false;
   bool close_received_ = false;

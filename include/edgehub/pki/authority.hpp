@@ -18,6 +18,14 @@ class PkiError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Validity of a CA this program creates: ten years, as kubeadm's. Past it, every edge must be
+// given the new CA (edgecore pins the CA by the join token's hash).
+inline constexpr std::chrono::hours kCaValidity{24 * 365 * 10};
+// Longest validity of an edge client certificate (hub.certService.edgeCertDays at most):
+// an edge renews before expiry with its current certificate, and a revoked node's
+// certificate stops working at the latest by then even on a hub that never learns of it.
+inline constexpr std::chrono::hours kMaxEdgeCertValidity{24 * 365};
+
 class CertificateAuthority {
  public:
   static CertificateAuthority load(const std::string& cert_file, const std::string& key_file);
@@ -26,7 +34,7 @@ class CertificateAuthority {
   static CertificateAuthority from_der(const std::string& cert_der, const std::string& key_der);
   // A new self-signed ECDSA P-256 CA.
   static CertificateAuthority create(const std::string& common_name,
-                                     std::chrono::hours validity = std::chrono::hours(24 * 365 * 10));
+                                     std::chrono::hours validity = kCaValidity);
 
   X509* cert() const { return cert_.get(); }
   EVP_PKEY* key() const { return key_.get(); }
@@ -59,8 +67,9 @@ struct NodeCsrOptions {
   std::vector<int> ext_key_usages;
 };
 
-// Signs an edge's CSR (DER) for `node`: the subject must be CN=system:node:<node>,
-// O=system:nodes; the CSR's signature must verify. Returns the certificate DER.
+// Signs an edge's CSR (DER) for `node`: `node` must be a valid node name (node_identity.hpp),
+// the subject CN=system:node:<node>, O=system:nodes; the CSR's signature must verify; the
+// validity is capped at kMaxEdgeCertValidity. Returns the certificate DER. Never throws.
 boost::system::result<std::string, SignRefusal> sign_node_csr(const CertificateAuthority& ca,
                                                              std::string_view csr_der,
                                                              const std::string& node,
@@ -80,7 +89,7 @@ struct DevPkiResult {
 
 // Creates <dir>/ca.{crt,key} when missing (an existing CA is kept: edge certificates stay
 // valid) and <dir>/server.{crt,key} signed by it, with SANs localhost, 127.0.0.1, ::1 plus
-// `sans`. Keys are written 0600.
+// `sans`. Keys are created 0600 (never readable by others, not even for a moment).
 DevPkiResult init_dev_pki(const DevPkiOptions& options);
 
 }  // namespace edgehub::pki

@@ -3,7 +3,9 @@
 //   GET /ca.crt       → the CA certificate, DER
 //   GET /edge.crt     → a DER CSR in the body; `Authorization: Bearer <jwt>` + `NodeName`
 //                       (join), or no token and the node's current client certificate
-//                       (rotation) → the signed certificate, DER
+//                       (rotation) → the signed certificate, DER. NodeName must be a valid
+//                       node name; the identity check (not revoked, not a non-edge Node)
+//                       runs after authentication.
 //   GET /node/{name}  → 404 "Node not found" / 200 "Node found" (keadm join wants 404)
 // Signing runs on its own threads with a cap on concurrent signings, so a fleet re-joining
 // at once cannot starve the edge sessions. Token material never reaches a log line.
@@ -12,6 +14,7 @@
 #include <chrono>
 #include <edgehub/net/http_server.hpp>
 #include <edgehub/pki/authority.hpp>
+#include <edgehub/pki/node_identity.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,6 +30,16 @@ struct CertServiceOptions {
   std::size_t signing_threads = 1;
   std::size_t max_pending_signings = 256;  // beyond: 503, the edge retries
   std::size_t max_csr_bytes = 64 * 1024;
+  // Of the 1,024 connections. All of them by default: through the ingress (SSL passthrough)
+  // every edge has the ingress controller's address.
+  std::size_t max_connections_per_address = 1024;
+  std::function<void(std::string_view reason)> on_refuse;  // net::HttpServerOptions::on_refuse
+  // Asked after authentication, before signing: refuses revoked nodes and serials and names
+  // of Nodes that are not edge nodes. Null: every valid name is signed.
+  IdentityCheck identity_check;
+  // Each refusal's fixed label (bad_request, unauthenticated, revoked, not_edge_node,
+  // unverifiable, busy, sign_failed, internal_error), for a counter.
+  std::function<void(std::string_view label)> on_refused;
 };
 
 // Answers whether a Node exists; `done(exists, error)` may be called from any thread.

@@ -72,6 +72,15 @@ TEST_F(ServerTest, Discovery) {
   EXPECT_EQ(http_get(port(), "/healthz").body, "ok");
 }
 
+// Found by fuzzing (test/fuzz devapi_http): the Status message quotes the query value, and a
+// byte that is not UTF-8 made the JSON serializer throw while answering, out of the handler.
+TEST_F(ServerTest, ErrorQuotingBytesThatAreNotUtf8IsAnswered) {
+  const auto bad = http_get(port(), "/api/v1/pods?resourceVersion=2\xbe&resourceVersionMatch=Exact");
+  EXPECT_GE(bad.status, 400);
+  EXPECT_EQ(bad.json()["kind"], "Status");
+  EXPECT_EQ(http_get(port(), "/healthz").status, 200);
+}
+
 TEST_F(ServerTest, CrudOverHttp) {
   const auto created = post("/api/v1/namespaces/default/pods", pod_json("a"));
   ASSERT_EQ(created.status, 201) << created.body;

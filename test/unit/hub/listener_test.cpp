@@ -106,6 +106,13 @@ class ListenerTest : public ::testing::Test {
     return client;
   }
   std::size_t rejected(Rejection r) { return rejections_[static_cast<std::size_t>(r)].load(); }
+  // Polled: nothing notifies when a pending place is given back.
+  bool pending_drops_to_zero() {
+    for (int i = 0; i < 1000 && listener_->pending() != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return listener_->pending() == 0;
+  }
   static std::string keepalive() {
     return R"({"header":{"msg_id":"k1","timestamp":1},"route":{"source":"websocket","group":"resource","operation":"keepalive","resource":"node"},"content":"ping"})"
            "\n";
@@ -278,6 +285,40 @@ TEST_F(ListenerTest, ConnectionCapAnswers503) {
   EXPECT_EQ(second.upgrade(client_io_, "edge-1", &body), 503);
   EXPECT_NE(body.find("connection limit (1) reached"), std::string::npos) << body;
   EXPECT_EQ(rejected(Rejection::capacity), 1u);
+}
+
+// A connection that sends nothing holds no handshake slot and is closed after hello_timeout.
+TEST_F(ListenerTest, SilentConnectionIsClosedAfterTheHelloTimeout) {
+  start({.max_concurrent_handshakes = 2, .hello_timeout = 100ms});
+  asio::ip::tcp::socket silent(client_io_);
+  silent.connect({asio::ip::make_address("127.0.0.1"), listener_->port()});
+  // Meanwhile an edge gets a slot.
+  auto client = tls_client(pki_.client_context());
+  ASSERT_EQ(client.upgrade(client_io_, "edge-1"), 101);
+  char byte;
+  error_code ec;
+  silent.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  EXPECT_TRUE(host_.wait([&] { return rejected(Rejection::idle_timeout) == 1; }));
+  EXPECT_TRUE(pending_drops_to_zero());
+}
+
+// Over max_pending (or max_pending_per_address) a connection is closed at once, and places
+// are given back when connections end.
+TEST_F(ListenerTest, PendingConnectionsAreCapped) {
+  start({.max_pending = 2, .max_pending_per_address = 2});
+  std::vector<asio::ip::tcp::socket> silent;
+  for (int i = 0; i < 3; ++i) {
+    silent.emplace_back(client_io_);
+    silent.back().connect({asio::ip::make_address("127.0.0.1"), listener_->port()});
+  }
+  EXPECT_TRUE(host_.wait([&] {
+    return rejected(Rejection::pending_limit) + rejected(Rejection::address_limit) == 1;
+  }));
+  for (auto& s : silent) s.close();
+  EXPECT_TRUE(pending_drops_to_zero());
+  auto client = tls_client(pki_.client_context());
+  EXPECT_EQ(client.upgrade(client_io_, "edge-1"), 101);
 }
 
 TEST_F(ListenerTest, MissingKeepaliveClosesTheSession) {

@@ -108,7 +108,8 @@ TEST_F(UpstreamAdmission, BeyondTheLimitRequestsWaitAndLeasesGoFirst) {
 
 TEST_F(UpstreamAdmission, RequestsAnsweredWithoutTheApiNeedNoSlot) {
   slow_events_ms_ = 400;
-  const std::string event = R"({"metadata":{"name":"e1","namespace":"default"},"reason":"Test"})";
+  const std::string event =
+      R"({"metadata":{"name":"e1","namespace":"default"},"involvedObject":{"kind":"Node","name":"edge-1"},"reason":"Test"})";
   submit("event", request("insert", "default/event/e1", event));
   io_.restart();
   io_.run_for(std::chrono::milliseconds(20));

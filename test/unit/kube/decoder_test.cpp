@@ -189,5 +189,17 @@ TEST(KubeResource, Paths) {
   EXPECT_EQ(url_encode("spec.nodeName!=,a b"), "spec.nodeName%21%3D%2Ca%20b");
 }
 
+// A segment stays one segment: `?` cannot turn …/pods/p?/status into a PATCH of the pod.
+TEST(KubeResource, PathSegmentsAreEncoded) {
+  EXPECT_EQ(resources::pods().path("default", "p?", "status"),
+            "/api/v1/namespaces/default/pods/p%3F/status");
+  EXPECT_EQ(resources::pods().path("a/b", "p#x", "status"),
+            "/api/v1/namespaces/a%2Fb/pods/p%23x/status");
+  EXPECT_EQ(resources::pods().path("default", "..", "status"),
+            "/api/v1/namespaces/default/pods/%2E%2E/status");
+  EXPECT_EQ(resources::pods().path(".", "%2F"), "/api/v1/namespaces/%2E/pods/%252F");
+  EXPECT_EQ(resources::pods().path("default", "web-1.x"), "/api/v1/namespaces/default/pods/web-1.x");
+}
+
 }  // namespace
 }  // namespace edgehub::kube

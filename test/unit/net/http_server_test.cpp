@@ -36,6 +36,9 @@ class HttpServerTest : public ::testing::Test {
       auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(1));
       timer->async_wait([timer, respond](error_code) { respond(HttpResponse::text(202, "done")); });
     });
+    server_->handle("/throws", [](const HttpRequest&) -> HttpResponse {
+      throw std::runtime_error("a bug in a handler");
+    });
     server_->handle("/whoami", [](const HttpRequest& r) {
       return HttpResponse::text(200, r.peer_common_name + (r.peer_verified ? " verified" : ""));
     });
@@ -95,6 +98,18 @@ TEST_F(HttpServerTest, RoutesKeepAliveAndErrors) {
   EXPECT_EQ(res.result_int(), 202);
 }
 
+// Issue #16: an exception out of a handler on the API thread ended the process.
+TEST_F(HttpServerTest, AHandlerThatThrowsIsAnswered500AndTheServerGoesOn) {
+  start();
+  auto socket = connect();
+  auto res = get(socket, "/throws");
+  EXPECT_EQ(res.result_int(), 500);
+  EXPECT_EQ(server_->handler_exceptions(), 1u);
+  auto again = connect();
+  res = get(again, "/healthz");
+  EXPECT_EQ(res.result_int(), 200);
+}
+
 TEST_F(HttpServerTest, OversizedBodyIsRefused) {
   start({.max_body_bytes = 16});
   auto socket = connect();
@@ -113,13 +128,68 @@ TEST_F(HttpServerTest, GarbageGetsBadRequest) {
 }
 
 TEST_F(HttpServerTest, SlowClientIsCutOffByTheTimeout) {
-  start({.timeout = std::chrono::milliseconds(50)});
+  start({.request_timeout = std::chrono::milliseconds(50)});
   auto socket = connect();
   asio::write(socket, asio::buffer(std::string("GET /healthz HTTP/1.1\r\n")));  // never finishes
   char byte;
   error_code ec;
   socket.read_some(asio::buffer(&byte, 1), ec);
   EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+}
+
+// Beyond max_connections, the reserved connections serve only the probes: a flood of the
+// port cannot keep the kubelet from /healthz.
+TEST_F(HttpServerTest, ReservedConnectionsServeOnlyTheirPaths) {
+  std::promise<std::string> refusal;
+  start({.max_connections = 2,
+         .reserved_connections = 2,
+         .reserved_paths = {"/healthz"},
+         .on_refuse = [&refusal](std::string_view reason) { refusal.set_value(std::string(reason)); }});
+  auto a = connect();
+  auto b = connect();
+  EXPECT_EQ(get(a, "/echo").result_int(), 200);  // both counted before the next ones
+  EXPECT_EQ(get(b, "/echo").result_int(), 200);
+  auto c = connect();
+  const auto refused = get(c, "/echo");
+  EXPECT_EQ(refused.result_int(), 503);
+  EXPECT_FALSE(refused.keep_alive());
+  EXPECT_EQ(refusal.get_future().get(), "reserved_only");
+  auto d = connect();
+  EXPECT_EQ(get(d, "/healthz").result_int(), 200);
+}
+
+TEST_F(HttpServerTest, ConnectionsPerAddressAreCapped) {
+  std::promise<std::string> refusal;
+  start({.max_connections_per_address = 2,
+         .on_refuse = [&refusal](std::string_view reason) { refusal.set_value(std::string(reason)); }});
+  auto a = connect();
+  auto b = connect();
+  EXPECT_EQ(get(a, "/healthz").result_int(), 200);
+  EXPECT_EQ(get(b, "/healthz").result_int(), 200);
+  auto c = connect();
+  char byte;
+  error_code ec;
+  c.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  EXPECT_EQ(refusal.get_future().get(), "address_limit");
+  a.close();
+  // Closing one gives its place back (the server notices the close asynchronously).
+  for (int attempt = 0;; ++attempt) {
+    auto d = connect();
+    error_code write_ec;
+    http::request<http::string_body> req(http::verb::get, "/healthz", 11);
+    req.set(http::field::host, "127.0.0.1");
+    http::write(d, req, write_ec);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(d, buffer, res, write_ec);
+    if (!write_ec) {
+      EXPECT_EQ(res.result_int(), 200);
+      break;
+    }
+    ASSERT_LT(attempt, 100);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 TEST_F(HttpServerTest, TlsWithClientCertificate) {

@@ -57,3 +57,30 @@ TEST(X509Mint, ServerCertHasSansAndServerAuth) {
 
 }  // namespace
 }  // namespace edgehub::net
+
+namespace edgehub::net {
+namespace {
+
+// Issue #16 item 11: X509_NAME_add_entry_by_txt's failure was ignored, so a CN over 64
+// characters (a 53-character node name) gave a certificate without any CN.
+TEST(X509Mint, AnOverLongCommonNameIsAnErrorNotACertificateWithoutCn) {
+  const auto ca = mint({.common_name = "test CA", .usage = CertUsage::ca});
+  EXPECT_THROW(mint_node_client_cert(std::string(53, 'n'), {ca.cert.get(), ca.key.get()}), TlsError);
+  EXPECT_THROW(mint({.common_name = std::string(65, 'c'), .usage = CertUsage::ca}), TlsError);
+  EXPECT_THROW(mint({.common_name = "", .usage = CertUsage::ca}), TlsError);
+  const auto fits = mint_node_client_cert(std::string(52, 'n'), {ca.cert.get(), ca.key.get()});
+  EXPECT_EQ(subject_common_name(fits.cert.get()), "system:node:" + std::string(52, 'n'));
+}
+
+TEST(X509Mint, SerialsArePositiveAndSixteenOctets) {
+  const auto ca = mint({.common_name = "test CA", .usage = CertUsage::ca});
+  for (int i = 0; i < 32; ++i) {
+    const auto c = mint_node_client_cert("edge-1", {ca.cert.get(), ca.key.get()});
+    const ASN1_INTEGER* serial = X509_get0_serialNumber(c.cert.get());
+    EXPECT_EQ(ASN1_STRING_length(serial), 16);
+    EXPECT_EQ(ASN1_STRING_type(serial), V_ASN1_INTEGER) << "not negative";
+  }
+}
+
+}  // namespace
+}  // namespace edgehub::net
