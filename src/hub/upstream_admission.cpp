@@ -151,7 +151,11 @@ void Upstream::submit(std::string node, wire::Message request, Done done) {
     return refuse_busy(routed.call, done, "node_queue");
   }
   const auto level = priority(routed.handler);
-  a.queue.push(who, level, Waiting{std::move(routed.call), routed.handler, std::move(done)}, bytes);
+  // A copy: `who` names the call's node, which the Waiting below takes over (arguments are
+  // evaluated before push reads the name).
+  auto owner = who;
+  a.queue.push(owner, level, Waiting{std::move(routed.call), routed.handler, std::move(done)},
+               bytes);
   a.report();
 }
 
