@@ -115,6 +115,8 @@ void Loader::apply_overrides(const Overrides& o) {
   flag(o.kubeconfig, "kube.kubeconfig", "--kubeconfig");
   flag(o.listen, "hub.listen", "--listen");
   flag(o.metrics_listen, "metrics.listen", "--metrics-listen");
+  flag(o.cert_service_listen, "hub.certService.listen", "--cert-service-listen");
+  flag(o.dev_api_listen, "dev.apiListen", "--dev-api-listen");
   flag(o.hub_id, "hub.id", "--hub-id");
   flag(o.log_level, "log.level", "--log-level");
   flag(o.log_format, "log.format", "--log-format");

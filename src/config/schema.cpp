@@ -204,7 +204,16 @@ std::vector<Key> build() {
       int_key("hub.maxUpstreamInProgress", EDGEHUB_FIELD(hub.max_upstream_in_progress), 1,
               100'000,
               "Edge requests handled at once (waiting for the API or answered by it); the rest "
-              "wait by priority, leases first, each holding only its message."),
+              "wait, each holding only its message, and start by class shares (leases 8, "
+              "status 4, NodeSync 2, the rest 1) and in turn between nodes, at most 4 per node."),
+      int_key("hub.maxRequestsInFlightPerNode",
+              EDGEHUB_FIELD(hub.max_requests_in_flight_per_node), 1, 100'000,
+              "Requests of one edge waiting or in progress at most; at the limit its session "
+              "stops reading (TCP backpressure) until one is answered, and its keepalive "
+              "deadline does not run meanwhile."),
+      size_key("hub.maxUpstreamQueuedBytes", EDGEHUB_FIELD(hub.max_upstream_queued_bytes),
+               "Bytes of edge requests waiting for a slot, all edges together; beyond it new "
+               "requests are answered 429 (TooManyRequests) until the queue drains."),
       duration_key("hub.keepaliveTimeout", EDGEHUB_FIELD(hub.keepalive_timeout),
                    "A session without a keepalive for this long is closed (cloudcore: 30s)."),
       duration_key("hub.handshakeTimeout", EDGEHUB_FIELD(hub.handshake_timeout),
@@ -261,8 +270,13 @@ std::vector<Key> build() {
       string_key("kube.context", EDGEHUB_FIELD(kube.context),
                  "Kubeconfig context; empty means current-context."),
       number_key("kube.qps", EDGEHUB_FIELD(kube.qps), 0.1, 100'000,
-                 "Client-side API request rate (leases are served first)."),
-      int_key("kube.burst", EDGEHUB_FIELD(kube.burst), 1, 100'000, "Client-side API burst."),
+                 "Client-side API request rate. Waiting requests share it by class (leases 8, "
+                 "status 4, NodeSync 2, the rest 1); the default serves hub.maxConnections "
+                 "edges' Lease renewals (one per edge every 10 s: 1,900/s) with a quarter to "
+                 "spare."),
+      int_key("kube.burst", EDGEHUB_FIELD(kube.burst), 1, 100'000,
+              "Client-side API burst: requests allowed at once after a quiet time (2 s of "
+              "kube.qps by default)."),
       duration_key("kube.requestTimeout", EDGEHUB_FIELD(kube.request_timeout),
                    "Timeout of one API request (watches excepted)."),
       host_port_key("metrics.listen", EDGEHUB_FIELD(metrics.listen),

@@ -3,6 +3,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <edgehub/hub/api_budget.hpp>
 #include <edgehub/hub/delivery_audit.hpp>
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/downstream.hpp>
@@ -13,6 +14,7 @@
 #include <edgehub/hub/node_sync.hpp>
 #include <edgehub/hub/registry.hpp>
 #include <edgehub/hub/upstream.hpp>
+#include <edgehub/logging/logging.hpp>
 #include <edgehub/net/address_range.hpp>
 #include <edgehub/net/http_server.hpp>
 #include <edgehub/net/run_guarded.hpp>
@@ -106,6 +108,7 @@ struct Hub::Impl : SessionHost {
   Registry registry;
   RoutingIndex index;  // API thread
   std::unique_ptr<Upstream> upstream;
+  std::unique_ptr<ApiBudget> api_budget;  // API thread
   std::unique_ptr<NodeSync> node_sync;
   std::unique_ptr<Downstream> downstream;
   std::unique_ptr<DeliveryAudit> audit;
@@ -143,6 +146,7 @@ SessionOptions Hub::Impl::session_options() {
   s.keepalive_timeout = c.hub.keepalive_timeout;
   s.write_queue_bytes = c.hub.write_queue_bytes;
   s.max_message_bytes = c.hub.max_message_bytes;
+  s.max_requests_in_flight = c.hub.max_requests_in_flight_per_node;
   s.delivery.window = c.delivery.window;
   s.delivery.retry_interval = c.delivery.retry_interval;
   auto m = std::make_shared<SessionMetrics>();
@@ -266,8 +270,13 @@ void Hub::Impl::start() {
       NodeAdmissionOptions{.ns = c.hub.namespace_,
                            .revocation_config_map = c.hub.revocation.config_map,
                            .reread_interval = c.hub.revocation.interval});
-  upstream = std::make_unique<Upstream>(*client, index, metrics, options.kube_ca_pem,
-                                        c.hub.max_upstream_in_progress);
+  upstream = std::make_unique<Upstream>(
+      *client, index, metrics, options.kube_ca_pem,
+      UpstreamLimits{.max_in_progress = c.hub.max_upstream_in_progress,
+                     .max_waiting_per_node = 2 * std::size_t{c.hub.max_requests_in_flight_per_node},
+                     .max_waiting_bytes = c.hub.max_upstream_queued_bytes});
+  api_budget = std::make_unique<ApiBudget>(api_io.get_executor(), client->limiter(), metrics,
+                                           [this] { return registry.size(); });
   if (c.delivery.node_sync) {
     node_sync = std::make_unique<NodeSync>(
         client, metrics,
@@ -413,13 +422,17 @@ void Hub::Impl::start() {
     membership->start();
     shared_pki->start();
     devices->start();
+    api_budget->start();
     schedule_trim();
   });
   accepting = true;
-  spdlog::info("edgehub {} ({}) listening for edges on {}:{} ({} I/O threads, {}), admin on {}:{}",
+  spdlog::info("edgehub {} ({}) listening for edges on {}:{} ({} I/O threads, {}), admin on {}:{}{}",
                kVersion, c.hub.id, c.hub.listen.host, listener->port(), io.size(),
                lo.tls ? "TLS, client certificates required" : "plain WebSocket behind a proxy",
-               c.metrics.listen.host, admin->port());
+               c.metrics.listen.host, admin->port(),
+               cert_service ? ", certificate service on " + c.hub.cert_service.listen.host + ":" +
+                                  std::to_string(cert_service->port())
+                            : std::string());
 }
 
 // Connect storms and resyncs leave freed memory in malloc's arenas; giving it back keeps the
@@ -627,7 +640,8 @@ void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
   std::weak_ptr<Session> weak = s;
   auto node = s->node();
   asio::post(api_io, [this, weak, node = std::move(node), m = std::move(m)]() mutable {
-    std::string what = node + ": " + m.route.operation + " " + m.route.resource;
+    std::string what = node + ": " + logging::field(m.route.operation) + " " +
+                       logging::field(m.route.resource);
     upstream->submit(
         std::move(node), std::move(m),
         [weak, what = std::move(what)](std::exception_ptr e, UpstreamResult result) {
@@ -641,11 +655,13 @@ void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
             } catch (...) {
             }
             spdlog::error("node {}: request failed unanswered: {}", what, reason);
-            return;
+            result = {};
           }
           auto session = weak.lock();
           if (!session) return;
+          // Every request ends with request_done(): the session reads again if it paused.
           asio::post(session->executor(), [session, result = std::move(result)]() mutable {
+            session->request_done();
             if (result.reply) session->send(*result.reply);
             if (result.push_node) {
               const auto& n = *result.push_node;
@@ -783,6 +799,7 @@ void Hub::Impl::stop() {
       devices->stop();
       device_reports->stop();
       if (trim_timer) trim_timer->cancel();
+      if (api_budget) api_budget->stop();
       if (admin) admin->stop();
       if (shared_pki) shared_pki->stop();
       if (admission) admission->stop();

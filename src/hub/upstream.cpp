@@ -4,31 +4,19 @@
 #include <edgehub/authz/rules.hpp>
 #include <edgehub/hub/devices.hpp>
 #include <edgehub/hub/upstream.hpp>
+#include <edgehub/logging/logging.hpp>
 #include <edgehub/wire/builders.hpp>
 #include <edgehub/wire/json_safe.hpp>
 #include <edgehub/wire/resource.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <numeric>
 
 namespace edgehub::hub {
 
 namespace asio = boost::asio;
 using kube::ErrorKind;
 using kube::Priority;
-
-struct Upstream::Call {
-  std::string node;
-  wire::Message request;
-  wire::Resource resource;
-};
-
-struct Upstream::Waiting {
-  Call call;
-  Handler handler;
-  Done done;
-};
 
 namespace {
 
@@ -142,7 +130,7 @@ kube::RequestObserver api_request_metrics(metrics::Registry& registry) {
 }
 
 Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry& registry,
-                   std::string kube_ca_pem, std::size_t max_in_progress)
+                   std::string kube_ca_pem, UpstreamLimits limits)
     : client_(client),
       index_(index),
       kube_ca_pem_(std::move(kube_ca_pem)),
@@ -154,30 +142,18 @@ Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry&
                                "Kubernetes' Node authorizer and NodeRestriction), by type and "
                                "reason.",
                                {"type", "reason"})),
-      queued_(registry
-                  .gauge("edgehub_upstream_requests_queued",
-                         "Edge requests waiting for one of the hub.maxUpstreamInProgress slots "
-                         "(each holds only its message while it waits).")
-                  .with({})),
-      max_in_progress_(std::max<std::size_t>(1, max_in_progress)) {}
+      admission_(make_admission(registry, limits)) {}
 
-Upstream::~Upstream() = default;
-
-// Where a request goes: answered at once (`answer`), or by one handler coroutine. Plain code,
-// so that none of its temporaries live in a coroutine frame: a request in progress keeps
-// only the handler's frame, and one waiting for a slot none.
-struct Upstream::Routed {
-  std::optional<UpstreamResult> answer;
-  Handler handler = nullptr;
-  Call call;
-};
+// route() is plain code, so that none of its temporaries live in a coroutine frame: a request
+// in progress keeps only the handler's frame, and one waiting for a slot none.
 
 Upstream::Routed Upstream::route(std::string node, wire::Message request) {
   auto parsed = wire::parse_resource(request.route.resource);
   if (!parsed) {
     const auto& op = request.route.operation;
-    requests_.with({op, "invalid", "error"}).inc();
-    spdlog::warn("node {}: {} with bad resource: {}", node, op, parsed.error().message);
+    requests_.with({std::string(upstream_operation_label(op)), "invalid", "error"}).inc();
+    spdlog::warn("node {}: {} with bad resource: {}", node, logging::field(op),
+                 logging::field(parsed.error().message));
     auto m = wire::make_response(
         request, wire::status_error(
                      {.reason = "BadRequest", .code = 400, .message = parsed.error().message}));
@@ -231,9 +207,13 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
     }
   }
   if (r.handler == nullptr && !r.answer) {
-    requests_.with({op, type.empty() ? c.request.route.resource : type, "unsupported"}).inc();
-    spdlog::info("node {}: unsupported request {} {} (source {}, group {})", c.node, op,
-                 c.request.route.resource, c.request.route.source, c.request.route.group);
+    requests_
+        .with({std::string(upstream_operation_label(op)), std::string(upstream_type_label(type)),
+               "unsupported"})
+        .inc();
+    spdlog::info("node {}: unsupported request {} {} (source {}, group {})", c.node,
+                 logging::field(op), logging::field(c.request.route.resource),
+                 logging::field(c.request.route.source), logging::field(c.request.route.group));
     auto m = wire::make_response(
         c.request, wire::status_error({.reason = "MethodNotAllowed",
                                        .code = 405,
@@ -245,77 +225,6 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
   }
   if (r.answer) count(c, *r.answer);
   return r;
-}
-
-void Upstream::count(const Call& c, const UpstreamResult& result) {
-  // Device reports name a device in their resource: label them by kind, not by device.
-  const auto form = c.resource.form;
-  const std::string type_label = form == wire::ResourceForm::object        ? c.resource.type
-                                 : form == wire::ResourceForm::device_twin ? "device/twin"
-                                 : form == wire::ResourceForm::device_state
-                                     ? "device/state"
-                                     : c.request.route.resource;
-  requests_.with({c.request.route.operation, type_label, result.failed ? "error" : "ok"}).inc();
-}
-
-kube::Priority Upstream::priority(Handler h) {
-  if (h == &Upstream::lease) return Priority::Lease;
-  if (h == &Upstream::node_insert || h == &Upstream::node_update || h == &Upstream::node_patch ||
-      h == &Upstream::node_status_legacy || h == &Upstream::pod_patch ||
-      h == &Upstream::pod_status_legacy) {
-    return Priority::Status;
-  }
-  return Priority::Bulk;
-}
-
-void Upstream::submit(std::string node, wire::Message request, Done done) {
-  auto routed = route(std::move(node), std::move(request));
-  if (routed.answer) {
-    done(nullptr, std::move(*routed.answer));
-    return;
-  }
-  const auto level = static_cast<std::size_t>(priority(routed.handler));
-  const bool ahead = std::any_of(waiting_.begin(), waiting_.begin() + level + 1,
-                                 [](const auto& q) { return !q.empty(); });
-  if (in_progress_ < max_in_progress_ && !ahead) {
-    ++in_progress_;
-    start(std::move(routed.call), routed.handler, std::move(done));
-    return;
-  }
-  waiting_[level].push_back({std::move(routed.call), routed.handler, std::move(done)});
-  queued_.set(static_cast<double>(queued()));
-}
-
-void Upstream::start(Call call, Handler handler, Done done) {
-  asio::co_spawn(client_.executor(), run(std::move(call), handler),
-                 [this, done = std::move(done)](std::exception_ptr e, UpstreamResult result) {
-                   leave();
-                   done(e, std::move(result));
-                 });
-}
-
-asio::awaitable<UpstreamResult> Upstream::run(Call call, Handler handler) {
-  auto result = co_await (this->*handler)(call);
-  count(call, result);
-  co_return result;
-}
-
-std::size_t Upstream::queued() const {
-  return std::accumulate(waiting_.begin(), waiting_.end(), std::size_t{0},
-                         [](std::size_t n, const auto& q) { return n + q.size(); });
-}
-
-// A slot is free: the first waiting request by priority takes it.
-void Upstream::leave() {
-  for (auto& q : waiting_) {
-    if (q.empty()) continue;
-    auto next = std::move(q.front());
-    q.pop_front();
-    queued_.set(static_cast<double>(queued()));
-    start(std::move(next.call), next.handler, std::move(next.done));
-    return;
-  }
-  --in_progress_;
 }
 
 // A refusal: the Forbidden reply edgecore expects (an ObjectResp where it waits for an object,

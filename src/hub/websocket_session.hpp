@@ -160,7 +160,27 @@ class WebSocketSession final : public Session {
     // An idle edge sends a keepalive every 15 s: holding its read buffer between messages
     // would cost kilobytes per connection for nothing.
     buffer_.shrink_to_fit();
-    if (!closing_ && !closed_) read();
+    if (closing_ || closed_) return;
+    if (requests_in_flight_ >= options_.max_requests_in_flight) return pause_reading();
+    read();
+  }
+
+  // Backpressure: an edge with hub.maxRequestsInFlightPerNode requests unanswered is not read
+  // until one is answered; TCP then holds its further messages back. Its keepalives wait in
+  // the socket too, so the keepalive deadline does not run while we hold the read: the pause is
+  // our doing, not the edge's silence. It starts afresh on resuming.
+  void pause_reading() {
+    read_paused_ = true;
+    keepalive_deadline_ = SteadyClock::time_point::max();
+  }
+
+  void request_done() override {
+    if (requests_in_flight_ > 0) --requests_in_flight_;
+    if (!read_paused_ || closing_ || closed_) return;
+    if (requests_in_flight_ >= options_.max_requests_in_flight) return;
+    read_paused_ = false;
+    arm_keepalive();
+    read();
   }
 
   void handle(std::string_view payload) {
@@ -195,6 +215,7 @@ class WebSocketSession final : public Session {
       spdlog::debug("node {} ({}): empty message (edgecore shutting down)", node_, peer_);
       return;
     }
+    ++requests_in_flight_;
     host_.on_request(shared_from_this(), std::move(m));
   }
 
@@ -358,6 +379,7 @@ class WebSocketSession final : public Session {
   bool timer_armed_ = false;
   bool delivery_armed_ = false;
   bool writing_ = false;
+  bool read_paused_ = false;
   bool closing_ = false;
   bool closed_ = false;
   CloseReason reason_ = CloseReason::peer_closed;

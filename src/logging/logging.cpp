@@ -53,4 +53,25 @@ void setup(std::string_view level, std::string_view format,
   spdlog::set_default_logger(std::move(logger));
 }
 
+std::string field(std::string_view text, std::size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const auto kept = text.substr(0, max_bytes);
+  std::string out;
+  out.reserve(kept.size() + 16);
+  for (const char ch : kept) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(ch);
+      continue;
+    }
+    out += "\\x";
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xf]);
+  }
+  if (text.size() > kept.size()) {
+    out += "...(" + std::to_string(text.size() - kept.size()) + " more bytes)";
+  }
+  return out;
+}
+
 }  // namespace edgehub::logging

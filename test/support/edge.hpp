@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -94,6 +95,45 @@ class Edge {
   void close() {
     boost::system::error_code ec;
     client_.ws().next_layer().socket().close(ec);
+  }
+
+  // A flood, as a compromised edge sends it: the messages `make(i)` written back to back,
+  // nothing read, until `count` are written, a write fails or `limit` passes (a write the
+  // hub's backpressure holds then ends with the connection). How many were written.
+  std::size_t flood(const std::function<std::string(std::size_t)>& make, std::size_t count,
+                    std::chrono::milliseconds limit) {
+    std::size_t written = 0;
+    bool pending = false;
+    bool failed = false;
+    std::string frame;
+    std::function<void()> next = [&] {
+      if (written == count || failed) return;
+      frame = make(written);
+      pending = true;
+      client_.ws().text(true);
+      client_.ws().async_write(boost::asio::buffer(frame),
+                               [&](boost::system::error_code ec, std::size_t) {
+                                 pending = false;
+                                 if (ec) {
+                                   failed = true;
+                                   return;
+                                 }
+                                 ++written;
+                                 next();
+                               });
+    };
+    next();
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (pending && std::chrono::steady_clock::now() < deadline) {
+      io_.restart();
+      io_.run_for(std::chrono::milliseconds(20));
+    }
+    if (pending) close();
+    while (pending) {
+      io_.restart();
+      io_.run_for(std::chrono::milliseconds(20));
+    }
+    return written;
   }
   // Reads (and ACKs) until the hub closes the connection; its close code, or nullopt if the
   // connection stayed open for `limit`.

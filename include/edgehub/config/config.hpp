@@ -60,6 +60,8 @@ struct HubConfig {
   std::uint32_t max_connections = 19000;
   std::uint32_t io_threads = 0;  // 0: one per hardware thread
   std::uint32_t max_upstream_in_progress = 256;
+  std::uint32_t max_requests_in_flight_per_node = 32;  // a session reads no more meanwhile
+  std::uint64_t max_upstream_queued_bytes = 64ull << 20;
   Duration keepalive_timeout{30'000};
   Duration handshake_timeout{10'000};
   Duration hello_timeout{5'000};                // accepted → first byte
@@ -91,8 +93,10 @@ struct DevicesConfig {
 struct KubeConfig {
   std::string kubeconfig;  // empty: in-cluster service account
   std::string context;
-  double qps = 100;
-  std::uint32_t burst = 200;
+  // hub.maxConnections (19,000) edges renew a Lease every 10 s: 1,900 writes/s; the rest is
+  // for registration, status and NodeSync (docs/operations.md, Sizing).
+  double qps = 2500;
+  std::uint32_t burst = 5000;
   Duration request_timeout{30'000};
 };
 
@@ -155,6 +159,8 @@ struct Overrides {
   std::optional<std::string> kubeconfig;
   std::optional<std::string> listen;
   std::optional<std::string> metrics_listen;
+  std::optional<std::string> cert_service_listen;
+  std::optional<std::string> dev_api_listen;
   std::optional<std::string> hub_id;
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;

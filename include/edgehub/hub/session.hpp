@@ -38,6 +38,9 @@ struct SessionOptions {
   std::chrono::milliseconds keepalive_timeout{30'000};
   std::uint64_t write_queue_bytes = 4u << 20;
   std::uint64_t max_message_bytes = 8u << 20;
+  // Requests handed to the host and not yet answered, at most: at the limit the session stops
+  // reading until request_done() (hub.maxRequestsInFlightPerNode).
+  std::uint32_t max_requests_in_flight = 32;
   DeliveryOptions delivery;
   std::shared_ptr<const SessionMetrics> metrics;  // optional
   // Sent in the upgrade response as X-Edgehub-Replica (which replica an agent reached).
@@ -68,7 +71,9 @@ class SessionHost {
  public:
   virtual ~SessionHost() = default;
   virtual void on_open(const std::shared_ptr<Session>& session) = 0;
-  // An upstream request (anything but keepalive, ACK and the empty shutdown message).
+  // An upstream request (anything but keepalive, ACK and the empty shutdown message). The
+  // host calls the session's request_done() once for each, on the session's executor, when
+  // it has been handled (answered or not).
   virtual void on_request(const std::shared_ptr<Session>& session, wire::Message message) = 0;
   // The edge ACKed a delivered object (NodeSync folds it in; metrics observe the latency).
   virtual void on_delivered(Session& session, const Change& change,
@@ -108,6 +113,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Queues an object change for reliable delivery (session executor only).
   virtual void enqueue(Change change) = 0;
+  // One request given to SessionHost::on_request was handled (session executor only).
+  virtual void request_done() = 0;
+  // Requests given to the host and not yet handled.
+  std::uint32_t requests_in_flight() const { return requests_in_flight_; }
   const Delivery& delivery() const { return *delivery_; }
   const SessionCounters& counters() const { return counters_; }
   std::size_t queued_bytes() const { return queued_bytes_; }
@@ -124,6 +133,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<Delivery> delivery_;
   SessionCounters counters_;
   std::size_t queued_bytes_ = 0;
+  std::uint32_t requests_in_flight_ = 0;
 };
 
 }  // namespace edgehub::hub

@@ -16,6 +16,7 @@
 #include <edgehub/kube/client.hpp>
 #include <edgehub/metrics/metrics.hpp>
 #include <edgehub/wire/message.hpp>
+#include <edgehub/wire/resource.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,25 @@ struct UpstreamResult {
 
 class DeviceReports;
 
+// Bounds on the edges' requests (see FairQueue for the order in which waiting ones start).
+struct UpstreamLimits {
+  std::size_t max_in_progress = 256;  // hub.maxUpstreamInProgress
+  // Slots one node holds at most; its other requests wait for their turn among the nodes.
+  std::size_t max_in_progress_per_node = 4;
+  // Requests one node may have waiting; more are refused (429). A session reads no more than
+  // hub.maxRequestsInFlightPerNode at once, so only requests an earlier session of the node
+  // left behind can add up to this.
+  std::size_t max_waiting_per_node = 64;
+  // Bytes of waiting requests on the replica at most (hub.maxUpstreamQueuedBytes); beyond it
+  // new requests are refused (429) until the queue drains.
+  std::uint64_t max_waiting_bytes = 64u << 20;
+};
+
+// Fixed label values for edge-chosen strings: the operations and resource types Upstream
+// handles keep their name, anything else is "other" (a label set an edge cannot grow).
+std::string_view upstream_operation_label(std::string_view operation);
+std::string_view upstream_type_label(std::string_view type);
+
 // The kube::Client hook behind edgehub_api_requests_total{verb,resource,code} (code: the HTTP
 // status, or the transport failure such as ConnectFailed) and
 // edgehub_api_request_duration_seconds{verb} (watches are counted, not timed).
@@ -39,13 +59,13 @@ kube::RequestObserver api_request_metrics(metrics::Registry& registry);
 
 class Upstream {
  public:
-  // At most `max_in_progress` requests are being handled at once (waiting for the API or
-  // answered by it); the others wait their turn by priority (leases first, then node and pod
-  // status, then the rest), each as its message and its callback — not as a suspended
-  // coroutine. A fleet reconnecting sends tens of thousands of requests within seconds, more
-  // than the API's rate limit lets through.
+  // At most `limits.max_in_progress` requests are being handled at once (waiting for the API
+  // or answered by it); the others wait their turn (FairQueue: shares by class, leases the
+  // largest, round-robin between nodes), each as its message and its callback — not as a
+  // suspended coroutine. A fleet reconnecting sends tens of thousands of requests within
+  // seconds, more than the API's rate limit lets through.
   Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry& registry,
-           std::string kube_ca_pem, std::size_t max_in_progress = 256);
+           std::string kube_ca_pem, UpstreamLimits limits = {});
   ~Upstream();
   // Device-twin requests (membership/detail, twin and state reports) go there (devices.hpp).
   void set_devices(DeviceReports* devices) { devices_ = devices; }
@@ -57,19 +77,29 @@ class Upstream {
   // returns), otherwise when a slot is free. Call on the client's executor.
   void submit(std::string node, wire::Message request, Done done);
 
-  struct Call;  // one request being handled (defined in upstream.cpp)
+  // One request being handled.
+  struct Call {
+    std::string node;
+    wire::Message request;
+    wire::Resource resource;
+  };
 
  private:
-  struct Routed;
   struct Waiting;
   using Handler = boost::asio::awaitable<UpstreamResult> (Upstream::*)(Call&);
+  // Where a request goes: answered at once (`answer`), or by one handler coroutine.
+  struct Routed {
+    std::optional<UpstreamResult> answer;
+    Handler handler = nullptr;
+    Call call;
+  };
   Routed route(std::string node, wire::Message request);
   void count(const Call& c, const UpstreamResult& result);
   static kube::Priority priority(Handler h);
   void start(Call call, Handler handler, Done done);
   boost::asio::awaitable<UpstreamResult> run(Call call, Handler handler);
-  void leave();
-  std::size_t queued() const;
+  void leave(const std::string& node);
+  void refuse_busy(const Call& call, const Done& done, std::string_view why);
   UpstreamResult refuse(const Call& c, std::string_view type, const authz::Decision& decision,
                         std::string_view kind, bool object_resp = true,
                         std::string_view group = {});
@@ -98,11 +128,15 @@ class Upstream {
   std::string kube_ca_pem_;
   metrics::Family<metrics::Counter>& requests_;
   metrics::Family<metrics::Counter>& denied_;
-  metrics::Gauge& queued_;
-  const std::size_t max_in_progress_;
+  // The waiting requests and their bounds and gauges (upstream_admission.cpp).
+  struct Admission;
+  struct AdmissionDeleter {
+    void operator()(Admission* a) const;
+  };
+  static std::unique_ptr<Admission, AdmissionDeleter> make_admission(metrics::Registry& registry,
+                                                                     const UpstreamLimits& limits);
+  std::unique_ptr<Admission, AdmissionDeleter> admission_;
   std::size_t in_progress_ = 0;
-  // Requests waiting for a slot, by priority; leave() starts the first.
-  std::array<std::deque<Waiting>, kube::kPriorityCount> waiting_;
 };
 
 }  // namespace edgehub::hub

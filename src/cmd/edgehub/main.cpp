@@ -37,6 +37,10 @@ void add_run_flags(CLI::App& app, Options& o) {
   app.add_option("--listen", o.overrides.listen, "Edge WebSocket address HOST:PORT (hub.listen)");
   app.add_option("--metrics-listen", o.overrides.metrics_listen,
                  "Metrics and health address HOST:PORT (metrics.listen)");
+  app.add_option("--cert-service-listen", o.overrides.cert_service_listen,
+                 "Certificate service address HOST:PORT (hub.certService.listen)");
+  app.add_option("--dev-api-listen", o.overrides.dev_api_listen,
+                 "--dev: embedded API server address HOST:PORT (dev.apiListen)");
   app.add_option("--hub-id", o.overrides.hub_id, "Replica identity (hub.id)");
   app.add_option("--log-level", o.overrides.log_level,
                  "trace, debug, info, warn or error (log.level)");
@@ -60,8 +64,29 @@ std::string read_file(const std::string& path, const char* what) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+bool loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// --dev promises loopback only, whatever the built-in defaults (0.0.0.0) or a configuration
+// file say: its CA key and join token sit in certs/dev and its API server takes anyone.
+void keep_to_loopback(edgehub::config::Config& config) {
+  for (auto [key, address] :
+       {std::pair{"hub.listen", &config.hub.listen},
+        std::pair{"hub.certService.listen", &config.hub.cert_service.listen},
+        std::pair{"metrics.listen", &config.metrics.listen},
+        std::pair{"dev.apiListen", &config.dev.api_listen}}) {
+    if (loopback(address->host)) continue;
+    const std::string was = address->host;
+    address->host = was.find(':') != std::string::npos ? "::1" : "127.0.0.1";
+    spdlog::info("dev mode: {} {} changed to loopback {} (--dev listens on loopback only)", key,
+                 was, address->host);
+  }
+}
+
 // --dev: the dev PKI and the embedded API server, with a kubeconfig for kubectl.
 std::unique_ptr<edgehub::devapi::Server> start_dev_api(edgehub::config::Config& config) {
+  keep_to_loopback(config);
   const auto pki = edgehub::pki::init_dev_pki({.dir = config.dev.certs_dir});
   if (pki.created_ca) spdlog::info("dev PKI: created a CA in {}", config.dev.certs_dir);
   config.hub.tls = {pki.server_cert_file, pki.server_key_file, pki.ca_cert_file};

@@ -29,6 +29,7 @@ class QuietSession : public Session {
   void close(CloseReason) override {}
   bool closed() const override { return false; }
   void enqueue(Change) override {}
+  void request_done() override {}
 
  private:
   boost::asio::io_context& io_;

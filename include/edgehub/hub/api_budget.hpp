@@ -1,0 +1,61 @@
+#pragma once
+// ApiBudget: whether the replica's client-side API budget (kube.qps) keeps up with its edges.
+// Every edge renews its Lease every 10 s, so N connected edges need N / 10 writes per second
+// before anything else (registration, status, NodeSync, resyncs). When the budget cannot
+// serve that, or requests wait long in the rate limiter, the replica says so: a warning
+// naming the setting to raise (at most once a minute) and the gauges
+// edgehub_api_budget_saturated and edgehub_api_oldest_waiting_seconds{class}.
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstddef>
+#include <edgehub/kube/rate_limiter.hpp>
+#include <edgehub/metrics/metrics.hpp>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace edgehub::hub {
+
+// The interval edgecore renews its node's Lease at (its default; the sizing assumes it).
+inline constexpr std::chrono::seconds kLeaseRenewInterval{10};
+// Requests waiting longer than this in the rate limiter mean the budget falls behind.
+inline constexpr std::chrono::seconds kSaturatedWait{10};
+
+struct BudgetView {
+  double qps = 0;                 // kube.qps (<= 0: unlimited)
+  std::size_t nodes = 0;          // edges connected to the replica
+  std::size_t waiting = 0;        // requests waiting in the rate limiter
+  double oldest_wait_seconds = 0; // the longest any of them waited
+};
+
+// The warning to give for `v`, or nullopt when the budget keeps up.
+std::optional<std::string> budget_shortfall(const BudgetView& v);
+
+class ApiBudget {
+ public:
+  // `limiter` lives on `ex` (the API thread), where the checks run; `nodes` counts the
+  // replica's sessions.
+  ApiBudget(boost::asio::any_io_executor ex, const kube::RateLimiter& limiter,
+            metrics::Registry& registry, std::function<std::size_t()> nodes,
+            std::chrono::milliseconds period = std::chrono::seconds(1));
+  void start();
+  void stop();
+  // One check (the timer's; tests call it directly).
+  void check();
+
+ private:
+  void schedule();
+
+  boost::asio::steady_timer timer_;
+  const kube::RateLimiter& limiter_;
+  std::function<std::size_t()> nodes_;
+  std::chrono::milliseconds period_;
+  metrics::Gauge& saturated_;
+  metrics::Family<metrics::Gauge>& oldest_;
+  std::chrono::steady_clock::time_point last_warned_{};
+  bool stopped_ = false;
+};
+
+}  // namespace edgehub::hub
