@@ -90,7 +90,8 @@ std::string status_error(const StatusErrorFields& f) {
   status["code"] = f.code;
   nlohmann::ordered_json err;
   err["ErrStatus"] = std::move(status);
-  return wire::dump_json(err);
+  // Go's field order (ordered_json); messages may quote bytes that are not UTF-8.
+  return err.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 std::string status_error_from_status(const nlohmann::json& s) {
