@@ -287,12 +287,24 @@ TEST_F(DeployedHub, EdgeRequestsStayWithinRbac) {
   labelled["metadata"]["labels"]["zone"] = "a";
   auto reply = edge.request("update", "null/node/edge-x", labelled.dump());
   EXPECT_EQ(reply.content.find("ErrStatus"), std::string::npos) << reply.content;
-  const json mirror = {{"metadata", {{"name", "static-edge-x"}, {"namespace", "default"}}},
-                       {"spec", {{"nodeName", "edge-x"}, {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
+  // A mirror pod as the kubelet creates it (NodeRestriction's admitPodCreate): the mirror
+  // annotation, owned by its own Node, referencing no Secret, ConfigMap or service account.
+  const auto node_uid = store.get(res("nodes"), "", "edge-x")["metadata"]["uid"];
+  const json mirror = {
+      {"metadata", {{"name", "static-edge-x"}, {"namespace", "default"},
+                    {"annotations", {{"kubernetes.io/config.mirror", "a1b2"}}},
+                    {"ownerReferences", {{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", "edge-x"},
+                                          {"uid", node_uid}, {"controller", true}}}}}},
+      {"spec", {{"nodeName", "edge-x"}, {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
   reply = edge.request("insert", "default/pod/static-edge-x", mirror.dump());
   EXPECT_EQ(reply.content.find("ErrStatus"), std::string::npos) << reply.content;
-  reply = edge.request("query", "default/serviceaccounttoken/web-sa",
-                       json{{"spec", {{"audiences", json::array()}, {"expirationSeconds", 3600}}}}.dump());
+  // A token bound to the pod that uses the account, as the kubelet asks for it.
+  const auto web_uid = store.get(res("pods"), "default", "web")["metadata"]["uid"];
+  reply = edge.request(
+      "query", "default/serviceaccounttoken/web-sa",
+      json{{"spec", {{"audiences", json::array()}, {"expirationSeconds", 3600},
+                     {"boundObjectRef", {{"apiVersion", "v1"}, {"kind", "Pod"}, {"name", "web"},
+                                         {"uid", web_uid}}}}}}.dump());
   EXPECT_NE(reply.content.find("token"), std::string::npos) << reply.content;
   edge.send("insert", "default/event/web.1",
             json{{"metadata", {{"name", "web.1"}, {"namespace", "default"}}},
