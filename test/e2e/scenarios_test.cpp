@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "checker.hpp"
@@ -288,7 +290,15 @@ TEST_F(E2E, HalfOpenOldConnectionClosedByClaim) {
   options.keepalive_timeout = "10m";
   ASSERT_NO_FATAL_FAILURE(start(options));
   churn(4s);
-  const std::string node = std::string(Cluster::kNodePrefix) + "7";
+  // nginx balances by least connections: a node of the replica holding the fewest sessions
+  // would come back to it every time, so take one of the replica holding the most.
+  std::map<std::string, std::set<std::string>> by_replica;
+  for (const auto& [n, r] : cluster_->sessions()) by_replica[r].insert(n);
+  ASSERT_FALSE(by_replica.empty());
+  const auto fullest = std::max_element(by_replica.begin(), by_replica.end(), [](const auto& a, const auto& b) {
+    return a.second.size() < b.second.size();
+  });
+  const std::string node = *fullest->second.begin();
   auto holders = [&] {
     std::set<std::string> out;
     for (const auto& [n, r] : cluster_->sessions()) {
