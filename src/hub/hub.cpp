@@ -97,11 +97,14 @@ struct Hub::Impl : SessionHost {
 
   HubOptions options;
   metrics::Registry metrics;
-  std::vector<std::unique_ptr<asio::io_context>> io;
   asio::io_context api_io;
   // The certificate service's TLS handshakes and requests: off the API thread, so that a
   // flood of :10002 cannot delay the watches and edge requests, nor they the service.
   asio::io_context cert_io{1};
+  // Declared after api_io so that they are destroyed first: handlers still queued on an edge
+  // loop (an accept holding the listener, a session) may hold objects whose destructors use
+  // the API loop's executor.
+  std::vector<std::unique_ptr<asio::io_context>> io;
   std::vector<Guard> guards;
   std::vector<std::thread> threads;
   std::shared_ptr<kube::Client> client;

@@ -56,9 +56,10 @@ NodeAdmission::NodeAdmission(std::shared_ptr<kube::Client> client, metrics::Regi
                          [this] { return static_cast<double>(deny_.size()); });
 }
 
-NodeAdmission::~NodeAdmission() {
-  if (reflector_) reflector_->stop();
-}
+// stop() ends the reflector on the API thread; the destructor posts nothing, because the last
+// reference may go with a handler destroyed when an io_context shuts down, after the API
+// io_context is gone.
+NodeAdmission::~NodeAdmission() = default;
 
 void NodeAdmission::start(std::function<void()> on_reload) {
   on_reload_ = std::move(on_reload);
