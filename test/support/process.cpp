@@ -5,10 +5,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -33,6 +35,40 @@ int decode_status(int status) {
 
 }  // namespace
 
+pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
+  if (argv.empty()) throw std::invalid_argument("spawn: no program");
+  // Everything the child needs is built here, before the fork.
+  auto args = c_args(argv);
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
+  env_storage.insert(env_storage.end(), options.env.begin(), options.env.end());
+  auto envp = c_args(env_storage);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  auto redirect = [&](int from, int to) {
+    if (from >= 0) posix_spawn_file_actions_adddup2(&actions, from, to);
+  };
+  redirect(options.stdin_fd, 0);
+  if (!options.log_file.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 1, options.log_file.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  } else {
+    redirect(options.stdout_fd, 1);
+    redirect(options.stderr_fd, 2);
+  }
+  pid_t pid = -1;
+  const int rc = options.search_path
+                     ? ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data())
+                     : ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+  }
+  return pid;
+}
+
 std::string binary(const std::string& name) { return std::string(EDGEHUB_BINARY_DIR) + "/" + name; }
 
 Output run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
@@ -41,13 +77,12 @@ Output run(const std::vector<std::string>& argv, std::chrono::milliseconds timeo
   if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe failed");
   }
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    auto args = c_args(argv);
-    ::execv(args[0], args.data());
-    ::_exit(127);
+  pid_t pid = -1;
+  try {
+    pid = spawn(argv, {.stdout_fd = out_pipe[1], .stderr_fd = err_pipe[1]});
+  } catch (...) {
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    throw;
   }
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
@@ -86,20 +121,7 @@ Output run(const std::vector<std::string>& argv, std::chrono::milliseconds timeo
 }
 
 Child::Child(const std::vector<std::string>& argv, const std::string& log_file) {
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    if (!log_file.empty()) {
-      const int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-    }
-    auto args = c_args(argv);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  if (pid_ < 0) throw std::runtime_error("fork failed");
+  pid_ = spawn(argv, {.log_file = log_file});
 }
 
 Child::~Child() {

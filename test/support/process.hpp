@@ -17,6 +17,22 @@ struct Output {
   std::string err;
 };
 
+// Where a spawned program's standard streams go (-1: inherited) and what it gets besides.
+struct SpawnOptions {
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  std::string log_file;              // stdout and stderr appended here (overrides the fds)
+  std::vector<std::string> env;      // NAME=value added to this process's environment
+  bool search_path = false;          // argv[0] may be a bare name looked up in PATH
+};
+
+// Starts argv with posix_spawn: nothing runs between fork and exec. The test processes have
+// threads (hubs, API servers); a forked child that allocates before exec can deadlock on a
+// lock another thread held at the fork (it did, under ASan: a simulator that never started).
+// Throws when the program cannot be started.
+pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options = {});
+
 // Runs argv[0] (a path) to completion, killing it after `timeout`.
 Output run(const std::vector<std::string>& argv,
            std::chrono::milliseconds timeout = std::chrono::seconds(60));

@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "process.hpp"
+
 namespace edgehub::devapi {
 namespace {
 
@@ -38,19 +40,15 @@ class Child {
  public:
   Child(const std::string& binary, const std::vector<std::string>& args) {
     int fds[2];
-    if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(fds[1], 1);
-      ::dup2(fds[1], 2);
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    std::vector<std::string> argv{binary};
+    argv.insert(argv.end(), args.begin(), args.end());
+    try {
+      pid_ = test::spawn(argv, {.stdout_fd = fds[1], .stderr_fd = fds[1]});
+    } catch (...) {
       ::close(fds[0]);
       ::close(fds[1]);
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(binary.c_str()));
-      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv(binary.c_str(), argv.data());
-      ::_exit(127);
+      throw;
     }
     ::close(fds[1]);
     fd_ = fds[0];

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "process.hpp"
 #include "test_pki.hpp"
 
 namespace edgehub::net {
@@ -47,20 +48,12 @@ class Program {
   explicit Program(const std::vector<std::string>& argv,
                    const std::vector<std::string>& env = {}) {
     int in[2], out[2];
-    if (::pipe(in) != 0 || ::pipe(out) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(in[0], 0);
-      ::dup2(out[1], 1);
-      ::dup2(out[1], 2);
-      for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
-      for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execvp(args[0], args.data());
-      ::_exit(127);
-    }
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return;
+    pid_ = test::spawn(argv, {.stdin_fd = in[0],
+                              .stdout_fd = out[1],
+                              .stderr_fd = out[1],
+                              .env = env,
+                              .search_path = true});
     ::close(in[0]);
     ::close(out[1]);
     stdin_ = in[1];
