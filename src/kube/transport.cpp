@@ -146,7 +146,10 @@ net::awaitable<Result<void>> Client::Impl::acquire(Priority priority) {
     timer->cancel();
   });
   schedule_poll();
-  co_await timer->async_wait(use_tuple);
+  // poll() grants synchronously when a token came back since try_acquire (the bucket refills
+  // with the clock): the grant's cancel() then found no wait to cancel, and waiting on the
+  // timer now would wait forever (a request lost, and with it a claim or a delivery).
+  if (!*granted) co_await timer->async_wait(use_tuple);
   if (!*granted) co_return make_error(ErrorKind::Cancelled, "cancelled while rate limited");
   co_return Result<void>{};
 }

@@ -582,5 +582,31 @@ TEST(KubeClient, RateLimitedRequestsWaitAndLeaseGoesFirst) {
   EXPECT_EQ(done, (std::vector<std::string>{"bulk0", "lease", "bulk1", "bulk2"}));
 }
 
+// A token that comes back between try_acquire and the queue's first poll is granted inside
+// poll(), before the request starts waiting: the request must go, not wait forever.
+TEST(KubeClient, ARequestGrantedWhileItIsQueuedIsSent) {
+  net::io_context io;
+  auto node = testing::load_sample("v1.36.3", "get-node-x");
+  ReplayServer server(io, [&](const Recorded&) { return sample_reply(node); });
+  // A clock that moves 600 ms at every reading: at 1 qps the token missing at try_acquire is
+  // back by the poll that follows the enqueue.
+  auto now = std::make_shared<RateLimiter::Clock::time_point>();
+  ClientOptions opt;
+  opt.qps = 1;
+  opt.burst = 1;
+  opt.clock = [now] { return *now += std::chrono::milliseconds(600); };
+  auto client = make_client(io, http_config(server), opt);
+  int done = 0;
+  auto run = [&](std::string name) -> net::awaitable<void> {
+    auto r = co_await client->get(resources::nodes(), "", name);
+    EXPECT_TRUE(r);
+    ++done;
+  };
+  for (int i = 0; i < 3; ++i) net::co_spawn(io, run("node-" + std::to_string(i)), net::detached);
+  ASSERT_TRUE(testing::run_until(io, [&] { return done == 3; }))
+      << done << " of 3 answered; " << client->limiter().waiting() << " still queued";
+  EXPECT_EQ(server.requests.size(), 3u);
+}
+
 }  // namespace
 }  // namespace edgehub::kube
