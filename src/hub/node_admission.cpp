@@ -31,6 +31,13 @@ bool has_label(const kube::Object& node, const std::string& label) {
   return labels != meta->end() && labels->is_object() && labels->contains(label);
 }
 
+pki::IdentityRefusal not_edge_node(const std::string& node, const std::string& label) {
+  return pki::IdentityRefusal{
+      403, "not_edge_node",
+      "Node " + node + " exists and is not an edge node (no " + label +
+          " label): an edge certificate may not stand for it"};
+}
+
 }  // namespace
 
 std::shared_ptr<NodeAdmission> NodeAdmission::make(std::shared_ptr<kube::Client> client,
@@ -65,7 +72,7 @@ void NodeAdmission::start(std::function<void()> on_reload) {
   on_reload_ = std::move(on_reload);
   kube::ReflectorOptions o;
   o.resource = kube::resources::nodes();
-  o.label_selector = options_.edge_node_label;
+  o.label_selector = "!" + options_.edge_node_label;
   o.initial_list_resource_version = "0";
   o.priority = kube::Priority::Bulk;
   reflector_ = kube::Reflector::make(client_, std::move(o), *this);
@@ -82,8 +89,19 @@ void NodeAdmission::stop() {
 }
 
 void NodeAdmission::on_resynced(const std::vector<kube::Object>& current) {
-  edge_nodes_.clear();
-  for (const auto& o : current) edge_nodes_.insert(o.meta.name);
+  other_nodes_.clear();
+  for (const auto& o : current) note(o);
+  listed_ = true;
+}
+
+// A watch with a label selector may deliver a Node whose label was just added (the API
+// server sends DELETED for it; a simpler server may send the change): the label decides.
+void NodeAdmission::note(const kube::Object& node) {
+  if (has_label(node, options_.edge_node_label)) {
+    other_nodes_.erase(node.meta.name);
+  } else {
+    other_nodes_.insert(node.meta.name);
+  }
 }
 
 void NodeAdmission::check(const std::string& node, const std::string& serial,
@@ -118,7 +136,10 @@ asio::awaitable<void> NodeAdmission::run_check(std::string node, std::string ser
 }
 
 asio::awaitable<pki::IdentityVerdict> NodeAdmission::node_verdict(const std::string& node) {
-  if (edge_nodes_.contains(node)) co_return std::nullopt;
+  if (listed_) {
+    if (other_nodes_.contains(node)) co_return not_edge_node(node, options_.edge_node_label);
+    co_return std::nullopt;  // an edge Node, or one that does not exist yet
+  }
   auto found = co_await client_->get(kube::resources::nodes(), "", node, kAdmissionRead);
   if (!found) {
     // edgecore creates its Node after it connected: a name no Node has yet is the node's own.
@@ -127,10 +148,7 @@ asio::awaitable<pki::IdentityVerdict> NodeAdmission::node_verdict(const std::str
                                    "cannot check Node " + node + ": " + found.error().describe()};
   }
   if (has_label(*found, options_.edge_node_label)) co_return std::nullopt;
-  co_return pki::IdentityRefusal{
-      403, "not_edge_node",
-      "Node " + node + " exists and is not an edge node (no " + options_.edge_node_label +
-          " label): an edge certificate may not stand for it"};
+  co_return not_edge_node(node, options_.edge_node_label);
 }
 
 void NodeAdmission::count(const pki::IdentityVerdict& verdict) {

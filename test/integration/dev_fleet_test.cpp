@@ -231,8 +231,7 @@ TEST(DevMode, ThousandsOfEdgesGetReadyWithTheBuiltInDefaultsOnLoopbackOnly) {
 
 // Leases alone need 5 times the budget (200 edges renewing every second against 40 writes/s):
 // with leases served strictly first no Node was ever registered; with shares all are.
-// Disabled: since the node authorization merge, 177 of 200 nodes were Ready after 240 s (qps 40).
-TEST(DevMode, DISABLED_RegistrationsCompleteWhenLeasesAloneExceedTheBudget) {
+TEST(DevMode, RegistrationsCompleteWhenLeasesAloneExceedTheBudget) {
   constexpr int kNodes = 200;
   const auto dir = work_dir("dev-budget");
   std::ofstream(dir / "budget.yaml") << "kube: {qps: 40, burst: 40}\n";

@@ -13,8 +13,10 @@
 #include <edgehub/pki/token.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include "edge.hpp"
 #include "eventually.hpp"
@@ -130,7 +132,30 @@ class SecurityIdentity : public ::testing::Test {
     }
   }
 
-  test::InProcessHubs hubs_{"security-identity"};
+  // The Node reads the API server answered, by name ("GET /api/v1/nodes/<name>").
+  struct NodeReads {
+    std::mutex mutex;
+    std::vector<std::string> names;
+    int count(const std::string& name) {
+      const std::lock_guard lock(mutex);
+      return static_cast<int>(std::count(names.begin(), names.end(), name));
+    }
+  };
+  static devapi::ServerOptions recording(const std::shared_ptr<NodeReads>& reads) {
+    devapi::ServerOptions o;
+    o.response_delay = [reads](std::string_view method, std::string_view target) {
+      constexpr std::string_view kNodes = "/api/v1/nodes/";
+      if (method == "GET" && target.starts_with(kNodes)) {
+        const std::lock_guard lock(reads->mutex);
+        reads->names.emplace_back(target.substr(kNodes.size()));
+      }
+      return std::chrono::milliseconds(0);
+    };
+    return o;
+  }
+
+  std::shared_ptr<NodeReads> node_reads_ = std::make_shared<NodeReads>();
+  test::InProcessHubs hubs_{"security-identity", recording(node_reads_)};
   std::shared_ptr<pki::CertificateAuthority> ca_;
   Hub* hub_ = nullptr;
   std::string dir_;
@@ -171,6 +196,26 @@ TEST_F(SecurityIdentity, TheListenerRefusesTheNameOfAnExistingNonEdgeNode) {
   EXPECT_EQ(rejected("not_edge_node"), 1);
   EXPECT_EQ(hub_->sessions(), 0u);
   EXPECT_EQ(connect("edge-1", "edge-1"), 101);
+}
+
+// A fleet of new nodes reconnecting under a saturated kube.qps used to wait for one GET of
+// the Node per connect, past the handshake timeout, and come back for more: the other Nodes
+// are now listed and watched, and neither a connect nor a join reads a Node.
+TEST_F(SecurityIdentity, ConnectsAndJoinsReadNoNodeOnceTheOtherNodesAreListed) {
+  EXPECT_EQ(connect("edge-fresh", "edge-fresh"), 101);
+  EXPECT_EQ(edge_crt("edge-joining", bearer()), 200);
+  // A worker registered after the hub started is known from the watch.
+  hubs_.store().create("nodes", "", {{"metadata", {{"name", "worker-2"}}}});
+  EXPECT_TRUE(test::eventually([&] { return connect("worker-2", "worker-2") == 403; }));
+  EXPECT_EQ(edge_crt("worker-2", bearer()), 403);
+  // An edge label added to a Node makes it an edge node.
+  hubs_.store().update("nodes", "", "worker-2",
+                       {{"metadata", {{"name", "worker-2"},
+                                      {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}});
+  EXPECT_TRUE(test::eventually([&] { return connect("worker-2", "worker-2") == 101; }));
+  for (const auto* name : {"edge-fresh", "edge-joining", "worker-2"}) {
+    EXPECT_EQ(node_reads_->count(name), 0) << "GET /api/v1/nodes/" << name;
+  }
 }
 
 TEST_F(SecurityIdentity, InvalidAndOverLongNodeNamesAreRefused) {

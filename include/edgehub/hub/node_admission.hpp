@@ -6,8 +6,11 @@
 //      a control-plane or worker node) → 403 — an edge certificate must never stand for it;
 //   3. no Node of that name → allowed (edgecore registers its Node after connecting);
 //   4. the API cannot tell → 503 (fail closed; the edge retries).
-// Edge Nodes are known from a list-and-watch of the labelled Nodes (names only), so a
-// reconnecting fleet costs no API request; other names cost one GET of the Node.
+// The cluster's other Nodes are known from a list-and-watch of the Nodes *without* the edge
+// label (names only; a cluster has at most a few thousand), so no connect and no join costs
+// an API request once the first list is in: a reconnecting fleet of new nodes under a
+// saturated kube.qps used to wait for a GET per connect, past the handshake timeout, and come
+// back for more. Until that first list, a name costs one GET of the Node.
 // The deny list is re-read every hub.revocation.interval; after each read, `on_reload`
 // runs so the hub can close sessions whose identity was just revoked.
 
@@ -68,17 +71,19 @@ class NodeAdmission : public std::enable_shared_from_this<NodeAdmission>,
   void schedule();
   void count(const pki::IdentityVerdict& verdict);
 
-  // ReflectorHandler: the names of edge Nodes.
-  void on_added(const kube::Object& obj) override { edge_nodes_.insert(obj.meta.name); }
-  void on_modified(const kube::Object& obj) override { edge_nodes_.insert(obj.meta.name); }
-  void on_deleted(const kube::Object& obj) override { edge_nodes_.erase(obj.meta.name); }
+  // ReflectorHandler: the names of the Nodes that are not edge nodes.
+  void on_added(const kube::Object& obj) override { note(obj); }
+  void on_modified(const kube::Object& obj) override { note(obj); }
+  void on_deleted(const kube::Object& obj) override { other_nodes_.erase(obj.meta.name); }
   void on_resynced(const std::vector<kube::Object>& current) override;
+  void note(const kube::Object& node);
 
   std::shared_ptr<kube::Client> client_;
   NodeAdmissionOptions options_;
   pki::DenyList deny_;
   std::shared_ptr<kube::Reflector> reflector_;
-  std::unordered_set<std::string> edge_nodes_;
+  std::unordered_set<std::string> other_nodes_;  // Nodes without the edge label
+  bool listed_ = false;                          // other_nodes_ holds a complete list
   std::unordered_map<std::string, std::string> connected_serials_;
   std::unique_ptr<boost::asio::steady_timer> timer_;
   std::function<void()> on_reload_;
