@@ -43,7 +43,7 @@ void judge(const json& body) {
   (void)authz::node_status_patch(body, json::object({{"node-role.kubernetes.io/edge", ""}}));
   (void)authz::pod_status_patch(body);
   (void)authz::mirror_pod_create("edge-1", "6f1c0d4e-0000-4000-8000-000000000001", body);
-  const auto pod = json::parse(R"({"metadata":{"name":"p","namespace":"default",
+  static const auto pod = json::parse(R"({"metadata":{"name":"p","namespace":"default",
       "uid":"6f1c0d4e-0000-4000-8000-000000000002"},
       "spec":{"nodeName":"edge-1","serviceAccountName":"default"}})");
   (void)authz::bound_pod_name(body);
