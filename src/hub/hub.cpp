@@ -382,14 +382,14 @@ void Hub::Impl::start() {
                                 .server_cert_pem = options.server_cert_pem,
                                 .server_key_pem = options.server_key_pem,
                                 .edge_cert_validity = std::chrono::hours(24) * c.hub.cert_service.edge_cert_days,
-                                .on_refuse = http_refusal_counter("certificate service"),
+                                .on_connection_refused = http_refusal_counter("certificate service"),
                                 .identity_check =
                                     [admission = admission](const std::string& node,
                                                             const std::string& serial,
                                                             pki::IdentityDone done) {
                                       admission->check(node, serial, std::move(done));
                                     },
-                                .on_refused =
+                                .on_request_refused =
                                     [refusals = &metrics.counter(
                                          "edgehub_cert_service_refusals_total",
                                          "Certificate service requests refused, by reason.",

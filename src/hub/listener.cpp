@@ -5,6 +5,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <edgehub/hub/listener.hpp>
 #include <edgehub/net/address_range.hpp>
+#include <edgehub/net/x509_mint.hpp>
 #include <sys/socket.h>
 
 #include <deque>
@@ -209,7 +210,7 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
                                 // The CN now: releasing the handshake state frees the
                                 // peer's certificate.
                                 self->identity_ = self->stream_.peer_common_name();
-                                self->serial_ = pki::serial_hex(
+                                self->serial_ = net::serial_hex(
                                     SSL_get0_peer_certificate(self->stream_.native_handle()));
                                 if (self->listener_->options.compact_tls_sessions) {
                                   self->stream_.release_handshake_state();

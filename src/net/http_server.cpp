@@ -9,7 +9,7 @@
 #include <boost/algorithm/string/predicate.hpp>
 #include <edgehub/net/http_server.hpp>
 #include <edgehub/net/tls_stream.hpp>
-#include <openssl/bn.h>
+#include <edgehub/net/x509_mint.hpp>
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
@@ -41,18 +41,6 @@ struct Closable {
   virtual ~Closable() = default;
   virtual void close() = 0;
 };
-
-// Upper-case hex, as `openssl x509 -serial` prints it; "" without a certificate.
-std::string serial_hex(X509* cert) {
-  if (cert == nullptr) return {};
-  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(
-      ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr), BN_free);
-  char* hex = bn ? BN_bn2hex(bn.get()) : nullptr;
-  if (hex == nullptr) return {};
-  std::string out(hex);
-  OPENSSL_free(hex);
-  return out;
-}
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<Impl> {

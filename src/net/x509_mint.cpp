@@ -186,4 +186,33 @@ std::string subject_common_name(X509* cert) {
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
+std::string serial_hex(const X509* cert) {
+  if (cert == nullptr) return {};
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(cert);
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(ASN1_INTEGER_to_BN(serial, nullptr), BN_free);
+  if (!bn) return {};
+  char* hex = BN_bn2hex(bn.get());
+  if (hex == nullptr) return {};
+  std::string out(hex);
+  OPENSSL_free(hex);
+  // BN_bn2hex pads to whole octets (a leading 0 one time in 16), as `openssl x509 -serial`
+  // does; one form whichever way a serial was written.
+  return normalize_serial(out);
+}
+
+std::string normalize_serial(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == ':') continue;
+    if (c >= 'a' && c <= 'f') c = static_cast<char>(c - 'a' + 'A');
+    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) return {};
+    if (out.empty() && c == '0') continue;  // leading zeros
+    out.push_back(c);
+  }
+  if (out.empty() && !text.empty() && text.find_first_of("0") != std::string_view::npos) {
+    return "0";
+  }
+  return out;
+}
+
 }  // namespace edgehub::net

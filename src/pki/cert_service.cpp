@@ -74,7 +74,7 @@ void guarded(CertService::Impl& impl, const net::HttpRequest& r, net::Respond re
 }  // namespace
 
 void CertService::Impl::refused(std::string_view label) {
-  if (options.on_refused) options.on_refused(label);
+  if (options.on_request_refused) options.on_request_refused(label);
 }
 
 // Authenticates the request (join token, or the node's current certificate for renewal);
@@ -203,7 +203,7 @@ void CertService::start() {
                                               .max_connections_per_address =
                                                   o.max_connections_per_address,
                                               .name = "certificate service",
-                                              .on_refuse = o.on_refuse});
+                                              .on_refuse = o.on_connection_refused});
   const auto der = impl_->ca->cert_der();
   impl_->server->handle("/ca.crt", [der](const net::HttpRequest&) {
     return net::HttpResponse{200, der, "application/octet-stream", {}};

@@ -1,3 +1,4 @@
+#include <edgehub/net/x509_mint.hpp>
 #include <edgehub/pki/deny_list.hpp>
 #include <edgehub/pki/node_identity.hpp>
 
@@ -47,7 +48,7 @@ DenyList::Entries DenyList::parse(const nlohmann::json& data, std::size_t* skipp
     }
   });
   each_word(string_field(data, "serials"), [&](std::string_view word) {
-    auto serial = normalize_serial(word);
+    auto serial = net::normalize_serial(word);
     if (serial.empty()) {
       ++bad;
     } else {
@@ -71,7 +72,7 @@ bool DenyList::denies_node(std::string_view node) const {
 bool DenyList::denies_serial(std::string_view serial) const {
   if (serial.empty()) return false;
   std::lock_guard lock(mutex_);
-  return entries_.serials.find(normalize_serial(serial)) != entries_.serials.end();
+  return entries_.serials.find(net::normalize_serial(serial)) != entries_.serials.end();
 }
 
 std::string DenyList::reason(std::string_view node, std::string_view serial) const {

@@ -7,10 +7,8 @@
 #include <edgehub/pki/authority.hpp>
 #include <edgehub/pki/token.hpp>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -20,16 +18,9 @@
 
 namespace {
 
+using edgehub::fuzz::authority;
+using edgehub::fuzz::kNow;
 using edgehub::net::HttpRequest;
-
-const edgehub::pki::CertificateAuthority& authority() {
-  static const auto ca = std::make_unique<edgehub::pki::CertificateAuthority>(
-      edgehub::pki::CertificateAuthority::from_pem(edgehub::fuzz::kCaCertPem,
-                                                   edgehub::fuzz::kCaKeyPem));
-  return *ca;
-}
-
-const auto kNow = edgehub::pki::WallClock::time_point(std::chrono::seconds(1796083200));
 
 unsigned edge_crt(const HttpRequest& r) {
   const auto node = edgehub::fuzz::header(r, "NodeName");

@@ -16,12 +16,7 @@
 
 namespace {
 
-const edgehub::pki::CertificateAuthority& authority() {
-  static const auto ca = std::make_unique<edgehub::pki::CertificateAuthority>(
-      edgehub::pki::CertificateAuthority::from_pem(edgehub::fuzz::kCaCertPem,
-                                                   edgehub::fuzz::kCaKeyPem));
-  return *ca;
-}
+using edgehub::fuzz::authority;
 
 struct X509Free {
   void operator()(X509* x) const noexcept { X509_free(x); }

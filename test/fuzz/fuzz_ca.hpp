@@ -3,6 +3,12 @@
 // join tokens of corpus/jwt_verify/ and the CSR signing target). Test material only; it signs
 // nothing outside the fuzz targets. make-corpus.sh signs its JWT seeds with this key.
 
+#include <edgehub/pki/authority.hpp>
+#include <edgehub/pki/token.hpp>
+
+#include <chrono>
+#include <memory>
+
 namespace edgehub::fuzz {
 
 inline constexpr const char* kCaKeyPem = R"(
@@ -26,5 +32,15 @@ COUIdVvxOzmjJQwnozMzV3qbuQaR9PQczpOMmQIhAIjIoqnXn8QcSUkAtl5CfUB1
 SM0f+SRjJfWjxr+EtOPB
 -----END CERTIFICATE-----
 )";
+
+// The CA of the two PEMs above, made once.
+inline const pki::CertificateAuthority& authority() {
+  static const auto ca = std::make_unique<pki::CertificateAuthority>(
+      pki::CertificateAuthority::from_pem(kCaCertPem, kCaKeyPem));
+  return *ca;
+}
+
+// The targets' fixed clock, 2026-12-01T00:00:00Z: tokens made by make-corpus.sh expire after it.
+inline const auto kNow = pki::WallClock::time_point(std::chrono::seconds(1796083200));
 
 }  // namespace edgehub::fuzz

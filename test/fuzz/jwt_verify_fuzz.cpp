@@ -5,28 +5,15 @@
 #include <edgehub/pki/authority.hpp>
 #include <edgehub/pki/token.hpp>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <memory>
 #include <string_view>
 
 #include "fuzz_ca.hpp"
 
-namespace {
-
-const edgehub::pki::CertificateAuthority& authority() {
-  static const auto ca = std::make_unique<edgehub::pki::CertificateAuthority>(
-      edgehub::pki::CertificateAuthority::from_pem(edgehub::fuzz::kCaCertPem,
-                                                   edgehub::fuzz::kCaKeyPem));
-  return *ca;
-}
-
-// 2026-12-01T00:00:00Z: tokens made by make-corpus.sh expire after it.
-const auto kNow = edgehub::pki::WallClock::time_point(std::chrono::seconds(1796083200));
-
-}  // namespace
+using edgehub::fuzz::authority;
+using edgehub::fuzz::kNow;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view jwt(reinterpret_cast<const char*>(data), size);

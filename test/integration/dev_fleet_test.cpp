@@ -5,22 +5,18 @@
 // registrations must still complete, and the hub must say which setting to raise.
 #include <gtest/gtest.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "process.hpp"
+#include "programs.hpp"
 
 namespace edgehub::test {
 namespace {
@@ -28,62 +24,11 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 namespace fs = std::filesystem;
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using Clock = std::chrono::steady_clock;
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// The first group of the first match of `pattern` in `file`, waiting up to `limit`.
-std::string wait_for(const fs::path& file, const std::string& pattern,
-                     std::chrono::seconds limit = 60s) {
-  const std::regex re(pattern);
-  for (const auto end = Clock::now() + limit; Clock::now() < end;) {
-    std::smatch m;
-    const std::string text = slurp(file);
-    if (std::regex_search(text, m, re)) return m[1];
-    std::this_thread::sleep_for(100ms);
-  }
-  return {};
-}
-
-std::string http_get(std::uint16_t port, const std::string& target) {
-  try {
-    asio::io_context io;
-    beast::tcp_stream stream(io);
-    stream.expires_after(30s);
-    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    http::request<http::string_body> req(http::verb::get, target, 11);
-    req.set(http::field::host, "127.0.0.1");
-    http::write(stream, req);
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(256u << 20);
-    http::read(stream, buffer, parser);
-    return parser.get().body();
-  } catch (const std::exception&) {
-    return {};
-  }
-}
-
-double metric(const std::string& text, const std::string& sample) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
-  }
-  return -1;
-}
 
 // Nodes the API server holds, and how many of them are Ready.
 std::pair<int, int> nodes_ready(std::uint16_t api_port) {
-  const json list = json::parse(http_get(api_port, "/api/v1/nodes"), nullptr, false);
+  const json list = http_get(api_port, "/api/v1/nodes").json_body();
   if (!list.is_object() || !list["items"].is_array()) return {0, 0};
   int ready = 0;
   for (const auto& node : list["items"]) {
@@ -132,16 +77,16 @@ struct DevHub {
     for (const auto& a : args) command += " '" + a + "'";
     process = std::make_unique<Child>(std::vector<std::string>{"/bin/sh", "-c", command},
                                       log.string());
-    const auto admin = wait_for(log, R"(admin on 127\.0\.0\.1:([0-9]+))", 120s);
+    const auto admin = wait_for_log(log, R"(admin on 127\.0\.0\.1:([0-9]+))", 120s);
     admin_port = admin.empty() ? 0 : static_cast<std::uint16_t>(std::stoi(admin));
-    const auto api = wait_for(dir / "build/dev/kubeconfig", R"(server: http://127\.0\.0\.1:([0-9]+))");
+    const auto api = wait_for_log(dir / "build/dev/kubeconfig", R"(server: http://127\.0\.0\.1:([0-9]+))");
     api_port = api.empty() ? 0 : static_cast<std::uint16_t>(std::stoi(api));
   }
   ~DevHub() {
     process->signal(SIGTERM);
     process->wait(30s);
   }
-  std::string metrics() const { return http_get(admin_port, "/metrics"); }
+  std::string metrics() const { return http_get(admin_port, "/metrics").body; }
 
   fs::path log;
   std::unique_ptr<Child> process;
@@ -149,38 +94,11 @@ struct DevHub {
   std::uint16_t api_port = 0;
 };
 
-struct Sim {
-  Sim(const fs::path& dir, std::uint16_t hub_port, int nodes, std::vector<std::string> extra = {})
-      : log(dir / "sim.log") {
-    const auto certs = dir / "certs/dev";
-    std::vector<std::string> argv = {binary("edgehub-sim"), "--server",
-                                     "127.0.0.1:" + std::to_string(hub_port), "--nodes",
-                                     std::to_string(nodes), "--ca", (certs / "ca.crt").string(),
-                                     "--client-ca-key", (certs / "ca.key").string(),
-                                     "--state-listen", "127.0.0.1:0", "--progress-interval", "3600"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process = std::make_unique<Child>(argv, log.string());
-    const auto p = wait_for(log, R"(state served on http://127\.0\.0\.1:([0-9]+))");
-    state_port = p.empty() ? 0 : static_cast<std::uint16_t>(std::stoi(p));
-  }
-  ~Sim() {
-    process->signal(SIGTERM);
-    process->wait(30s);
-  }
-  json stats() const { return json::parse(http_get(state_port, "/stats"), nullptr, false); }
-
-  fs::path log;
-  std::unique_ptr<Child> process;
-  std::uint16_t state_port = 0;
+// The fleet, with client certificates from the dev PKI `edgehub --dev` made in `dir`.
+struct Sim : SimProcess {
+  Sim(const fs::path& dir, std::uint16_t hub_port, int nodes, const std::vector<std::string>& extra = {})
+      : SimProcess(dir / "certs/dev", hub_port, nodes, extra, dir / "sim.log") {}
 };
-
-fs::path work_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() /
-             ("edgehub-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 // Waits until `count` Nodes are Ready; the seconds it took, or -1.
 double wait_all_ready(std::uint16_t api_port, int count, std::chrono::seconds limit) {
@@ -196,7 +114,7 @@ double wait_all_ready(std::uint16_t api_port, int count, std::chrono::seconds li
 
 TEST(DevMode, ThousandsOfEdgesGetReadyWithTheBuiltInDefaultsOnLoopbackOnly) {
   constexpr int kNodes = 2000;
-  const auto dir = work_dir("dev-fleet");
+  const auto dir = fresh_work_dir("dev-fleet");
   const auto edge_port = free_port();
   // Every address asked for is "all addresses": --dev must keep to loopback all the same.
   DevHub hub(dir, {"--listen", "0.0.0.0:" + std::to_string(edge_port), "--metrics-listen",
@@ -233,7 +151,7 @@ TEST(DevMode, ThousandsOfEdgesGetReadyWithTheBuiltInDefaultsOnLoopbackOnly) {
 // with leases served strictly first no Node was ever registered; with shares all are.
 TEST(DevMode, RegistrationsCompleteWhenLeasesAloneExceedTheBudget) {
   constexpr int kNodes = 200;
-  const auto dir = work_dir("dev-budget");
+  const auto dir = fresh_work_dir("dev-budget");
   std::ofstream(dir / "budget.yaml") << "kube: {qps: 40, burst: 40}\n";
   const auto edge_port = free_port();
   DevHub hub(dir, {"--config", (dir / "budget.yaml").string(), "--listen",
@@ -252,7 +170,7 @@ TEST(DevMode, RegistrationsCompleteWhenLeasesAloneExceedTheBudget) {
   EXPECT_EQ(nodes, kNodes);
   EXPECT_EQ(ready, kNodes);
   // The hub knows its budget falls behind and says which setting to raise.
-  EXPECT_TRUE(wait_for(hub.log, "(kube\\.qps 40 cannot keep up: .*raise kube\\.qps)", 30s) != "")
+  EXPECT_TRUE(wait_for_log(hub.log, "(kube\\.qps 40 cannot keep up: .*raise kube\\.qps)", 30s) != "")
       << slurp(hub.log).substr(0, 20000);
   const std::string metrics = hub.metrics();
   EXPECT_EQ(std::max(saturated, metric(metrics, "edgehub_api_budget_saturated")), 1);

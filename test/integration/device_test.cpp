@@ -61,10 +61,7 @@ class DeviceIntegration : public ::testing::Test {
     hub_ = &hubs_.start(std::move(options));
   }
   std::unique_ptr<Edge> connect(const std::string& node) {
-    auto edge = std::make_unique<Edge>(ca_, hub_->edge_port(), node);
-    // Owned (delivering live changes) once its NodeSync claim is written.
-    EXPECT_TRUE(eventually([&] { return hubs_.owner(node) == "hub-device-test"; }));
-    return edge;
+    return hubs_.owned_edge(*hub_, node, "hub-device-test");
   }
 
   devapi::Store& store() { return hubs_.store(); }

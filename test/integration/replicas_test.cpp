@@ -75,11 +75,9 @@ class Replicas : public ::testing::Test {
                   {"containers", json::array({{{"name", "c"}, {"image", "busybox"}}})}}}};
     return store().create("pods", "default", pod);
   }
+  // The Node object comes down with the claim's resync.
   std::unique_ptr<Edge> connect(Hub& hub, const std::string& node) {
-    auto edge = std::make_unique<Edge>(ca_, hub.edge_port(), node);
-    // Owned once the claim is written; the Node object comes down with the resync.
-    EXPECT_TRUE(eventually([&] { return owner(node) != ""; }));
-    return edge;
+    return hubs_.owned_edge(hub, node);
   }
 
   std::atomic<int> node_pods_list_delay_ms_{0};

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -72,6 +73,22 @@ class DenialOfService : public ::testing::Test {
   double rejected(Hub& hub, const std::string& reason) {
     return test::metric(hub, "edgehub_rejected_connections_total{reason=\"" + reason + "\"}");
   }
+  // `count` connections to the edge port from 127.0.0.2, each sending `first_bytes` (none: an
+  // idle connection): all but hub.maxPendingPerAddress (`per_address`) are closed at once, and
+  // an edge from another address still gets its lease answered. The flood, still open.
+  std::vector<tcp::socket> flood_edge_port(asio::io_context& io, Hub& hub, int count,
+                                           int per_address, std::string_view first_bytes) {
+    std::vector<tcp::socket> flood;
+    for (int i = 0; i < count; ++i) {
+      flood.push_back(dial(io, hub.edge_port(), "127.0.0.2"));
+      if (!first_bytes.empty()) asio::write(flood.back(), asio::buffer(first_bytes));
+    }
+    EXPECT_TRUE(eventually([&] { return rejected(hub, "address_limit") == count - per_address; }));
+    Edge edge(ca_, hub.edge_port(), "edge-real");
+    EXPECT_EQ(edge.request("query", "kube-node-lease/lease/edge-real", "null").route.operation,
+              "response");
+    return flood;
+  }
 
   test::InProcessHubs hubs_{"dos-test"};
   const net::CertAndKey& ca_ = hubs_.ca();
@@ -125,13 +142,8 @@ TEST_F(DenialOfService, IdleConnectionsBeyondTheHandshakeSlotsKeepNoEdgeOut) {
     o.config.hub.hello_timeout = 1s;
   });
   asio::io_context io;
-  std::vector<tcp::socket> idle;
-  for (int i = 0; i < 40; ++i) idle.push_back(dial(io, hub.edge_port(), "127.0.0.2"));
   // Beyond 16 from one address: closed at once.
-  EXPECT_TRUE(eventually([&] { return rejected(hub, "address_limit") == 24; }));
-  Edge edge(ca_, hub.edge_port(), "edge-real");
-  EXPECT_EQ(edge.request("query", "kube-node-lease/lease/edge-real", "null").route.operation,
-            "response");
+  auto idle = flood_edge_port(io, hub, 40, 16, {});
   // The 16 that were let in are closed when hub.helloTimeout passes without a byte.
   int closed = 0;
   for (auto& s : idle) closed += closed_by_server(s, 10s) ? 1 : 0;
@@ -148,15 +160,7 @@ TEST_F(DenialOfService, StalledHandshakesFromOneAddressKeepNoEdgeOut) {
     o.config.hub.handshake_timeout = 60s;
   });
   asio::io_context io;
-  std::vector<tcp::socket> stalled;
-  for (int i = 0; i < 10; ++i) {
-    stalled.push_back(dial(io, hub.edge_port(), "127.0.0.2"));
-    asio::write(stalled.back(), asio::buffer("\x16", 1));  // a TLS record's first byte
-  }
-  EXPECT_TRUE(eventually([&] { return rejected(hub, "address_limit") == 8; }));
-  Edge edge(ca_, hub.edge_port(), "edge-real");
-  EXPECT_EQ(edge.request("query", "kube-node-lease/lease/edge-real", "null").route.operation,
-            "response");
+  const auto stalled = flood_edge_port(io, hub, 10, 2, "\x16");  // a TLS record's first byte
 }
 
 // 1,100 connections (more than the admin server's 1,024) from one address: the per-address

@@ -88,7 +88,7 @@ class SecurityIdentity : public ::testing::Test {
     const auto cert = net::mint_node_client_cert(node, ca_->issuer());
     std::ofstream(dir_ + "/" + node + ".crt") << net::to_pem(cert.cert.get());
     std::ofstream(dir_ + "/" + node + ".key") << net::to_pem(cert.key.get());
-    return pki::serial_hex(cert.cert.get());
+    return net::serial_hex(cert.cert.get());
   }
   std::string cert_args(const std::string& node) const {
     return "--cert " + dir_ + "/" + node + ".crt --key " + dir_ + "/" + node + ".key";
@@ -256,7 +256,7 @@ TEST_F(SecurityIdentity, ARevokedNodeIsClosedRefusedAtConnectAndAtRenewal) {
 // A stolen key: its certificate's serial is revoked; the node re-joins with a new key.
 TEST_F(SecurityIdentity, ARevokedSerialIsRefusedAtConnectAndAtRenewal) {
   const auto stolen = net::mint_node_client_cert("edge-1", ca_->issuer());
-  const auto serial = pki::serial_hex(stolen.cert.get());
+  const auto serial = net::serial_hex(stolen.cert.get());
   EXPECT_EQ(connect_with("edge-1", stolen), 101);
   std::ofstream(dir_ + "/stolen.crt") << net::to_pem(stolen.cert.get());
   std::ofstream(dir_ + "/stolen.key") << net::to_pem(stolen.key.get());

@@ -61,6 +61,16 @@ std::string InProcessHubs::owner(const std::string& node) {
   }
 }
 
+std::unique_ptr<Edge> InProcessHubs::owned_edge(hub::Hub& hub, const std::string& node,
+                                                const std::string& owner) {
+  auto edge = std::make_unique<Edge>(ca_, hub.edge_port(), node);
+  EXPECT_TRUE(eventually([&] {
+    const auto current = this->owner(node);
+    return owner.empty() ? !current.empty() : current == owner;
+  })) << "no NodeSync claim of " << node;
+  return edge;
+}
+
 double metric(hub::Hub& hub, const std::string& series) {
   std::istringstream text(hub.metrics().expose());
   std::string line;

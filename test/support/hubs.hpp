@@ -12,6 +12,8 @@
 
 namespace edgehub::test {
 
+class Edge;
+
 class InProcessHubs {
  public:
   // Starts the API server; `name` keeps this suite's kubeconfig apart from other suites'.
@@ -32,6 +34,11 @@ class InProcessHubs {
   const std::string& kubeconfig() const { return kubeconfig_; }
   // The replica that owns `node` by its NodeSync record; empty when none does.
   std::string owner(const std::string& node);
+  // An edge of `node` connected to `hub`, once a replica (`owner`, when given) has written the
+  // node's NodeSync claim: from then on it receives live changes (those made before come with
+  // the claim's resync).
+  std::unique_ptr<Edge> owned_edge(hub::Hub& hub, const std::string& node,
+                                   const std::string& owner = {});
 
  private:
   net::CertAndKey ca_;

@@ -28,7 +28,7 @@ struct HttpRequest {
   boost::asio::ip::address peer_address;
   std::string peer_common_name;  // TLS client certificate CN, empty if none
   bool peer_verified = false;    // the client certificate chained to a trusted CA
-  std::string peer_serial;       // its serial number, upper-case hex; empty if none
+  std::string peer_serial;       // its serial number, as serial_hex() gives it; empty if none
   // Header value by name (case-insensitive); empty if absent.
   std::string header(std::string_view name) const;
 };

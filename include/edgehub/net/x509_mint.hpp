@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace edgehub::net {
@@ -63,5 +64,12 @@ PkeyPtr key_from_pem(const std::string& pem);
 
 // Subject common name; "" if none.
 std::string subject_common_name(X509* cert);
+
+// A certificate's serial number in upper-case hex without separators or leading zeros, the
+// form normalize_serial() gives what `openssl x509 -serial` prints; "" without a certificate.
+std::string serial_hex(const X509* cert);
+// A serial as an operator may write it (any case, optional ':' separators, leading zeros)
+// in the form serial_hex() gives; "" when it is not hex.
+std::string normalize_serial(std::string_view text);
 
 }  // namespace edgehub::net

@@ -33,13 +33,15 @@ struct CertServiceOptions {
   // Of the 1,024 connections. All of them by default: through the ingress (SSL passthrough)
   // every edge has the ingress controller's address.
   std::size_t max_connections_per_address = 1024;
-  std::function<void(std::string_view reason)> on_refuse;  // net::HttpServerOptions::on_refuse
+  // Each refusal of the HTTP server before a handler runs: connection limits, handshakes,
+  // timeouts, unreadable requests (net::HttpServerOptions::on_refuse).
+  std::function<void(std::string_view reason)> on_connection_refused;
   // Asked after authentication, before signing: refuses revoked nodes and serials and names
   // of Nodes that are not edge nodes. Null: every valid name is signed.
   IdentityCheck identity_check;
-  // Each refusal's fixed label (bad_request, unauthenticated, revoked, not_edge_node,
+  // Each refused request's fixed label (bad_request, unauthenticated, revoked, not_edge_node,
   // unverifiable, busy, sign_failed, internal_error), for a counter.
-  std::function<void(std::string_view label)> on_refused;
+  std::function<void(std::string_view label)> on_request_refused;
 };
 
 // Answers whether a Node exists; `done(exists, error)` may be called from any thread.

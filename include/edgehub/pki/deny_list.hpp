@@ -16,7 +16,7 @@ class DenyList {
  public:
   struct Entries {
     std::set<std::string> nodes;
-    std::set<std::string> serials;  // normalize_serial() form
+    std::set<std::string> serials;  // net::normalize_serial() form
     bool operator==(const Entries&) const = default;
   };
 

@@ -6,8 +6,6 @@
 // the cluster (not a non-edge Node's name, not revoked) through an IdentityCheck, which the
 // certificate service and the edge listener both call.
 
-#include <openssl/x509.h>
-
 #include <functional>
 #include <optional>
 #include <string>
@@ -24,13 +22,6 @@ inline constexpr std::size_t kMaxNodeNameLength =
 // characters, each label 1–63 characters of [a-z0-9-] starting and ending alphanumeric.
 std::string node_name_problem(std::string_view name);
 inline bool valid_node_name(std::string_view name) { return node_name_problem(name).empty(); }
-
-// A certificate's serial number in upper-case hex without separators, as `openssl x509
-// -serial` prints it; "" without a certificate.
-std::string serial_hex(const X509* cert);
-// A serial as an operator may write it (any case, optional ':' separators, leading zeros)
-// in the form serial_hex() gives; "" when it is not hex.
-std::string normalize_serial(std::string_view text);
 
 // A refused identity: the HTTP status to answer (403 not allowed, 503 cannot tell now), a
 // fixed label for counters, and the reason for the log line and the answer's body.

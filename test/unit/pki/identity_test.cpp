@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 
 #include <edgehub/net/tls_context.hpp>
+#include <edgehub/net/x509_mint.hpp>
 #include <edgehub/pki/authority.hpp>
 #include <edgehub/pki/deny_list.hpp>
 #include <edgehub/pki/node_identity.hpp>
@@ -123,10 +124,10 @@ TEST(Serials, MatchWhatOpensslPrintsOnceNormalized) {
   // to whole octets (a leading 0 one time in 16), the normalized form drops leading zeros.
   ASSERT_TRUE(out.out.starts_with("serial=") && out.out.ends_with("\n")) << out.out;
   const auto printed = out.out.substr(7, out.out.size() - 8);
-  EXPECT_EQ(serial_hex(cert.cert.get()), normalize_serial(printed)) << printed;
-  EXPECT_FALSE(serial_hex(cert.cert.get()).starts_with("0"));
-  EXPECT_EQ(normalize_serial("0a:bc:DE"), "ABCDE");
-  EXPECT_EQ(normalize_serial("xyz"), "");
+  EXPECT_EQ(net::serial_hex(cert.cert.get()), net::normalize_serial(printed)) << printed;
+  EXPECT_FALSE(net::serial_hex(cert.cert.get()).starts_with("0"));
+  EXPECT_EQ(net::normalize_serial("0a:bc:DE"), "ABCDE");
+  EXPECT_EQ(net::normalize_serial("xyz"), "");
 }
 
 TEST(DenyLists, ParseNamesAndSerialsAndSkipWhatIsNeither) {
