@@ -214,6 +214,12 @@ std::vector<Key> build() {
       size_key("hub.maxUpstreamQueuedBytes", EDGEHUB_FIELD(hub.max_upstream_queued_bytes),
                "Bytes of edge requests waiting for a slot, all edges together; beyond it new "
                "requests are answered 429 (TooManyRequests) until the queue drains."),
+      int_key("hub.eventQps", EDGEHUB_FIELD(hub.event_qps), 0, 100'000,
+              "Events one edge may record per second (the kubelet's eventRecordQPS); beyond "
+              "it and hub.eventBurst its events are dropped and counted. 0: no limit."),
+      int_key("hub.eventBurst", EDGEHUB_FIELD(hub.event_burst), 1, 1'000'000,
+              "Events one edge may record at once before hub.eventQps applies (the kubelet's "
+              "eventBurst)."),
       duration_key("hub.keepaliveTimeout", EDGEHUB_FIELD(hub.keepalive_timeout),
                    "A session without a keepalive for this long is closed (cloudcore: 30s)."),
       duration_key("hub.handshakeTimeout", EDGEHUB_FIELD(hub.handshake_timeout),

@@ -277,7 +277,9 @@ void Hub::Impl::start() {
       *client, index, metrics, options.kube_ca_pem,
       UpstreamLimits{.max_in_progress = c.hub.max_upstream_in_progress,
                      .max_waiting_per_node = 2 * std::size_t{c.hub.max_requests_in_flight_per_node},
-                     .max_waiting_bytes = c.hub.max_upstream_queued_bytes});
+                     .max_waiting_bytes = c.hub.max_upstream_queued_bytes,
+                     .event_qps = static_cast<double>(c.hub.event_qps),
+                     .event_burst = static_cast<double>(c.hub.event_burst)});
   api_budget = std::make_unique<ApiBudget>(api_io.get_executor(), client->limiter(), metrics,
                                            [this] { return registry.size(); });
   if (c.delivery.node_sync) {

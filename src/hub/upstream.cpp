@@ -52,7 +52,25 @@ Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry&
                                "Kubernetes' Node authorizer and NodeRestriction), by type and "
                                "reason.",
                                {"type", "reason"})),
+      event_budget_(limits.event_qps, limits.event_burst),
+      events_dropped_(registry
+                          .counter("edgehub_upstream_events_dropped_total",
+                                   "Edge events dropped beyond a node's hub.eventQps and "
+                                   "hub.eventBurst (the kubelet's own client-side limit).")
+                          .with({})),
       admission_(make_admission(registry, limits)) {}
+
+bool Upstream::event_allowed(const std::string& node) {
+  const auto verdict = event_budget_.take(node);
+  if (verdict.allowed) return true;
+  events_dropped_.inc();
+  if (verdict.report_dropped > 0) {
+    spdlog::info("node {}: {} events dropped in the last minute or less: more than its event "
+                 "budget (hub.eventQps, hub.eventBurst)",
+                 node, verdict.report_dropped);
+  }
+  return false;
+}
 
 // route() is plain code, so that none of its temporaries live in a coroutine frame: a request
 // in progress keeps only the handler's frame, and one waiting for a slot none.
@@ -108,7 +126,12 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
   } else if (type == "serviceaccounttoken" && op == "query") {
     r.handler = &Upstream::service_account_token;
   } else if (type == "event") {
-    r.handler = &Upstream::event;
+    // Dropped before it takes a slot or a place in the queue.
+    if (op == "insert" && !event_allowed(r.call.node)) {
+      r.answer = UpstreamResult{.failed = true};
+    } else {
+      r.handler = &Upstream::event;
+    }
   }
   if (r.handler != nullptr) {
     if (auto refused = check_names(r.call)) {

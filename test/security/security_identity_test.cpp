@@ -202,20 +202,20 @@ TEST_F(SecurityIdentity, TheListenerRefusesTheNameOfAnExistingNonEdgeNode) {
 // the Node per connect, past the handshake timeout, and come back for more: the other Nodes
 // are now listed and watched, and neither a connect nor a join reads a Node.
 TEST_F(SecurityIdentity, ConnectsAndJoinsReadNoNodeOnceTheOtherNodesAreListed) {
-  EXPECT_EQ(connect("edge-fresh", "edge-fresh"), 101);
+  // A join runs the check and opens no session (a session's resync may read its Node).
   EXPECT_EQ(edge_crt("edge-joining", bearer()), 200);
+  EXPECT_EQ(node_reads_->count("edge-joining"), 0) << "GET /api/v1/nodes/edge-joining";
   // A worker registered after the hub started is known from the watch.
   hubs_.store().create("nodes", "", {{"metadata", {{"name", "worker-2"}}}});
-  EXPECT_TRUE(test::eventually([&] { return connect("worker-2", "worker-2") == 403; }));
-  EXPECT_EQ(edge_crt("worker-2", bearer()), 403);
+  EXPECT_TRUE(test::eventually([&] { return edge_crt("worker-2", bearer()) == 403; }));
+  const int before = node_reads_->count("worker-2");
+  EXPECT_EQ(connect("worker-2", "worker-2"), 403);
+  EXPECT_EQ(node_reads_->count("worker-2"), before) << "the listener's check read the Node";
   // An edge label added to a Node makes it an edge node.
   hubs_.store().update("nodes", "", "worker-2",
                        {{"metadata", {{"name", "worker-2"},
                                       {"labels", {{"node-role.kubernetes.io/edge", ""}}}}}});
   EXPECT_TRUE(test::eventually([&] { return connect("worker-2", "worker-2") == 101; }));
-  for (const auto* name : {"edge-fresh", "edge-joining", "worker-2"}) {
-    EXPECT_EQ(node_reads_->count(name), 0) << "GET /api/v1/nodes/" << name;
-  }
 }
 
 TEST_F(SecurityIdentity, InvalidAndOverLongNodeNamesAreRefused) {

@@ -62,6 +62,8 @@ struct HubConfig {
   std::uint32_t max_upstream_in_progress = 256;
   std::uint32_t max_requests_in_flight_per_node = 32;  // a session reads no more meanwhile
   std::uint64_t max_upstream_queued_bytes = 64ull << 20;
+  std::uint32_t event_qps = 50;     // events per node and second (the kubelet's eventRecordQPS)
+  std::uint32_t event_burst = 100;  // the kubelet's eventBurst
   Duration keepalive_timeout{30'000};
   Duration handshake_timeout{10'000};
   Duration hello_timeout{5'000};                // accepted → first byte

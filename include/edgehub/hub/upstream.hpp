@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <edgehub/authz/decision.hpp>
+#include <edgehub/hub/event_budget.hpp>
 #include <edgehub/hub/routing_index.hpp>
 #include <edgehub/kube/client.hpp>
 #include <edgehub/metrics/metrics.hpp>
@@ -45,6 +46,10 @@ struct UpstreamLimits {
   // Bytes of waiting requests on the replica at most (hub.maxUpstreamQueuedBytes); beyond it
   // new requests are refused (429) until the queue drains.
   std::uint64_t max_waiting_bytes = 64u << 20;
+  // Events one node may record (hub.eventQps, hub.eventBurst; the kubelet's eventRecordQPS
+  // and eventBurst): beyond them events are dropped and counted. qps 0: no limit.
+  double event_qps = 50;
+  double event_burst = 100;
 };
 
 // Fixed label values for edge-chosen strings: the operations and resource types Upstream
@@ -94,6 +99,8 @@ class Upstream {
     Call call;
   };
   Routed route(std::string node, wire::Message request);
+  // False when the node's event budget is spent (the event is dropped, counted, logged).
+  bool event_allowed(const std::string& node);
   void count(const Call& c, const UpstreamResult& result);
   static kube::Priority priority(Handler h);
   void start(Call call, Handler handler, Done done);
@@ -128,6 +135,8 @@ class Upstream {
   std::string kube_ca_pem_;
   metrics::Family<metrics::Counter>& requests_;
   metrics::Family<metrics::Counter>& denied_;
+  EventBudget event_budget_;
+  metrics::Counter& events_dropped_;
   // The waiting requests and their bounds and gauges (upstream_admission.cpp).
   struct Admission;
   struct AdmissionDeleter {

@@ -170,6 +170,32 @@ TEST_F(UpstreamAdmission, WaitingBytesAreBounded) {
 }
 
 // Edge-chosen strings never become label values.
+// A node sending events beyond the kubelet's own limit (eventRecordQPS, eventBurst): the rest
+// are dropped and counted before they take a slot; another node's events are recorded.
+TEST_F(UpstreamAdmission, EventsBeyondANodesBudgetAreDroppedAndOtherNodesRecordTheirs) {
+  restart_with({.max_in_progress = 4, .event_qps = 0.0001, .event_burst = 5});
+  auto event = [](const std::string& node, int i) {
+    const auto name = node + "." + std::to_string(i);
+    return request("insert", "default/event/" + name,
+                   R"({"metadata":{"name":")" + name + R"(","namespace":"default"},)"
+                   R"("involvedObject":{"kind":"Node","name":")" + node + R"("},"reason":"Test"})");
+  };
+  for (int i = 0; i < 20; ++i) submit("chatty-" + std::to_string(i), event("chatty", i), "chatty");
+  for (int i = 0; i < 2; ++i) submit("quiet-" + std::to_string(i), event("quiet", i), "quiet");
+  run_until([&] { return finished_.size() == 22; });
+  ASSERT_EQ(finished_.size(), 22u);
+  const auto events = api_.store().list("events", "default")["items"];
+  int chatty = 0, quiet = 0;
+  for (const auto& e : events) {
+    const auto name = e["involvedObject"]["name"].get<std::string>();
+    chatty += name == "chatty" ? 1 : 0;
+    quiet += name == "quiet" ? 1 : 0;
+  }
+  EXPECT_EQ(chatty, 5) << "the burst, then (almost) no rate";
+  EXPECT_EQ(quiet, 2);
+  EXPECT_EQ(queued("edgehub_upstream_events_dropped_total"), 15);
+}
+
 TEST_F(UpstreamAdmission, EdgeChosenStringsAreNoLabels) {
   submit("a", request("frobnicate-1234", "default/gizmo-5678/x", "null"));
   submit("b", request("insert", "default/widget-91011/x", "null"));
