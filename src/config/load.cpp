@@ -166,16 +166,37 @@ void Loader::validate() {
   if (!dns_label(config.hub.namespace_)) {
     error("hub.namespace", "\"" + config.hub.namespace_ + "\" is not a valid namespace name");
   }
-  if (!config.hub.proxy.enabled) {
+  const auto& proxy = config.hub.proxy;
+  const bool ca_from_secret = !config.hub.cert_service.ca_secret.empty();
+  if (!proxy.enabled) {
     for (const auto& [path, value] :
          {std::pair{"hub.tls.certFile", config.hub.tls.cert_file},
           std::pair{"hub.tls.keyFile", config.hub.tls.key_file},
           std::pair{"hub.tls.clientCAFile", config.hub.tls.client_ca_file}}) {
       if (value.empty() && !config.dev_mode) error(path, "is required unless hub.proxy.enabled");
     }
-  } else if (config.hub.proxy.trusted_addresses.empty()) {
+  } else if (proxy.client_ca_file.empty() && proxy.trusted_addresses.empty()) {
     error("hub.proxy.trustedAddresses",
-          "must name the ingress addresses when hub.proxy.enabled (else anyone could claim any node)");
+          "must name the ingress addresses when hub.proxy.enabled (else anyone could claim any "
+          "node); better, authenticate the ingress with hub.proxy.clientCAFile");
+  }
+  if (proxy.enabled && !proxy.client_ca_file.empty()) {
+    if (proxy.client_names.empty()) {
+      error("hub.proxy.clientNames",
+            "must name the CN of the ingress's client certificate when hub.proxy.clientCAFile is set");
+    }
+    for (const auto& [path, value] : {std::pair{"hub.tls.certFile", config.hub.tls.cert_file},
+                                      std::pair{"hub.tls.keyFile", config.hub.tls.key_file}}) {
+      if (value.empty() && !ca_from_secret) {
+        error(path, "is required with hub.proxy.clientCAFile (the edge port speaks TLS to the ingress)");
+      }
+    }
+  }
+  for (const auto& name : proxy.client_names) {
+    if (name.empty() || name.starts_with("system:node:")) {
+      error("hub.proxy.clientNames", "\"" + name + "\" is not an ingress's name (an edge's CN is "
+                                     "system:node:<name>)");
+    }
   }
   for (const auto& [path, list] :
        {std::pair{"hub.proxy.trustedAddresses", &config.hub.proxy.trusted_addresses},

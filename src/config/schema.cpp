@@ -151,12 +151,20 @@ std::vector<Key> build() {
       string_key("hub.tls.clientCAFile", EDGEHUB_FIELD(hub.tls.client_ca_file),
                  "CA that signs edge client certificates (PEM)."),
       bool_key("hub.proxy.enabled", EDGEHUB_FIELD(hub.proxy.enabled),
-               "Plain WebSocket behind a TLS-terminating ingress that forwards the verified "
-               "client identity."),
+               "Behind a TLS-terminating ingress that forwards the verified client identity "
+               "(plain WebSocket, or mutual TLS with hub.proxy.clientCAFile)."),
       string_key("hub.proxy.identityHeader", EDGEHUB_FIELD(hub.proxy.identity_header),
                  "Header carrying the verified client certificate CN."),
       list_key("hub.proxy.trustedAddresses", EDGEHUB_FIELD(hub.proxy.trusted_addresses),
-               "Peer addresses (IPs or CIDRs) allowed to forward the identity header."),
+               "Peer addresses (IPs or CIDRs) allowed to forward the identity header; required "
+               "without hub.proxy.clientCAFile, optional with it."),
+      string_key("hub.proxy.clientCAFile", EDGEHUB_FIELD(hub.proxy.client_ca_file),
+                 "Mutual TLS with the ingress: CA of the ingress's client certificate (PEM; "
+                 "not the edge CA). The edge port then speaks TLS (hub.tls.certFile) and reads "
+                 "the identity header only from a client with such a certificate."),
+      list_key("hub.proxy.clientNames", EDGEHUB_FIELD(hub.proxy.client_names),
+               "CNs the ingress's client certificate may have (required with "
+               "hub.proxy.clientCAFile)."),
       bool_key("hub.certService.enabled", EDGEHUB_FIELD(hub.cert_service.enabled),
                "Serve the KubeEdge certificate service (CA download, edge certificate signing)."),
       host_port_key("hub.certService.listen", EDGEHUB_FIELD(hub.cert_service.listen),

@@ -94,6 +94,9 @@ struct Hub::Impl : SessionHost {
   void debug_nodes(net::Respond respond);
   void debug_node(const std::string& node, net::Respond respond);
   SessionOptions session_options();
+  // Proxy mode: the edge port's TLS towards the ingress (hub.proxy.clientCAFile), or null for
+  // plain WebSocket from hub.proxy.trustedAddresses.
+  std::shared_ptr<net::TlsContext> proxy_tls() const;
 
   HubOptions options;
   metrics::Registry metrics;
@@ -142,6 +145,23 @@ struct Hub::Impl : SessionHost {
   metrics::Family<metrics::Counter>* handed_off = nullptr;
   std::shared_ptr<SessionMetrics> session_metrics;
 };
+
+std::shared_ptr<net::TlsContext> Hub::Impl::proxy_tls() const {
+  if (options.proxy_client_ca_pem.empty()) {
+    spdlog::warn("hub.proxy: the edge port is plain WebSocket and trusts the identity header from "
+                 "hub.proxy.trustedAddresses alone; set hub.proxy.clientCAFile to authenticate "
+                 "the ingress with mutual TLS");
+    return nullptr;
+  }
+  if (options.server_cert_pem.empty() || options.server_key_pem.empty()) {
+    throw std::runtime_error("hub.proxy.clientCAFile: no server certificate for the edge port "
+                             "(hub.tls.certFile / keyFile, or hub.certService.caSecret)");
+  }
+  return std::make_shared<net::TlsContext>(
+      net::TlsContext::server({.cert_chain_pem = options.server_cert_pem,
+                               .private_key_pem = options.server_key_pem,
+                               .client_ca_pem = options.proxy_client_ca_pem}));
+}
 
 SessionOptions Hub::Impl::session_options() {
   const auto& c = options.config;
@@ -266,8 +286,9 @@ void Hub::Impl::start() {
     options.edge_ca = shared_pki->ca();
     options.server_cert_pem = shared_pki->server_cert_pem();
     options.server_key_pem = shared_pki->server_key_pem();
-    if (!c.hub.proxy.enabled) options.edge_tls = shared_pki->edge_tls();
+    options.edge_tls = shared_pki->edge_tls();
   }
+  if (c.hub.proxy.enabled) options.edge_tls = proxy_tls();
   admission = NodeAdmission::make(
       client, metrics,
       NodeAdmissionOptions{.ns = c.hub.namespace_,
@@ -353,9 +374,10 @@ void Hub::Impl::start() {
   ListenerOptions lo;
   lo.host = c.hub.listen.host;
   lo.port = c.hub.listen.port;
-  lo.tls = c.hub.proxy.enabled ? nullptr : options.edge_tls;
+  lo.tls = options.edge_tls;
   lo.identity_header = c.hub.proxy.identity_header;
   lo.trusted_proxies = c.hub.proxy.trusted_addresses;
+  if (lo.tls && c.hub.proxy.enabled) lo.proxy_client_names = c.hub.proxy.client_names;
   lo.max_connections = c.hub.max_connections;
   lo.max_concurrent_handshakes = c.hub.max_concurrent_handshakes;
   lo.handshake_timeout = c.hub.handshake_timeout;
@@ -433,7 +455,9 @@ void Hub::Impl::start() {
   accepting = true;
   spdlog::info("edgehub {} ({}) listening for edges on {}:{} ({} I/O threads, {}), admin on {}:{}{}",
                kVersion, c.hub.id, c.hub.listen.host, listener->port(), io.size(),
-               lo.tls ? "TLS, client certificates required" : "plain WebSocket behind a proxy",
+               !lo.tls                          ? "plain WebSocket behind a proxy"
+               : lo.proxy_client_names.empty() ? "TLS, client certificates required"
+                                               : "TLS behind a proxy with a client certificate",
                c.metrics.listen.host, admin->port(),
                cert_service ? ", certificate service on " + c.hub.cert_service.listen.host + ":" +
                                   std::to_string(cert_service->port())

@@ -4,10 +4,12 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <edgehub/hub/listener.hpp>
+#include <edgehub/logging/logging.hpp>
 #include <edgehub/net/address_range.hpp>
 #include <edgehub/net/x509_mint.hpp>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <deque>
 #include <unordered_map>
 #include <stdexcept>
@@ -159,6 +161,13 @@ struct Listener::Impl : SessionHost, std::enable_shared_from_this<Impl> {
     }
   }
   bool trusted_peer(const asio::ip::address& a) const { return net::any_contains(trusted, a); }
+  // The identity is forwarded by an ingress (over plain text, or by one with a client
+  // certificate).
+  bool proxy_mode() const { return !options.tls || !options.proxy_client_names.empty(); }
+  bool trusted_proxy_name(const std::string& cn) const {
+    return std::find(options.proxy_client_names.begin(), options.proxy_client_names.end(), cn) !=
+           options.proxy_client_names.end();
+  }
 
   ListenerOptions options;
   SessionHost& host;
@@ -265,24 +274,32 @@ class Upgrade : public std::enable_shared_from_this<Upgrade<Stream>> {
                                  : "edgehub: node_id \"" + node + "\" is not a valid node name");
     }
     const std::string want = "system:node:" + node;
-    std::string identity;
-    if constexpr (std::is_same_v<Stream, net::TlsStream>) {
-      identity = identity_;
-    } else {
-      if (!listener_->trusted_peer(peer_address_)) {
+    const bool proxied = listener_->proxy_mode();
+    std::string identity = identity_;  // the client certificate's CN (TLS)
+    if (proxied) {
+      // Plain text: only from the trusted addresses. TLS: from an ingress's certificate, and
+      // from the trusted addresses where they are set.
+      const bool by_address = !std::is_same_v<Stream, net::TlsStream> || !listener_->trusted.empty();
+      if (by_address && !listener_->trusted_peer(peer_address_)) {
         return refuse(http::status::forbidden, Rejection::untrusted_proxy, node,
                       "edgehub: " + peer_address_.to_string() +
                           " is not a trusted proxy (hub.proxy.trustedAddresses)");
       }
+      if (std::is_same_v<Stream, net::TlsStream> && !listener_->trusted_proxy_name(identity_)) {
+        return refuse(http::status::forbidden, Rejection::untrusted_proxy, node,
+                      "edgehub: client certificate CN \"" + logging::field(identity_) +
+                          "\" is not a trusted proxy (hub.proxy.clientNames)");
+      }
       const auto it = request.find(listener_->options.identity_header);
       identity = it == request.end() ? std::string() : std::string(it->value());
+      serial_.clear();  // the ingress's certificate, not the edge's
     }
     if (identity != want) {
-      const std::string what = std::is_same_v<Stream, net::TlsStream>
-                                   ? std::string("client certificate CN")
-                                   : "forwarded identity (" + listener_->options.identity_header + ")";
+      const std::string what =
+          proxied ? "forwarded identity (" + listener_->options.identity_header + ")"
+                  : std::string("client certificate CN");
       return refuse(http::status::forbidden, Rejection::identity_mismatch, node,
-                    "edgehub: " + what + " \"" + identity + "\" does not match \"" + want + "\"");
+                    "edgehub: " + what + " \"" + logging::field(identity) + "\" does not match \"" + want + "\"");
     }
     if (!listener_->options.identity_check) return open_session(std::move(request), node);
     // Revoked, or a non-edge Node's name: refused before a session exists (it would displace

@@ -15,15 +15,6 @@ namespace edgehub::test::deploy {
 
 using nlohmann::json;
 
-std::string find_program(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path != nullptr ? path : "");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    if (!dir.empty() && ::access((dir + "/" + name).c_str(), X_OK) == 0) return dir + "/" + name;
-  }
-  return {};
-}
-
 std::string source(const std::string& relative) {
   return std::string(EDGEHUB_SOURCE_DIR) + "/" + relative;
 }

@@ -9,10 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "process.hpp"
+
 namespace edgehub::test::deploy {
 
-// A program on PATH (kubectl, curl, promtool); empty when missing.
-std::string find_program(const std::string& name);
+using test::find_program;
 // Path under the source tree.
 std::string source(const std::string& relative);
 std::string read_text(const std::string& path);

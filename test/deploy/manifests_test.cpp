@@ -4,6 +4,8 @@
 #include <edgehub/devapi/server.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -86,10 +88,45 @@ TEST(DeployManifests, OverlayConfigDiffersOnlyInHubProxy) {
   auto overlay = to_json(YAML::Load(embedded_config(kustomize("deploy/overlays/tls-at-ingress"))));
   EXPECT_FALSE(base["hub"].contains("proxy") && base["hub"]["proxy"].value("enabled", false));
   EXPECT_TRUE(overlay["hub"]["proxy"]["enabled"]);
-  EXPECT_FALSE(overlay["hub"]["proxy"]["trustedAddresses"].empty());
+  // The ingress authenticates with a client certificate of its own CA (mounted by the
+  // overlay's Deployment patch), not by its address.
+  EXPECT_EQ(overlay["hub"]["proxy"]["clientCAFile"], "/etc/edgehub/ingress-ca/ca.crt");
+  EXPECT_EQ(overlay["hub"]["proxy"]["clientNames"], json::array({"ingress-nginx"}));
   base["hub"].erase("proxy");
   overlay["hub"].erase("proxy");
   EXPECT_EQ(base, overlay) << "the overlay's configuration drifted from the base's";
+}
+
+// Issue #16 item 12: the overlay's ingress reaches the replicas over mutual TLS — its Ingress
+// presents a client certificate and verifies the replica's, and every replica mounts the
+// CA that hub.proxy.clientCAFile names.
+TEST(DeployManifests, OverlayIngressAuthenticatesItselfToTheHub) {
+  const auto objects = kustomize("deploy/overlays/tls-at-ingress");
+  const auto ingress = find_object(objects, "Ingress", "edgehub");
+  const auto annotation = [&](const std::string& key) {
+    return ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/" + key].as<std::string>("");
+  };
+  EXPECT_EQ(annotation("backend-protocol"), "HTTPS");
+  EXPECT_EQ(annotation("proxy-ssl-secret"), "edgehub/edgehub-ingress-client");
+  EXPECT_EQ(annotation("proxy-ssl-verify"), "on");
+  const auto config = to_json(YAML::Load(embedded_config(objects)));
+  const auto names = config["hub"]["certService"]["serverNames"];
+  EXPECT_NE(std::find(names.begin(), names.end(), annotation("proxy-ssl-name")), names.end())
+      << "the replicas' certificates do not carry the name the ingress checks";
+
+  const auto ca_file = config["hub"]["proxy"]["clientCAFile"].get<std::string>();
+  const auto dir = ca_file.substr(0, ca_file.rfind('/'));
+  const auto pod = find_object(objects, "Deployment", "edgehub")["spec"]["template"]["spec"];
+  std::string volume;
+  for (const auto& mount : pod["containers"][0]["volumeMounts"]) {
+    if (mount["mountPath"].as<std::string>() == dir) volume = mount["name"].as<std::string>();
+  }
+  ASSERT_FALSE(volume.empty()) << dir << " is not mounted";
+  for (const auto& v : pod["volumes"]) {
+    if (v["name"].as<std::string>() != volume) continue;
+    EXPECT_EQ(v["secret"]["secretName"].as<std::string>(""), "edgehub-ingress-ca");
+    EXPECT_FALSE(v["secret"]["optional"].as<bool>(false)) << "a replica would start without it";
+  }
 }
 
 // Issue #16 item 12: the edge port of the overlay trusts a forwarded identity, so no one but

@@ -25,18 +25,6 @@ void write_text(const std::string& path, const std::string& text) {
   if (!out) throw std::runtime_error("e2e: cannot write " + path);
 }
 
-std::string find_program(const std::string& name) {
-  std::string path = ::getenv("PATH") ? ::getenv("PATH") : "";
-  path += ":/usr/sbin:/sbin";
-  std::stringstream dirs(path);
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    if (dir.empty()) continue;
-    const fs::path candidate = fs::path(dir) / name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return {};
-}
-
 // `load_module ...;` for the stream module, found from `nginx -V` (Debian builds it as a
 // dynamic module in --modules-path); empty when nginx has it built in.
 std::string stream_module_line(const std::string& nginx) {
@@ -188,7 +176,7 @@ void Cluster::start_replica(std::size_t index) {
 }
 
 void Cluster::write_nginx_config() {
-  const std::string nginx = find_program("nginx");
+  const std::string nginx = test::find_program("nginx");
   std::ostringstream c;
   c << stream_module_line(nginx)  //
     << "daemon off;\nmaster_process on;\nworker_processes 1;\nworker_rlimit_nofile 65536;\n"
@@ -216,7 +204,7 @@ void Cluster::write_nginx_config() {
 }
 
 void Cluster::start_nginx() {
-  const std::string nginx = find_program("nginx");
+  const std::string nginx = test::find_program("nginx");
   if (nginx.empty()) {
     throw std::runtime_error("e2e: nginx not found (Debian: nginx-light, see "
                              "scripts/install-deps.sh)");

@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -70,6 +72,21 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options) {
 }
 
 std::string binary(const std::string& name) { return std::string(EDGEHUB_BINARY_DIR) + "/" + name; }
+
+std::string find_program(const std::string& name) {
+  std::string path = ::getenv("PATH") != nullptr ? ::getenv("PATH") : "";
+  path += ":/usr/sbin:/sbin";
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const auto end = std::min(path.find(':', start), path.size());
+    const std::string dir = path.substr(start, end - start);
+    start = end + 1;
+    if (dir.empty()) continue;
+    const std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return {};
+}
 
 Output run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   int out_pipe[2];

@@ -58,6 +58,8 @@ class Child {
 
 // Path of a program built by this project.
 std::string binary(const std::string& name);
+// A program on PATH, /usr/sbin or /sbin (nginx, kubectl, curl, promtool); empty when missing.
+std::string find_program(const std::string& name);
 
 // A loopback TCP port free right now (bound to port 0, then released). The kernel may hand
 // a just-closed port to the next bind: a port this process already gave out is never given

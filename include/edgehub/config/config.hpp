@@ -17,9 +17,14 @@ struct TlsFiles {
 };
 
 struct ProxyConfig {
-  bool enabled = false;                       // plain WebSocket behind a TLS-terminating ingress
+  bool enabled = false;  // behind a TLS-terminating ingress that forwards the edge's identity
   std::string identity_header = "X-Client-Cert-CN";
   std::vector<std::string> trusted_addresses;  // peers allowed to forward the identity
+  // Mutual TLS between the ingress and the hub: the CA of the ingress's client certificate
+  // (not the edge CA) and the CNs it may have. Empty: the edge port is plain WebSocket and
+  // trusts the addresses above alone.
+  std::string client_ca_file;
+  std::vector<std::string> client_names;
 };
 
 struct CertServiceConfig {

@@ -16,8 +16,11 @@ namespace edgehub::hub {
 struct HubOptions {
   config::Config config;
   kube::ClientConfig kube;
-  // The edge port's TLS (server certificate, edge CA); null in proxy mode.
+  // The edge port's TLS (server certificate, edge CA); not used in proxy mode.
   std::shared_ptr<net::TlsContext> edge_tls;
+  // Proxy mode with mutual TLS (hub.proxy.clientCAFile): the CA of the ingress's client
+  // certificate (PEM). The edge port then serves server_cert_pem / server_key_pem below.
+  std::string proxy_client_ca_pem;
   // Served to edges asking for `k8s/ca.crt`: the API server's CA (PEM).
   std::string kube_ca_pem;
   // The certificate service (hub.certService): the edge CA and the hub's server certificate.

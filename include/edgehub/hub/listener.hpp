@@ -26,8 +26,13 @@ struct ListenerOptions {
   std::string host = "0.0.0.0";
   std::uint16_t port = 10000;
   std::shared_ptr<net::TlsContext> tls;  // null: plain WebSocket behind a trusted proxy
+  // Proxy mode: the edge's identity is the `identity_header` an ingress forwards. The ingress
+  // is either a plain-text peer in `trusted_proxies`, or (`tls` and `proxy_client_names`)
+  // a TLS client whose certificate, verified by `tls`, has one of `proxy_client_names` as
+  // CN; `trusted_proxies`, when not empty, then limits its addresses as well.
   std::string identity_header = "X-Client-Cert-CN";
-  std::vector<std::string> trusted_proxies;  // IPs or CIDRs (proxy mode)
+  std::vector<std::string> trusted_proxies;  // IPs or CIDRs
+  std::vector<std::string> proxy_client_names;
   std::size_t max_connections = 19000;
   std::size_t max_concurrent_handshakes = 256;
   // Accepted → first byte (the ClientHello). Idle sockets wait here without a handshake slot.

@@ -127,10 +127,17 @@ int serve(edgehub::config::Config config) {
          .private_key_pem = read_file(config.hub.tls.key_file, "hub.tls.keyFile"),
          .client_ca_pem = read_file(config.hub.tls.client_ca_file, "hub.tls.clientCAFile")}));
   }
+  // Mutual TLS with the ingress: the edge port serves the hub's certificate to it.
+  const bool proxy_tls = config.hub.proxy.enabled && !config.hub.proxy.client_ca_file.empty();
+  if (proxy_tls) {
+    options.proxy_client_ca_pem = read_file(config.hub.proxy.client_ca_file, "hub.proxy.clientCAFile");
+  }
   if (config.hub.cert_service.enabled && !ca_from_secret) {
     options.edge_ca = std::make_shared<const edgehub::pki::CertificateAuthority>(
         edgehub::pki::CertificateAuthority::load(config.hub.cert_service.ca_cert_file,
                                                  config.hub.cert_service.ca_key_file));
+  }
+  if ((config.hub.cert_service.enabled || proxy_tls) && !ca_from_secret) {
     options.server_cert_pem = read_file(config.hub.tls.cert_file, "hub.tls.certFile");
     options.server_key_pem = read_file(config.hub.tls.key_file, "hub.tls.keyFile");
   }

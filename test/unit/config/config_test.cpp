@@ -157,7 +157,26 @@ TEST(Config, FlagsOverrideTheFileAndNameTheFlag) {
 TEST(Config, CrossFieldRules) {
   EXPECT_EQ(first(errors_of("hub:\n  proxy:\n    enabled: true\n")),
             "test.yaml: hub.proxy.trustedAddresses: must name the ingress addresses when "
-            "hub.proxy.enabled (else anyone could claim any node)");
+            "hub.proxy.enabled (else anyone could claim any node); better, authenticate the "
+            "ingress with hub.proxy.clientCAFile");
+  // Mutual TLS with the ingress: its names are required and cannot be an edge's; addresses
+  // become optional.
+  EXPECT_EQ(first(errors_of("hub:\n  proxy:\n    enabled: true\n    clientCAFile: /ca.crt\n")),
+            "test.yaml: hub.proxy.clientNames: must name the CN of the ingress's client "
+            "certificate when hub.proxy.clientCAFile is set");
+  EXPECT_EQ(first(errors_of("hub:\n  proxy:\n    enabled: true\n    clientCAFile: /ca.crt\n"
+                            "    clientNames: [\"system:node:edge-1\"]\n")),
+            "test.yaml: hub.proxy.clientNames: \"system:node:edge-1\" is not an ingress's name (an "
+            "edge's CN is system:node:<name>)");
+  EXPECT_EQ(first(errors_of("hub:\n  tls:\n    certFile: \"\"\n  proxy:\n    enabled: true\n"
+                            "    clientCAFile: /ca.crt\n    clientNames: [ingress-nginx]\n")),
+            "test.yaml: hub.tls.certFile: is required with hub.proxy.clientCAFile (the edge port "
+            "speaks TLS to the ingress)");
+  const auto mtls = load_text("hub:\n  proxy:\n    enabled: true\n    clientCAFile: /ca.crt\n"
+                              "    clientNames: [ingress-nginx]\n",
+                              "test.yaml", {});
+  ASSERT_TRUE(mtls.has_value()) << first(mtls.error());
+  EXPECT_EQ(mtls->hub.proxy.client_names, std::vector<std::string>{"ingress-nginx"});
   EXPECT_EQ(first(errors_of("hub:\n  id: Edge_Hub\n")),
             "test.yaml: hub.id: \"Edge_Hub\" must be a DNS subdomain name (lower-case letters, "
             "digits, '-', '.')");

@@ -453,5 +453,84 @@ TEST_F(ListenerTest, ProxyModeRefusesUntrustedPeers) {
   EXPECT_EQ(rejected(Rejection::untrusted_proxy), 1u);
 }
 
+// An ingress that terminates the edges' TLS and speaks TLS to the hub with a client
+// certificate of its own, from a CA that is not the edge CA (hub.proxy.clientCAFile).
+class ProxyTlsTest : public ListenerTest {
+ protected:
+  void start_behind_ingress(std::vector<std::string> trusted = {}) {
+    ListenerOptions o{.identity_header = "X-Client-Cert-CN",
+                      .trusted_proxies = std::move(trusted),
+                      .proxy_client_names = {"ingress-nginx"}};
+    o.tls = std::make_shared<net::TlsContext>(
+        net::TlsContext::server({.cert_chain_pem = net::to_pem(pki_.server.cert.get()),
+                                 .private_key_pem = net::to_pem(pki_.server.key.get()),
+                                 .client_ca_pem = net::to_pem(ingress_ca_.cert.get())}));
+    start(std::move(o), false);
+  }
+  net::TlsContext ingress_context(const std::string& cn) const {
+    const auto cert = net::mint(net::testing::TestPki::request(cn, net::CertUsage::client),
+                                {ingress_ca_.cert.get(), ingress_ca_.key.get()});
+    return net::TlsContext::client({.ca_pem = net::to_pem(pki_.ca.cert.get()),
+                                    .cert_chain_pem = net::to_pem(cert.cert.get()),
+                                    .private_key_pem = net::to_pem(cert.key.get())});
+  }
+  // The upgrade for `node` with `identity` forwarded: true when a session was opened. A
+  // refusal's body goes to `body`.
+  bool upgraded(const net::TlsContext& ctx, const std::string& node, const std::string& identity,
+                std::string* body = nullptr) {
+    auto client = tls_client(ctx);
+    // A TLS 1.3 client learns that its certificate was refused when it reads.
+    return !handshake_error_ &&
+           client.upgrade(client_io_, node, body, {{"X-Client-Cert-CN", identity}}) == 101;
+  }
+
+  net::CertAndKey ingress_ca_ = net::mint(net::testing::TestPki::request("ingress-ca", net::CertUsage::ca));
+};
+
+TEST_F(ProxyTlsTest, TheIdentityIsReadOnlyFromTheIngressCertificate) {
+  start_behind_ingress();
+  std::string body;
+  EXPECT_TRUE(upgraded(ingress_context("ingress-nginx"), "edge-9", "system:node:edge-9"));
+  ASSERT_TRUE(host_.wait([&] { return host_.opened.size() == 1; }));
+  EXPECT_EQ(host_.opened[0]->node(), "edge-9");
+
+  // Another certificate of the ingress CA is not the ingress.
+  EXPECT_FALSE(upgraded(ingress_context("someone"), "edge-9", "system:node:edge-9", &body));
+  EXPECT_NE(body.find("client certificate CN \"someone\" is not a trusted proxy (hub.proxy.clientNames)"),
+            std::string::npos)
+      << body;
+  EXPECT_EQ(rejected(Rejection::untrusted_proxy), 1u);
+
+  // The ingress forwards the identity it verified; a node_id that differs is refused.
+  EXPECT_FALSE(upgraded(ingress_context("ingress-nginx"), "edge-8", "system:node:edge-9", &body));
+  EXPECT_NE(body.find("forwarded identity (X-Client-Cert-CN) \"system:node:edge-9\" does not match"),
+            std::string::npos)
+      << body;
+  EXPECT_EQ(rejected(Rejection::identity_mismatch), 1u);
+
+  // An edge's own certificate (the edge CA) is no ingress's: the handshake fails. So it does
+  // for a client without a certificate, and for one speaking plain text.
+  EXPECT_FALSE(upgraded(pki_.client_context(), "edge-1", "system:node:edge-1"));
+  EXPECT_FALSE(upgraded(pki_.client_context(false), "edge-1", "system:node:edge-1"));
+  {
+    beast::tcp_stream stream(client_io_);
+    stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), listener_->port()));
+    EdgeClient<beast::tcp_stream> plain(std::move(stream));
+    EXPECT_NE(plain.upgrade(client_io_, "edge-1", nullptr, {{"X-Client-Cert-CN", "system:node:edge-1"}}),
+              101);
+  }
+  ASSERT_TRUE(host_.wait([&] { return rejected(Rejection::tls_handshake) == 3; }))
+      << rejected(Rejection::tls_handshake);
+  EXPECT_EQ(host_.opened.size(), 1u);
+}
+
+TEST_F(ProxyTlsTest, TrustedAddressesStillApplyWhenSet) {
+  start_behind_ingress({"10.0.0.0/8"});
+  std::string body;
+  EXPECT_FALSE(upgraded(ingress_context("ingress-nginx"), "edge-9", "system:node:edge-9", &body));
+  EXPECT_NE(body.find("127.0.0.1 is not a trusted proxy"), std::string::npos) << body;
+  EXPECT_EQ(rejected(Rejection::untrusted_proxy), 1u);
+}
+
 }  // namespace
 }  // namespace edgehub::hub
