@@ -667,12 +667,11 @@ void Hub::Impl::on_claimed(const std::string& node, std::uint64_t session_id, bo
 
 void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
   std::weak_ptr<Session> weak = s;
-  auto node = s->node();
-  asio::post(api_io, [this, weak, node = std::move(node), m = std::move(m)]() mutable {
+  asio::post(api_io, [this, weak, node = s->node(), peer = s->peer(), m = std::move(m)]() mutable {
     std::string what = node + ": " + logging::field(m.route.operation) + " " +
                        logging::field(m.route.resource);
     upstream->submit(
-        std::move(node), std::move(m),
+        std::move(node), std::move(peer), std::move(m),
         [weak, what = std::move(what)](std::exception_ptr e, UpstreamResult result) {
           if (e) {
             // A bug, not bad input: bad input is answered with an error reply.

@@ -75,12 +75,12 @@ bool Upstream::event_allowed(const std::string& node) {
 // route() is plain code, so that none of its temporaries live in a coroutine frame: a request
 // in progress keeps only the handler's frame, and one waiting for a slot none.
 
-Upstream::Routed Upstream::route(std::string node, wire::Message request) {
+Upstream::Routed Upstream::route(std::string node, std::string peer, wire::Message request) {
   auto parsed = wire::parse_resource(request.route.resource);
   if (!parsed) {
     const auto& op = request.route.operation;
     requests_.with({std::string(upstream_operation_label(op)), "invalid", "error"}).inc();
-    spdlog::warn("node {}: {} with bad resource: {}", node, logging::field(op),
+    spdlog::warn("node {} from {}: {} with bad resource: {}", node, peer, logging::field(op),
                  logging::field(parsed.error().message));
     auto m = wire::make_response(
         request, wire::status_error(
@@ -88,7 +88,8 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
     m.route.operation = std::string(wire::operation::kError);
     return {failed(std::move(m)), nullptr, {}};
   }
-  Routed r{std::nullopt, nullptr, Call{std::move(node), std::move(request), std::move(*parsed)}};
+  Routed r{std::nullopt, nullptr,
+           Call{std::move(node), std::move(peer), std::move(request), std::move(*parsed)}};
   const auto& c = r.call;
   const auto& op = c.request.route.operation;
   const auto& type = c.resource.type;
@@ -144,8 +145,8 @@ Upstream::Routed Upstream::route(std::string node, wire::Message request) {
         .with({std::string(upstream_operation_label(op)), std::string(upstream_type_label(type)),
                "unsupported"})
         .inc();
-    spdlog::info("node {}: unsupported request {} {} (source {}, group {})", c.node,
-                 logging::field(op), logging::field(c.request.route.resource),
+    spdlog::info("node {} from {}: unsupported request {} {} (source {}, group {})", c.node,
+                 c.peer, logging::field(op), logging::field(c.request.route.resource),
                  logging::field(c.request.route.source), logging::field(c.request.route.group));
     auto m = wire::make_response(
         c.request, wire::status_error({.reason = "MethodNotAllowed",
@@ -166,8 +167,8 @@ UpstreamResult Upstream::refuse(const Call& c, std::string_view type,
                                 const authz::Decision& decision, std::string_view kind,
                                 bool object_resp, std::string_view group) {
   denied_.with({std::string(type), std::string(authz::to_string(decision.reason))}).inc();
-  spdlog::warn("node {}: refused {} {}: {}", c.node, authz::printable(c.request.route.operation),
-               type, decision.message);
+  spdlog::warn("node {} from {}: refused {} {}: {}", c.node, c.peer,
+               authz::printable(c.request.route.operation), type, decision.message);
   auto status = forbidden(decision.message, authz::printable(c.resource.name, 253),
                           std::string(kind), std::string(group));
   return failed(reply(c.request, object_resp ? wire::object_resp("null", status) : status));

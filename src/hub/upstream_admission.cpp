@@ -129,8 +129,8 @@ kube::Priority Upstream::priority(Handler h) {
   return Priority::Bulk;
 }
 
-void Upstream::submit(std::string node, wire::Message request, Done done) {
-  auto routed = route(std::move(node), std::move(request));
+void Upstream::submit(std::string node, std::string peer, wire::Message request, Done done) {
+  auto routed = route(std::move(node), std::move(peer), std::move(request));
   if (routed.answer) {
     done(nullptr, std::move(*routed.answer));
     return;
@@ -170,9 +170,9 @@ void Upstream::refuse_busy(const Call& c, const Done& done, std::string_view why
       .inc();
   const auto now = std::chrono::steady_clock::now();
   if (now - a.last_logged >= std::chrono::seconds(10)) {
-    spdlog::warn("node {}: refused {} {} ({}): {} requests, {} bytes waiting on the replica "
+    spdlog::warn("node {} from {}: refused {} {} ({}): {} requests, {} bytes waiting on the replica "
                  "(hub.maxUpstreamQueuedBytes {}); {} more refused since the last such line",
-                 c.node, logging::field(c.request.route.operation),
+                 c.node, c.peer, logging::field(c.request.route.operation),
                  logging::field(c.request.route.resource), why, a.queue.waiting(),
                  a.queue.waiting_bytes(), a.limits.max_waiting_bytes, a.unlogged);
     a.last_logged = now;

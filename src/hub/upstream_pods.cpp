@@ -193,8 +193,8 @@ asio::awaitable<UpstreamResult> Upstream::event(Call& c) {
   if (c.request.route.operation != "insert") co_return UpstreamResult{};
   auto body = content_object(c.request);
   if (!body.is_object()) {
-    spdlog::info("node {}: event refused: not a JSON object nested at most {} deep", c.node,
-                 wire::kMaxEdgeJsonDepth);
+    spdlog::info("node {} from {}: event refused: not a JSON object nested at most {} deep",
+                 c.node, c.peer, wire::kMaxEdgeJsonDepth);
     co_return UpstreamResult{.failed = true};
   }
   auto subject = authz::event_subject(c.node, c.resource.ns, body, c.request.content.size());

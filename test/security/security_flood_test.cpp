@@ -5,11 +5,14 @@
 // another edge's Lease renewals still complete; being throttled by the hub never counts as the
 // flooder's silence (no keepalive timeout). Edge-chosen strings never become metric labels.
 // Real hub, real mutual TLS, the embedded API server on loopback.
+#include <edgehub/logging/logging.hpp>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <sstream>
 #include <thread>
 
 #include "edge.hpp"
@@ -122,15 +125,26 @@ TEST_F(Flood, AFloodingEdgeIsThrottledWhileAnotherEdgesLeasesRenew) {
 }
 
 TEST_F(Flood, EdgeChosenStringsAreNeitherLabelsNorWholeLogLines) {
+  std::ostringstream log;
+  logging::setup("info", "text", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
   Edge edge(hubs_.ca(), hub_->edge_port(), "labeller");
   const std::string op = "op-" + std::string(300, 'o') + "-chosen-by-the-edge";
   const auto reply = edge.request(op, "default/type-chosen-by-the-edge/x", "null");
   EXPECT_EQ(reply.route.operation, "error");
   edge.request("insert", "default/another-type-chosen-by-the-edge/x", "null");
+  // And a refusal: another node's Lease.
+  edge.request("query", "kube-node-lease/lease/someone-else", "null");
   const std::string text = hub_->metrics().expose();
   EXPECT_EQ(text.find("chosen-by-the-edge"), std::string::npos) << text;
   EXPECT_GE(metric(R"(edgehub_upstream_requests_total{operation="other",type="other",result="unsupported"})"), 1);
   EXPECT_GE(metric(R"(edgehub_upstream_requests_total{operation="insert",type="other",result="unsupported"})"), 1);
+  logging::setup("info", "text");
+  // Each line names the node and the peer address; the edge's 300-character operation is cut.
+  const auto lines = log.str();
+  EXPECT_NE(lines.find("node labeller from 127.0.0.1:"), std::string::npos) << lines;
+  EXPECT_NE(lines.find("refused query lease"), std::string::npos) << lines;
+  EXPECT_NE(lines.find("unsupported request op-oooo"), std::string::npos) << lines;
+  EXPECT_EQ(lines.find(op), std::string::npos) << lines;
 }
 
 }  // namespace

@@ -79,12 +79,14 @@ class Upstream {
   // bad input is answered with an error reply.
   using Done = std::function<void(std::exception_ptr, UpstreamResult)>;
   // Answers `node`'s request: at once when no API call is needed (`done` runs before this
-  // returns), otherwise when a slot is free. Call on the client's executor.
-  void submit(std::string node, wire::Message request, Done done);
+  // returns), otherwise when a slot is free. `peer` is the session's remote address, for the
+  // log lines of refusals. Call on the client's executor.
+  void submit(std::string node, std::string peer, wire::Message request, Done done);
 
   // One request being handled.
   struct Call {
     std::string node;
+    std::string peer;  // the session's remote address (log lines)
     wire::Message request;
     wire::Resource resource;
   };
@@ -98,7 +100,7 @@ class Upstream {
     Handler handler = nullptr;
     Call call;
   };
-  Routed route(std::string node, wire::Message request);
+  Routed route(std::string node, std::string peer, wire::Message request);
   // False when the node's event budget is spent (the event is dropped, counted, logged).
   bool event_allowed(const std::string& node);
   void count(const Call& c, const UpstreamResult& result);

@@ -47,7 +47,7 @@ class UpstreamAdmission : public ::testing::Test {
   }
 
   void submit(std::string name, wire::Message m, std::string node = "edge-1") {
-    upstream_->submit(std::move(node), std::move(m),
+    upstream_->submit(std::move(node), "127.0.0.7:40000", std::move(m),
                       [this, name](std::exception_ptr e, UpstreamResult r) {
                         if (!e) finished_.push_back(name);
                         if (r.reply && r.reply->content.find("TooManyRequests") != std::string::npos)
