@@ -14,8 +14,13 @@
 # With REGISTERED > 0, that many edge Nodes are created in the API first (none connected),
 # to show the replica's memory does not grow with the cluster.
 #
+# LEASE_RENEW=<seconds> turns the edges' Lease renewals on (edgecore with its kubelet renews
+# every 10 s); then the idle figures include them, and the replica's and the API server's CPU
+# per renewal are printed.
+#
 #   bench/hub_fleet.sh [BUILD_DIR]
-#   env: NODES=10000 HOLD=60 PODS=0 RATE=50 DRIVE=0 REGISTERED=0 IO_THREADS=0 NODESYNC_INTERVAL=5s HEAP_SNAPSHOT=<dir>
+#   env: NODES=10000 HOLD=60 PODS=0 RATE=50 DRIVE=0 REGISTERED=0 IO_THREADS=0 NODESYNC_INTERVAL=5s
+#        LEASE_RENEW=0 HEAP_SNAPSHOT=<dir>
 set -euo pipefail
 
 BUILD=${1:-build/release}
@@ -26,6 +31,7 @@ RATE=${RATE:-50}
 REGISTERED=${REGISTERED:-0}
 DRIVE=${DRIVE:-0}
 NODESYNC_INTERVAL=${NODESYNC_INTERVAL:-5s}
+LEASE_RENEW=${LEASE_RENEW:-0}
 HUB=$BUILD/edgehub
 SIM=$BUILD/edgehub-sim
 DRIVER=$BUILD/bench/pod_driver
@@ -69,10 +75,11 @@ sleep 2
 rss_empty=$(rss_kib $hub)
 
 # Edges: registration, lease and status once, then keepalives only (edgecore with its
-# kubelet disabled, as in the captures), so "idle" means what cloudcore's figure means.
+# kubelet disabled, as in the captures), so "idle" means what cloudcore's figure means —
+# unless LEASE_RENEW is set.
 "$SIM" --server "127.0.0.1:$port" --nodes "$NODES" --source-addrs 4 \
   --ca "$work/certs/ca.crt" --client-ca "$work/certs/ca.crt" --client-ca-key "$work/certs/ca.key" \
-  --lease-renew 100000 --status-report 100000 --report "$work/sim.json" \
+  --lease-renew "$( (( LEASE_RENEW > 0 )) && echo "$LEASE_RENEW" || echo 100000)" --status-report 100000 --report "$work/sim.json" \
   --duration $((HOLD + 600)) --log-level warn >"$work/sim.log" 2>&1 &
 sim=$!
 pid[sim]=$sim
@@ -97,9 +104,14 @@ api_settled() {
 api_settled
 sleep 10
 
+renewals() { metric 'edgehub_upstream_requests_total{operation="update",type="lease",result="ok"}' | awk '{print $1 + 0}'; }
+renewals_before=$(renewals)
+api_ticks_before=$(cpu_ticks ${pid[api]})
 ticks_before=$(cpu_ticks $hub)
 sleep "$HOLD"
 ticks_after=$(cpu_ticks $hub)
+api_ticks_after=$(cpu_ticks ${pid[api]})
+renewals_after=$(renewals)
 rss_full=$(rss_kib $hub)
 if [[ -n ${HEAP_SNAPSHOT:-} ]]; then
   # Where the idle fleet's memory is: the replica's mappings and malloc's arenas (by gdb).
@@ -116,7 +128,14 @@ echo "registered Nodes in the API: $REGISTERED"
 echo "replica RSS, no edges:      $rss_empty KiB"
 echo "replica RSS, $NODES idle:   $rss_full KiB"
 echo "RSS per idle edge:          $(echo "scale=1; ($rss_full - $rss_empty) / $NODES" | bc) KiB"
-echo "replica CPU, idle fleet:    $(echo "scale=1; 100 * ($ticks_after - $ticks_before) / $hz / $HOLD" | bc) % of one core over $HOLD s"
+echo "replica CPU, idle fleet:    $(echo "scale=1; 100 * ($ticks_after - $ticks_before) / $hz / $HOLD" | bc) % of one core over $HOLD s$( (( LEASE_RENEW > 0 )) && echo ", Lease renewals every $LEASE_RENEW s on" || echo ", Lease renewals off")"
+if (( LEASE_RENEW > 0 )); then
+  n=$((renewals_after - renewals_before))
+  echo "Lease renewals in the hold: $n ($(echo "scale=1; $n / $HOLD" | bc) /s)"
+  if (( n > 0 )); then
+    echo "CPU per renewal, replica / API server (idle keepalives included): $(echo "scale=1; 1000000 * ($ticks_after - $ticks_before) / $hz / $n" | bc) / $(echo "scale=1; 1000000 * ($api_ticks_after - $api_ticks_before) / $hz / $n" | bc) µs"
+  fi
+fi
 
 if (( PODS > 0 )); then
   # The create phase (inserts, then the status each edge reports) warms up; the patch

@@ -37,7 +37,10 @@ struct ClientOptions {
   std::chrono::milliseconds request_timeout{30'000};  // write + full response (not watches)
   double qps = 50;     // <= 0: unlimited
   double burst = 100;
-  std::size_t max_idle_connections = 16;
+  // Connections kept open for reuse. As many as requests run at once in a busy replica
+  // (hub.maxUpstreamInProgress is 256): fewer, and each burst above it opens connections that
+  // are closed again at once — a TCP (and on a real API server, TLS) handshake per request.
+  std::size_t max_idle_connections = 256;
   std::size_t max_body_bytes = 256u << 20;  // for non-watch responses
   RateLimiter::Now clock;  // the rate limiter's clock; empty: steady_clock (tests inject one)
   RequestObserver on_request;  // called on the client's executor after each request; optional
