@@ -105,18 +105,8 @@ class SecurityIdentity : public ::testing::Test {
     net::TlsContext tls = net::TlsContext::client({.ca_pem = ca_->cert_pem(),
                                                    .cert_chain_pem = net::to_pem(cert.cert.get()),
                                                    .private_key_pem = net::to_pem(cert.key.get())});
-    net::TlsStream stream(io.get_executor(), tls);
-    stream.socket().connect({boost::asio::ip::make_address("127.0.0.1"), hub_->edge_port()});
-    stream.set_server_name("127.0.0.1", true);
-    test::EdgeClient<net::TlsStream> client(std::move(stream));
-    bool done = false;
     boost::system::error_code ec;
-    client.ws().next_layer().async_handshake(net::HandshakeRole::client,
-                                             [&](boost::system::error_code e, std::size_t) {
-                                               ec = e;
-                                               done = true;
-                                             });
-    client.run_until(io, [&] { return done; });
+    auto client = test::tls_edge_client(io, tls, hub_->edge_port(), ec);
     if (ec) return -1;
     return client.upgrade(io, node, body);
   }

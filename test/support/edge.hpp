@@ -166,16 +166,10 @@ class Edge {
             {.ca_pem = ca_pem,
              .cert_chain_pem = net::to_pem(client_cert.cert.get()),
              .private_key_pem = net::to_pem(client_cert.key.get())}))),
-        client_(connect(io_, *tls_, port)) {
-    bool done = false;
-    boost::system::error_code ec;
-    client_.ws().next_layer().async_handshake(net::HandshakeRole::client,
-                                              [&](boost::system::error_code e, std::size_t) {
-                                                ec = e;
-                                                done = true;
-                                              });
-    client_.run_until(io_, [&] { return done; });
-    if (ec) throw std::runtime_error(node + ": TLS handshake: " + ec.message());
+        client_(tls_edge_client(io_, *tls_, port, handshake_error_)) {
+    if (handshake_error_) {
+      throw std::runtime_error(node + ": TLS handshake: " + handshake_error_.message());
+    }
     if (const int status = client_.upgrade(io_, node); status != 101) {
       throw std::runtime_error(node + ": upgrade answered " + std::to_string(status));
     }
@@ -190,13 +184,6 @@ class Edge {
     return net::mint_node_client_cert(node, {ca.get(), ca_key.get()});
   }
 
-  static EdgeClient<net::TlsStream> connect(boost::asio::io_context& io, net::TlsContext& tls,
-                                            std::uint16_t port) {
-    net::TlsStream stream(io.get_executor(), tls);
-    stream.socket().connect({boost::asio::ip::make_address("127.0.0.1"), port});
-    stream.set_server_name("127.0.0.1", true);
-    return EdgeClient<net::TlsStream>(std::move(stream));
-  }
 
   // Keeps a received message and ACKs it as edgecore's modules do (KUBEEDGE-WIRE §10.2):
   // devicetwin never ACKs twin-group messages, and the ACK of a device or device model insert
@@ -215,6 +202,7 @@ class Edge {
   std::string node_;
   boost::asio::io_context io_;
   std::unique_ptr<net::TlsContext> tls_;
+  boost::system::error_code handshake_error_;  // before client_, which sets it
   EdgeClient<net::TlsStream> client_;
 };
 

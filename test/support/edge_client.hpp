@@ -115,4 +115,22 @@ class EdgeClient {
   error_code read_result_;
 };
 
+// A TLS client of 127.0.0.1:`port` after its handshake (`error` set when it failed), the
+// server's certificate checked for 127.0.0.1 when `check_name`.
+inline EdgeClient<net::TlsStream> tls_edge_client(asio::io_context& io, const net::TlsContext& tls,
+                                                  std::uint16_t port, error_code& error,
+                                                  bool check_name = true) {
+  net::TlsStream stream(io.get_executor(), tls);
+  stream.socket().connect({asio::ip::make_address("127.0.0.1"), port});
+  if (check_name) stream.set_server_name("127.0.0.1", true);
+  EdgeClient<net::TlsStream> client(std::move(stream));
+  bool done = false;
+  client.ws().next_layer().async_handshake(net::HandshakeRole::client, [&](error_code e, std::size_t) {
+    error = e;
+    done = true;
+  });
+  client.run_until(io, [&] { return done; });
+  return client;
+}
+
 }  // namespace edgehub::test
