@@ -291,6 +291,7 @@ std::unique_ptr<Tls13Records> Tls13Records::create(const Suite& suite,
 Tls13Records::~Tls13Records() {
   forget_keys(this, suite_.cipher);
   release(in_);
+  release(ahead_);
   release(out_);
   OPENSSL_cleanse(&read_, sizeof(read_));
   OPENSSL_cleanse(&write_, sizeof(write_));
@@ -393,6 +394,8 @@ Step Tls13Records::stop(int fd, error_code& ec, int why) {
     }
   }
   release(in_);
+  release(ahead_);
+  ahead_begin_ = 0;
   release(out_);
   out_sent_ = 0;
   return Step::failed;
@@ -486,6 +489,20 @@ int Tls13Records::handle_handshake(const unsigned char* data, std::size_t size) 
   return 0;
 }
 
+bool Tls13Records::take_ahead(std::size_t needed) {
+  if (ahead_begin_ == ahead_.size()) return false;
+  const std::size_t take = std::min(needed - in_.size(), ahead_.size() - ahead_begin_);
+  const auto from = ahead_.begin() + static_cast<std::ptrdiff_t>(ahead_begin_);
+  in_.reserve(needed);
+  in_.insert(in_.end(), from, from + static_cast<std::ptrdiff_t>(take));
+  ahead_begin_ += take;
+  if (ahead_begin_ == ahead_.size()) {
+    release(ahead_);
+    ahead_begin_ = 0;
+  }
+  return true;
+}
+
 Step Tls13Records::read(int fd, void* data, std::size_t size, std::size_t& n, error_code& ec) {
   n = 0;
   if (failed_) {
@@ -500,7 +517,7 @@ Step Tls13Records::read(int fd, void* data, std::size_t size, std::size_t& n, er
       plain_begin_ += n;
       if (plain_begin_ == plain_end_) {
         plain_begin_ = plain_end_ = 0;
-        release(in_);  // records are read one by one: nothing of the next one is here
+        release(in_);  // in_ holds one record: what follows is in ahead_
       }
       records_without_data_ = 0;
       return Step::done;
@@ -560,16 +577,29 @@ Step Tls13Records::read(int fd, void* data, std::size_t size, std::size_t& n, er
       release(in_);
       continue;
     }
-    // Read exactly what this record still lacks: nothing of the next one stays buffered.
+    // What this record still lacks: first the bytes already taken off the socket, then the
+    // socket's, all it holds up to a largest record in one call (a record, its header
+    // included, is usually one read); what follows this record waits in ahead_.
+    if (take_ahead(needed)) continue;
+    if (drained_) {
+      // The last read emptied the socket: wait for readiness rather than read again for
+      // EAGAIN (the reactor re-checks readiness when the wait starts, so nothing is missed).
+      drained_ = false;
+      return Step::want_read;
+    }
     const std::size_t have = in_.size();
-    in_.resize(needed);
-    const ssize_t r = ::recv(fd, in_.data() + have, needed - have, 0);
+    thread_local std::array<unsigned char, kHeader + kMaxCiphertext> scratch;  // ciphertext only
+    const ssize_t r = ::recv(fd, scratch.data(), scratch.size(), 0);
     const int error = errno;
     if (r > 0) {
-      in_.resize(have + static_cast<std::size_t>(r));
+      const auto got = static_cast<std::size_t>(r);
+      drained_ = got < scratch.size();
+      const std::size_t take = std::min(got, needed - have);
+      in_.reserve(needed);
+      in_.insert(in_.end(), scratch.data(), scratch.data() + take);
+      if (take < got) ahead_.assign(scratch.data() + take, scratch.data() + got);
       continue;
     }
-    in_.resize(have);
     if (have == 0) release(in_);
     if (r < 0 && error == EINTR) continue;
     if (r < 0 && (error == EAGAIN || error == EWOULDBLOCK)) return Step::want_read;

@@ -110,6 +110,8 @@ class Tls13Records {
   bool seal(std::uint8_t type, const unsigned char* plain, std::size_t size,
             std::size_t padding = 0);
   detail::Step flush(int fd, boost::system::error_code& ec);
+  // Moves bytes of ahead_ to in_, until in_ holds `needed`; false when there are none.
+  bool take_ahead(std::size_t needed);
   // Opens the complete record at the front of in_: 0, or why not.
   int open(std::size_t record_size, std::uint8_t& type);
   int handle_handshake(const unsigned char* data, std::size_t size);
@@ -123,8 +125,13 @@ class Tls13Records {
   Direction write_;
   // Bytes read from the socket and not consumed yet: only while a record is incomplete or
   // its plaintext was not all taken (an idle connection holds no buffer).
-  std::vector<unsigned char> in_;
+  std::vector<unsigned char> in_;  // at most one record
   std::size_t plain_begin_ = 0, plain_end_ = 0;  // undelivered application data within in_
+  // Bytes read past in_'s record, for the records after it (at most one read's worth: the
+  // socket is read only once they are used up), and whether the last read emptied the socket.
+  std::vector<unsigned char> ahead_;
+  std::size_t ahead_begin_ = 0;
+  bool drained_ = false;
   unsigned records_without_data_ = 0;            // in a row: empty records, KeyUpdates
   // A record (or two, with a KeyUpdate) not yet all on the socket.
   std::vector<unsigned char> out_;

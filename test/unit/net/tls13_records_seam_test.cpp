@@ -88,6 +88,36 @@ TEST_P(Tls13RecordsSeamTest, PaddedRecordsAreOpened) {
   EXPECT_FALSE(ec) << ec.message();  // want_read: nothing more yet
 }
 
+// The reader takes what the socket holds in one read: several records at once, a record in
+// pieces, and a record whose header came with the previous one, all opened in order.
+TEST_P(Tls13RecordsSeamTest, RecordsTogetherOrInPiecesAreOpenedInOrder) {
+  auto seal = [&](const std::string& content) {
+    return Tls13RecordsSeam::seal(*client, kApplicationData,
+                                  reinterpret_cast<const unsigned char*>(content.data()),
+                                  content.size());
+  };
+  const auto one = seal("one "), two = seal("two "), three = seal(std::string(5000, 'x'));
+  const auto four = seal(" four");
+  std::vector<unsigned char> wire(one);
+  wire.insert(wire.end(), two.begin(), two.end());
+  wire.insert(wire.end(), three.begin(), three.begin() + 3);  // part of three's header
+  ASSERT_EQ(::write(fds[1], wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
+  error_code ec;
+  EXPECT_EQ(server_reads(ec), "one two ");
+  EXPECT_FALSE(ec) << ec.message();
+  // The rest of three, in two pieces with a read between, and four in the same write as
+  // three's last bytes.
+  const std::size_t half = three.size() / 2;
+  ASSERT_EQ(::write(fds[1], three.data() + 3, half - 3), static_cast<ssize_t>(half - 3));
+  EXPECT_EQ(server_reads(ec), "");
+  EXPECT_FALSE(ec) << ec.message();
+  wire.assign(three.begin() + static_cast<std::ptrdiff_t>(half), three.end());
+  wire.insert(wire.end(), four.begin(), four.end());
+  ASSERT_EQ(::write(fds[1], wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
+  EXPECT_EQ(server_reads(ec), std::string(5000, 'x') + " four");
+  EXPECT_FALSE(ec) << ec.message();
+}
+
 TEST_P(Tls13RecordsSeamTest, AnEmptyAlertIsUnexpectedMessage) {
   client_sends(kAlert, "");
   error_code ec;
