@@ -73,6 +73,7 @@ hub:
   certService: {enabled: false}
   maxConnections: 19500
   ioThreads: ${IO_THREADS:-0}
+  singleThread: ${SINGLE_THREAD:-false}
 # One replica alone: nothing to rebalance towards.
 rebalance: {enabled: false}
 metrics: {listen: "127.0.0.1:0"}

@@ -166,6 +166,9 @@ void Loader::validate() {
   if (!dns_label(config.hub.namespace_)) {
     error("hub.namespace", "\"" + config.hub.namespace_ + "\" is not a valid namespace name");
   }
+  if (config.hub.single_thread && config.hub.io_threads > 1) {
+    error("hub.ioThreads", "must be 0 or 1 with hub.singleThread (one thread runs everything)");
+  }
   const auto& proxy = config.hub.proxy;
   const bool ca_from_secret = !config.hub.cert_service.ca_secret.empty();
   if (!proxy.enabled) {

@@ -209,6 +209,12 @@ std::vector<Key> build() {
               "Edge connections accepted at most; more are refused with 503."),
       int_key("hub.ioThreads", EDGEHUB_FIELD(hub.io_threads), 0, 256,
               "I/O threads; 0 means one per hardware thread."),
+      bool_key("hub.singleThread", EDGEHUB_FIELD(hub.single_thread),
+               "Run the edges' connections and the Kubernetes API client on one thread "
+               "(hub.ioThreads must then be 0 or 1; the certificate service keeps its own): an "
+               "edge request and its reply cross no thread, so no other thread is woken per "
+               "request. The choice when several replicas share a host's cores; off, a busy API "
+               "loop (a relist) and the edges' I/O run on separate threads."),
       int_key("hub.maxUpstreamInProgress", EDGEHUB_FIELD(hub.max_upstream_in_progress), 1,
               100'000,
               "Edge requests handled at once (waiting for the API or answered by it); the rest "

@@ -107,7 +107,7 @@ struct Hub::Impl : SessionHost {
   // Declared after api_io so that they are destroyed first: handlers still queued on an edge
   // loop (an accept holding the listener, a session) may hold objects whose destructors use
   // the API loop's executor.
-  std::vector<std::unique_ptr<asio::io_context>> io;
+  std::vector<std::unique_ptr<asio::io_context>> io;  // none with hub.singleThread
   std::vector<Guard> guards;
   std::vector<std::thread> threads;
   std::shared_ptr<kube::Client> client;
@@ -265,8 +265,12 @@ void Hub::Impl::start() {
   metrics.gauge_callback("edgehub_ready", "1 when this replica accepts edges and watches the API.",
                          [this] { return accepting && downstream_ready && !stopping ? 1.0 : 0.0; });
 
+  // hub.singleThread: the edges' sessions run on the API loop, so an edge request and its
+  // reply are posts within one thread, not wake-ups of another.
   const std::size_t threads_wanted =
-      c.hub.io_threads != 0 ? c.hub.io_threads : std::max(1u, std::thread::hardware_concurrency());
+      c.hub.single_thread  ? 0
+      : c.hub.io_threads != 0 ? c.hub.io_threads
+                              : std::max(1u, std::thread::hardware_concurrency());
   for (std::size_t i = 0; i < threads_wanted; ++i) {
     io.push_back(std::make_unique<asio::io_context>(1));
     guards.emplace_back(io.back()->get_executor());
@@ -393,6 +397,7 @@ void Hub::Impl::start() {
   lo.session.replica_id = c.hub.id;
   std::vector<asio::any_io_executor> executors;
   for (auto& ctx : io) executors.push_back(ctx->get_executor());
+  if (io.empty()) executors.push_back(api_io.get_executor());
   listener = std::make_unique<Listener>(executors, lo, *this, [this](Rejection r) {
     rejections->with({std::string(to_string(r))}).inc();
   });
@@ -439,7 +444,7 @@ void Hub::Impl::start() {
     };
   };
   for (auto& ctx : io) threads.emplace_back(guarded(*ctx, "io"));
-  threads.emplace_back(guarded(api_io, "api"));
+  threads.emplace_back(guarded(api_io, io.empty() ? "api+io" : "api"));
   threads.emplace_back(guarded(cert_io, "certificate service"));
   asio::post(api_io, [this] {
     if (node_sync) node_sync->start();
@@ -453,8 +458,10 @@ void Hub::Impl::start() {
     schedule_trim();
   });
   accepting = true;
-  spdlog::info("edgehub {} ({}) listening for edges on {}:{} ({} I/O threads, {}), admin on {}:{}{}",
-               kVersion, c.hub.id, c.hub.listen.host, listener->port(), io.size(),
+  spdlog::info("edgehub {} ({}) listening for edges on {}:{} ({}, {}), admin on {}:{}{}",
+               kVersion, c.hub.id, c.hub.listen.host, listener->port(),
+               io.empty() ? std::string("edges and API on one thread")
+                          : std::to_string(io.size()) + " I/O threads and an API thread",
                !lo.tls                          ? "plain WebSocket behind a proxy"
                : lo.proxy_client_names.empty() ? "TLS, client certificates required"
                                                : "TLS behind a proxy with a client certificate",

@@ -19,11 +19,13 @@ using nlohmann::json;
 using test::Edge;
 using test::eventually;
 
-class HubIntegration : public ::testing::Test {
+// Every test runs twice: with two I/O threads and an API thread, and with hub.singleThread.
+class HubIntegration : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     auto options = hubs_.options("hub-test");
-    options.config.hub.io_threads = 2;
+    options.config.hub.single_thread = GetParam();
+    options.config.hub.io_threads = GetParam() ? 1 : 2;
     options.config.delivery.retry_interval = 300ms;
     options.kube_ca_pem = "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n";
     hub_ = &hubs_.start(std::move(options));
@@ -63,7 +65,10 @@ class HubIntegration : public ::testing::Test {
 
 json object_resp(const wire::Message& m) { return m.content_json(); }
 
-TEST_F(HubIntegration, NodeRegistersReportsReadyAndRenewsItsLease) {
+INSTANTIATE_TEST_SUITE_P(Threads, HubIntegration, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "SingleThread" : "IoAndApiThreads"; });
+
+TEST_P(HubIntegration, NodeRegistersReportsReadyAndRenewsItsLease) {
   Edge edge(ca_, hub_->edge_port(), "edge-1");
   // edged asks for its lease first (KUBEEDGE-WIRE §11.1): 404 as an ObjectResp.
   auto reply = edge.request("query", "kube-node-lease/lease/edge-1", "null");
@@ -119,7 +124,7 @@ TEST_F(HubIntegration, NodeRegistersReportsReadyAndRenewsItsLease) {
   EXPECT_EQ(object_resp(reply)["Err"]["ErrStatus"]["code"], 403);
 }
 
-TEST_F(HubIntegration, PodsAndWhatTheyReferenceReachExactlyTheirNodeInOrder) {
+TEST_P(HubIntegration, PodsAndWhatTheyReferenceReachExactlyTheirNodeInOrder) {
   auto edge1 = registered("edge-1");
   auto edge2 = registered("edge-2");
   store().create(res("configmaps"), "default",
@@ -173,7 +178,7 @@ TEST_F(HubIntegration, PodsAndWhatTheyReferenceReachExactlyTheirNodeInOrder) {
   }
 }
 
-TEST_F(HubIntegration, EdgePodStatusAndDeleteAreLimitedToItsPods) {
+TEST_P(HubIntegration, EdgePodStatusAndDeleteAreLimitedToItsPods) {
   auto edge = registered("edge-1");
   create_pod("mine", "edge-1");
   create_pod("theirs", "edge-2");
@@ -199,7 +204,7 @@ TEST_F(HubIntegration, EdgePodStatusAndDeleteAreLimitedToItsPods) {
   }));
 }
 
-TEST_F(HubIntegration, ANodeReconnectingGetsWhatChangedWhileAway) {
+TEST_P(HubIntegration, ANodeReconnectingGetsWhatChangedWhileAway) {
   auto edge = registered("edge-1");
   auto pod = create_pod("web", "edge-1");
   edge->next_object("insert", "default/pod/web");
@@ -217,7 +222,7 @@ TEST_F(HubIntegration, ANodeReconnectingGetsWhatChangedWhileAway) {
   EXPECT_EQ(update.content_json()["metadata"]["labels"]["changed"], "while-away");
 }
 
-TEST_F(HubIntegration, AnEdgeThatDropsAcksGetsRetriesAndStallsNobodyElse) {
+TEST_P(HubIntegration, AnEdgeThatDropsAcksGetsRetriesAndStallsNobodyElse) {
   auto slow = registered("edge-1");
   auto fine = registered("edge-2");
   slow->ack = false;
@@ -231,7 +236,7 @@ TEST_F(HubIntegration, AnEdgeThatDropsAcksGetsRetriesAndStallsNobodyElse) {
   slow->next_object("insert", "default/pod/a");  // acked now; no more retries after this
 }
 
-TEST_F(HubIntegration, UnknownRequestsGetAnErrorAndTheConnectionStays) {
+TEST_P(HubIntegration, UnknownRequestsGetAnErrorAndTheConnectionStays) {
   auto edge = registered("edge-1");
   auto reply = edge->request("frobnicate", "default/widget/x", "null");
   EXPECT_EQ(reply.route.operation, "error");
@@ -245,7 +250,7 @@ TEST_F(HubIntegration, UnknownRequestsGetAnErrorAndTheConnectionStays) {
   EXPECT_NE(reply.content_string()->find("BEGIN CERTIFICATE"), std::string::npos);
 }
 
-TEST_F(HubIntegration, MetricsPassPromtool) {
+TEST_P(HubIntegration, MetricsPassPromtool) {
   auto edge = registered("edge-1");
   edge->request("query", "kube-node-lease/lease/edge-1", "null");
   const auto port = std::to_string(hub_->admin_port());

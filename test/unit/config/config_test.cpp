@@ -184,6 +184,12 @@ TEST(Config, CrossFieldRules) {
             "test.yaml: metrics.listen: is the same address as hub.listen");
   EXPECT_EQ(first(errors_of("hub:\n  tls:\n    certFile: \"\"\n")),
             "test.yaml: hub.tls.certFile: is required unless hub.proxy.enabled");
+  EXPECT_EQ(first(errors_of("hub:\n  singleThread: true\n  ioThreads: 2\n")),
+            "test.yaml: hub.ioThreads: must be 0 or 1 with hub.singleThread (one thread runs "
+            "everything)");
+  const auto single = load_text("hub:\n  singleThread: true\n", "test.yaml", {});
+  ASSERT_TRUE(single.has_value()) << first(single.error());
+  EXPECT_TRUE(single->hub.single_thread);
 }
 
 TEST(Config, MissingFile) {
