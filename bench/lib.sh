@@ -74,6 +74,7 @@ hub:
   maxConnections: 19500
   ioThreads: ${IO_THREADS:-0}
   singleThread: ${SINGLE_THREAD:-false}
+  leaseWriteInterval: ${LEASE_WRITE_INTERVAL:-0s}
 # One replica alone: nothing to rebalance towards.
 rebalance: {enabled: false}
 metrics: {listen: "127.0.0.1:0"}

@@ -166,6 +166,11 @@ void Loader::validate() {
   if (!dns_label(config.hub.namespace_)) {
     error("hub.namespace", "\"" + config.hub.namespace_ + "\" is not a valid namespace name");
   }
+  if (config.hub.lease_write_interval > std::chrono::seconds(30)) {
+    error("hub.leaseWriteInterval",
+          "must be at most 30s: with the edges' 10 s renewals, a Lease would go unwritten for "
+          "longer than kube-controller-manager's 40 s grace period and its node turn NotReady");
+  }
   if (config.hub.single_thread && config.hub.io_threads > 1) {
     error("hub.ioThreads", "must be 0 or 1 with hub.singleThread (one thread runs everything)");
   }

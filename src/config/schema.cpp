@@ -46,12 +46,14 @@ Key host_port_key(std::string path, Ref ref, std::string doc) {
 }
 
 template <class Ref>
-Key duration_key(std::string path, Ref ref, std::string doc) {
+Key duration_key(std::string path, Ref ref, std::string doc, bool zero_allowed = false) {
   return Key{std::move(path), "duration", std::move(doc), false, false,
-             [ref](Config& c, const std::string& v) -> std::optional<std::string> {
+             [ref, zero_allowed](Config& c, const std::string& v) -> std::optional<std::string> {
                auto parsed = parse_duration(v);
                if (!parsed) return parsed.error().text;
-               if (parsed->count() <= 0) return "\"" + v + "\" must be longer than zero";
+               if (parsed->count() < 0 || (parsed->count() == 0 && !zero_allowed)) {
+                 return "\"" + v + "\" must be longer than zero";
+               }
                ref(c) = *parsed;
                return std::nullopt;
              },
@@ -209,6 +211,16 @@ std::vector<Key> build() {
               "Edge connections accepted at most; more are refused with 503."),
       int_key("hub.ioThreads", EDGEHUB_FIELD(hub.io_threads), 0, 256,
               "I/O threads; 0 means one per hardware thread."),
+      duration_key("hub.leaseWriteInterval", EDGEHUB_FIELD(hub.lease_write_interval),
+                   "0s: every Lease renewal an edge sends is written to the API. Longer: while "
+                   "an edge's session lives, a renewal that comes less than this after the "
+                   "session's last written one is answered with the edge's own Lease and not "
+                   "written; the next one after it is (only renewTimes the edge sent are ever "
+                   "written, and a new session's first renewal always is). The API's renewTime "
+                   "then ages up to this plus the edges' renewal period (10 s for a kubelet): "
+                   "keep that well under kube-controller-manager's --node-monitor-grace-period "
+                   "(40 s by default), e.g. 20s. At most 30s.",
+                   true),
       bool_key("hub.singleThread", EDGEHUB_FIELD(hub.single_thread),
                "Run the edges' connections and the Kubernetes API client on one thread "
                "(hub.ioThreads must then be 0 or 1; the certificate service keeps its own): an "

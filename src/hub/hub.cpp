@@ -674,7 +674,12 @@ void Hub::Impl::on_claimed(const std::string& node, std::uint64_t session_id, bo
 
 void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
   std::weak_ptr<Session> weak = s;
-  asio::post(api_io, [this, weak, node = s->node(), peer = s->peer(), m = std::move(m)]() mutable {
+  const auto interval = options.config.hub.lease_write_interval;
+  const bool lease_written_recently =
+      interval.count() > 0 && s->lease_written_at() != SteadyClock::time_point{} &&
+      SteadyClock::now() - s->lease_written_at() < interval;
+  asio::post(api_io, [this, weak, node = s->node(), peer = s->peer(), m = std::move(m),
+                      lease_written_recently]() mutable {
     std::string what = node + ": " + logging::field(m.route.operation) + " " +
                        logging::field(m.route.resource);
     upstream->submit(
@@ -697,6 +702,7 @@ void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
           // Every request ends with request_done(): the session reads again if it paused.
           asio::post(session->executor(), [session, result = std::move(result)]() mutable {
             session->request_done();
+            if (result.lease_written) session->set_lease_written_at(SteadyClock::now());
             if (result.reply) session->send(*result.reply);
             if (result.push_node) {
               const auto& n = *result.push_node;
@@ -709,7 +715,8 @@ void Hub::Impl::on_request(const std::shared_ptr<Session>& s, wire::Message m) {
                   .object = std::make_shared<const std::string>(with_type_meta(n, "Node", "v1"))});
             }
           });
-        });
+        },
+        lease_written_recently);
   });
 }
 

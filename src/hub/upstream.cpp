@@ -58,6 +58,11 @@ Upstream::Upstream(kube::Client& client, RoutingIndex& index, metrics::Registry&
                                    "Edge events dropped beyond a node's hub.eventQps and "
                                    "hub.eventBurst (the kubelet's own client-side limit).")
                           .with({})),
+      leases_not_written_(registry
+                              .counter("edgehub_lease_renewals_not_written_total",
+                                       "Lease renewals answered without an API write: the "
+                                       "session wrote one less than hub.leaseWriteInterval ago.")
+                              .with({})),
       admission_(make_admission(registry, limits)) {}
 
 bool Upstream::event_allowed(const std::string& node) {
@@ -360,6 +365,13 @@ asio::awaitable<UpstreamResult> Upstream::lease(Call& c) {
                                      " may only use its own lease in kube-node-lease"),
                      "leases", true, "coordination.k8s.io");
   }
+  if (op == "update" && c.lease_written_recently) {
+    // hub.leaseWriteInterval: the edge gets its own Lease back, as written; the API keeps the
+    // session's last written renewTime a little longer. Its resourceVersion is still the
+    // stored one, so the next renewal that is written applies cleanly.
+    leases_not_written_.inc();
+    co_return succeeded(reply(c.request, wire::object_resp(lease_body(c))));
+  }
   kube::Result<kube::Object> answer = kube::make_error(ErrorKind::Internal, "unreachable");
   if (op == "query") {
     answer = co_await client_.get(kube::resources::leases(), c.resource.ns, c.node, kLease);
@@ -370,7 +382,9 @@ asio::awaitable<UpstreamResult> Upstream::lease(Call& c) {
     answer = co_await client_.update(kube::resources::leases(), c.resource.ns, c.node,
                                      lease_body(c), kLease);
   }
-  co_return lease_answered(c, answer);
+  auto r = lease_answered(c, answer);
+  r.lease_written = op != "query" && static_cast<bool>(answer);
+  co_return r;
 }
 
 }  // namespace edgehub::hub

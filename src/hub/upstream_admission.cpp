@@ -129,8 +129,10 @@ kube::Priority Upstream::priority(Handler h) {
   return Priority::Bulk;
 }
 
-void Upstream::submit(std::string node, std::string peer, wire::Message request, Done done) {
+void Upstream::submit(std::string node, std::string peer, wire::Message request, Done done,
+                      bool lease_written_recently) {
   auto routed = route(std::move(node), std::move(peer), std::move(request));
+  routed.call.lease_written_recently = lease_written_recently;
   if (routed.answer) {
     done(nullptr, std::move(*routed.answer));
     return;

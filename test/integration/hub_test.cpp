@@ -266,5 +266,60 @@ TEST_P(HubIntegration, MetricsPassPromtool) {
   EXPECT_EQ(ready.out, "ok\n");
 }
 
+// hub.leaseWriteInterval: a renewal that comes soon after the session's last written one is
+// answered with the edge's own Lease and not written; the next one after the interval is, with
+// the renewTime the edge sent; a new session's first renewal always is; the rules still apply.
+TEST(HubLeaseWrites, RenewalsWithinTheIntervalAreAnsweredAndTheNextOneIsWritten) {
+  test::InProcessHubs hubs{"hub-lease"};
+  auto options = hubs.options("hub-lease");
+  options.config.hub.lease_write_interval = std::chrono::milliseconds(1500);
+  auto& hub = hubs.start(std::move(options));
+  const auto& leases = devapi::resource_by_name("leases.coordination.k8s.io");
+  const auto stored_renew_time = [&] {
+    return hubs.store().get(leases, "kube-node-lease", "edge-1")["spec"]["renewTime"];
+  };
+  const auto renew = [](Edge& edge, json& lease, const std::string& at) {
+    lease["spec"]["renewTime"] = at;
+    auto reply = edge.request("update", "kube-node-lease/lease/edge-1", lease.dump());
+    auto resp = object_resp(reply);
+    EXPECT_TRUE(resp["Err"].is_null()) << reply.content;
+    lease = resp["Object"];
+    EXPECT_EQ(lease["spec"]["renewTime"], at) << "the edge sees the renewTime it sent";
+  };
+
+  json lease;
+  {
+    Edge edge(hubs.ca(), hub.edge_port(), "edge-1");
+    lease = {{"metadata", {{"name", "edge-1"}, {"namespace", "kube-node-lease"}}},
+             {"spec", {{"holderIdentity", "edge-1"}, {"leaseDurationSeconds", 40},
+                       {"renewTime", "2026-11-27T00:00:00.000000Z"}}}};
+    auto reply = edge.request("insert", "kube-node-lease/lease/edge-1", lease.dump());
+    ASSERT_TRUE(object_resp(reply)["Err"].is_null()) << reply.content;
+    lease = object_resp(reply)["Object"];
+    const auto version = lease["metadata"]["resourceVersion"];
+
+    renew(edge, lease, "2026-11-27T00:00:10.000000Z");
+    EXPECT_EQ(stored_renew_time(), "2026-11-27T00:00:00.000000Z") << "not written";
+    EXPECT_EQ(lease["metadata"]["resourceVersion"], version);
+    EXPECT_EQ(test::metric(hub, "edgehub_lease_renewals_not_written_total"), 1);
+    // Another node's Lease is refused as before, recently written or not.
+    reply = edge.request("update", "kube-node-lease/lease/edge-2", lease.dump());
+    EXPECT_EQ(object_resp(reply)["Err"]["ErrStatus"]["code"], 403);
+
+    std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+    renew(edge, lease, "2026-11-27T00:00:20.000000Z");
+    EXPECT_EQ(stored_renew_time(), "2026-11-27T00:00:20.000000Z") << "written after the interval";
+    EXPECT_NE(lease["metadata"]["resourceVersion"], version);
+    renew(edge, lease, "2026-11-27T00:00:30.000000Z");
+    EXPECT_EQ(stored_renew_time(), "2026-11-27T00:00:20.000000Z");
+    EXPECT_EQ(test::metric(hub, "edgehub_lease_renewals_not_written_total"), 2);
+  }
+  // A new session writes its first renewal at once.
+  Edge again(hubs.ca(), hub.edge_port(), "edge-1");
+  renew(again, lease, "2026-11-27T00:00:40.000000Z");
+  EXPECT_EQ(stored_renew_time(), "2026-11-27T00:00:40.000000Z");
+  EXPECT_EQ(test::metric(hub, "edgehub_lease_renewals_not_written_total"), 2);
+}
+
 }  // namespace
 }  // namespace edgehub::hub

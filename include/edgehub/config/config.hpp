@@ -65,6 +65,7 @@ struct HubConfig {
   std::uint32_t max_connections = 19000;
   std::uint32_t io_threads = 0;  // 0: one per hardware thread
   bool single_thread = false;     // edges and the API client on one thread
+  Duration lease_write_interval{0};  // 0: every Lease renewal written
   std::uint32_t max_upstream_in_progress = 256;
   std::uint32_t max_requests_in_flight_per_node = 32;  // a session reads no more meanwhile
   std::uint64_t max_upstream_queued_bytes = 64ull << 20;

@@ -120,6 +120,10 @@ class Session : public std::enable_shared_from_this<Session> {
   const Delivery& delivery() const { return *delivery_; }
   const SessionCounters& counters() const { return counters_; }
   std::size_t queued_bytes() const { return queued_bytes_; }
+  // When this session's last Lease renewal was written to the API (hub.leaseWriteInterval);
+  // unset until its first. Session executor only.
+  SteadyClock::time_point lease_written_at() const { return lease_written_at_; }
+  void set_lease_written_at(SteadyClock::time_point t) { lease_written_at_ = t; }
 
  protected:
   Session(std::string node, std::string peer, std::uint64_t id)
@@ -134,6 +138,7 @@ class Session : public std::enable_shared_from_this<Session> {
   SessionCounters counters_;
   std::size_t queued_bytes_ = 0;
   std::uint32_t requests_in_flight_ = 0;
+  SteadyClock::time_point lease_written_at_{};
 };
 
 }  // namespace edgehub::hub

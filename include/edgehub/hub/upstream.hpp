@@ -30,6 +30,8 @@ struct UpstreamResult {
   std::optional<kube::Object> push_node;
   // The request failed or was refused (edgehub_upstream_requests_total{result="error"}).
   bool failed = false;
+  // A Lease renewal was written to the API (the session's clock for hub.leaseWriteInterval).
+  bool lease_written = false;
 };
 
 class DeviceReports;
@@ -80,8 +82,11 @@ class Upstream {
   using Done = std::function<void(std::exception_ptr, UpstreamResult)>;
   // Answers `node`'s request: at once when no API call is needed (`done` runs before this
   // returns), otherwise when a slot is free. `peer` is the session's remote address, for the
-  // log lines of refusals. Call on the client's executor.
-  void submit(std::string node, std::string peer, wire::Message request, Done done);
+  // log lines of refusals. `lease_written_recently`: the session's last Lease renewal was
+  // written less than hub.leaseWriteInterval ago, so another one need not be. Call on the
+  // client's executor.
+  void submit(std::string node, std::string peer, wire::Message request, Done done,
+              bool lease_written_recently = false);
 
   // One request being handled.
   struct Call {
@@ -89,6 +94,7 @@ class Upstream {
     std::string peer;  // the session's remote address (log lines)
     wire::Message request;
     wire::Resource resource;
+    bool lease_written_recently = false;
   };
 
  private:
@@ -139,6 +145,7 @@ class Upstream {
   metrics::Family<metrics::Counter>& denied_;
   EventBudget event_budget_;
   metrics::Counter& events_dropped_;
+  metrics::Counter& leases_not_written_;
   // The waiting requests and their bounds and gauges (upstream_admission.cpp).
   struct Admission;
   struct AdmissionDeleter {

@@ -187,9 +187,14 @@ TEST(Config, CrossFieldRules) {
   EXPECT_EQ(first(errors_of("hub:\n  singleThread: true\n  ioThreads: 2\n")),
             "test.yaml: hub.ioThreads: must be 0 or 1 with hub.singleThread (one thread runs "
             "everything)");
+  EXPECT_EQ(first(errors_of("hub:\n  leaseWriteInterval: 31s\n")),
+            "test.yaml: hub.leaseWriteInterval: must be at most 30s: with the edges' 10 s "
+            "renewals, a Lease would go unwritten for longer than kube-controller-manager's 40 s "
+            "grace period and its node turn NotReady");
   const auto single = load_text("hub:\n  singleThread: true\n", "test.yaml", {});
   ASSERT_TRUE(single.has_value()) << first(single.error());
   EXPECT_TRUE(single->hub.single_thread);
+  EXPECT_EQ(single->hub.lease_write_interval.count(), 0) << "every renewal written by default";
 }
 
 TEST(Config, MissingFile) {
