@@ -62,9 +62,9 @@ void DeliveryAudit::schedule() {
 void DeliveryAudit::check_sessions() {
   const auto now = Clock::now();
   std::unordered_map<std::uint64_t, Clock::time_point> still;
-  for (const auto& session : registry_.sessions()) {
+  for (const auto& session : registry_.not_owning()) {
     const auto& node = session->node();
-    if (registry_.owns(node) || now - session->opened_at() < options_.not_owning_after) continue;
+    if (now - session->opened_at() < options_.not_owning_after) continue;
     const auto id = session->id();
     const auto last = reported_.find(id);
     if (last != reported_.end() && now - last->second < options_.not_owning_after) {
@@ -84,38 +84,48 @@ void DeliveryAudit::check_sessions() {
 }
 
 // Visits the owned nodes in name order, as many per tick as spreads them over the interval.
+// The order is a snapshot taken at the start of each round (once per interval): a tick costs
+// the nodes it audits, not a sort of every owned node.
 void DeliveryAudit::audit_due() {
   if (options_.interval.count() <= 0 || node_sync_ == nullptr) return;
-  std::vector<std::string> nodes;
-  for (const auto& session : registry_.sessions()) {
-    if (registry_.owns(session->node())) nodes.push_back(session->node());
-  }
-  if (nodes.empty()) {
+  const std::size_t nodes = registry_.size();
+  if (nodes == 0) {
     credit_ = 0;
     return;
   }
-  std::sort(nodes.begin(), nodes.end());
-  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
-  for (auto it = undelivered_.begin(); it != undelivered_.end();) {
-    it = std::binary_search(nodes.begin(), nodes.end(), it->first) ? std::next(it)
-                                                                    : undelivered_.erase(it);
-  }
-  const double per_tick = static_cast<double>(nodes.size()) *
+  const double per_tick = static_cast<double>(nodes) *
                           std::chrono::duration<double>(options_.tick) /
                           std::chrono::duration<double>(options_.interval);
   const double cap = options_.max_lists_per_second *
                      std::chrono::duration<double>(options_.tick).count();
   credit_ = std::min(credit_ + std::min(per_tick, cap), std::max(cap, 1.0));
-  auto next = std::upper_bound(nodes.begin(), nodes.end(), cursor_);
+  bool new_round = false;
   while (credit_ >= 1.0 && running_ < static_cast<std::size_t>(std::max(cap, 1.0))) {
-    if (next == nodes.end()) next = nodes.begin();
-    cursor_ = *next++;
+    if (next_ == round_.size()) {
+      if (new_round) break;  // one snapshot per tick at most
+      new_round = true;
+      start_round();
+      if (round_.empty()) break;
+    }
+    std::string node = std::move(round_[next_++]);
+    if (!registry_.owns(node)) continue;  // gone since the round began
     credit_ -= 1.0;
     ++running_;
-    asio::co_spawn(client_->executor(), audit_node(cursor_),
+    asio::co_spawn(client_->executor(), audit_node(std::move(node)),
                    [this, alive = alive_](std::exception_ptr) {
                      if (*alive) --running_;
                    });
+  }
+}
+
+// A new round: the owned nodes now, in name order; what is remembered of nodes no longer
+// owned is forgotten.
+void DeliveryAudit::start_round() {
+  round_ = registry_.owned_nodes();
+  next_ = 0;
+  for (auto it = undelivered_.begin(); it != undelivered_.end();) {
+    it = std::binary_search(round_.begin(), round_.end(), it->first) ? std::next(it)
+                                                                      : undelivered_.erase(it);
   }
 }
 

@@ -1,5 +1,6 @@
 #include <edgehub/hub/registry.hpp>
 
+#include <algorithm>
 #include <mutex>
 
 namespace edgehub::hub {
@@ -61,6 +62,28 @@ std::vector<std::shared_ptr<Session>> Registry::sessions() const {
   std::vector<std::shared_ptr<Session>> out;
   out.reserve(sessions_.size());
   for (const auto& [node, slot] : sessions_) out.push_back(slot.session);
+  return out;
+}
+
+std::vector<std::shared_ptr<Session>> Registry::not_owning() const {
+  std::shared_lock lock(mutex_);
+  std::vector<std::shared_ptr<Session>> out;
+  for (const auto& [node, slot] : sessions_) {
+    if (!slot.owning) out.push_back(slot.session);
+  }
+  return out;
+}
+
+std::vector<std::string> Registry::owned_nodes() const {
+  std::vector<std::string> out;
+  {
+    std::shared_lock lock(mutex_);
+    out.reserve(sessions_.size());
+    for (const auto& [node, slot] : sessions_) {
+      if (slot.owning) out.push_back(node);
+    }
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -66,6 +66,7 @@ class DeliveryAudit {
   };
   void schedule();
   void audit_due();
+  void start_round();
   void compare(const std::string& node, const kube::ObjectList& pods);
 
   std::shared_ptr<kube::Client> client_;
@@ -81,7 +82,8 @@ class DeliveryAudit {
   std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> reported_;
   // Pods seen undelivered, by node then uid.
   std::unordered_map<std::string, std::map<std::string, Undelivered>> undelivered_;
-  std::string cursor_;   // the last node audited (nodes are visited in name order)
+  std::vector<std::string> round_;  // this round's owned nodes, in name order
+  std::size_t next_ = 0;            // the next of round_ to audit
   double credit_ = 0;    // node audits owed to the schedule
   std::size_t running_ = 0;
 

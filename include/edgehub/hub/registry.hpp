@@ -31,6 +31,11 @@ class Registry {
   bool has_session(const std::string& node) const;
   std::size_t size() const;
   std::vector<std::shared_ptr<Session>> sessions() const;
+  // The sessions whose node is not owned (yet): usually none, so a periodic look at them
+  // costs one pass under the lock, not a copy of every session.
+  std::vector<std::shared_ptr<Session>> not_owning() const;
+  // The names of the owned nodes, sorted.
+  std::vector<std::string> owned_nodes() const;
 
  private:
   mutable std::shared_mutex mutex_;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <thread>
 
@@ -126,6 +127,40 @@ TEST_F(Audit, APodNeverDeliveredIsRepairedOnceTheGracePassedAndCounted) {
   EXPECT_EQ(counter("edgehub_delivery_repairs_total"), 1);
   audit("edge-1");
   EXPECT_EQ(repaired_.size(), 1u) << "a repair starts a new grace period";
+}
+
+// The schedule: every owned node is audited once per interval, in rounds; a node connected
+// but not owning is not; a node owned after a round began is in the next one.
+TEST_F(Audit, TheScheduleAuditsEveryOwnedNodeEachRoundAndNoOther) {
+  std::vector<std::string> audited;
+  metrics::Registry own_metrics;  // the fixture's audit has its metrics
+  DeliveryAudit scheduled(
+      client_, registry_, sync_.get(), own_metrics,
+      DeliveryAuditOptions{.interval = 400ms, .grace = kGrace, .not_owning_after = 1h,
+                           .max_lists_per_second = 100, .tick = 20ms},
+      [&](const std::string& node, const kube::Object&) { audited.push_back(node); },
+      [](const std::string&, std::uint64_t) {});
+  for (const char* node : {"edge-c", "edge-a", "edge-b"}) {
+    connect(node, 1);
+    create_pod(std::string("lost-") + node, node);  // never delivered: repaired when audited
+  }
+  connect("edge-x", 9, false);
+  create_pod("lost-edge-x", "edge-x");
+  scheduled.start();
+  const auto count = [&](const std::string& node) {
+    return std::count(audited.begin(), audited.end(), node);
+  };
+  run_until([&] { return count("edge-a") > 0 && count("edge-b") > 0 && count("edge-c") > 0; });
+  EXPECT_GT(count("edge-a"), 0);
+  EXPECT_GT(count("edge-b"), 0);
+  EXPECT_GT(count("edge-c"), 0);
+  connect("edge-d", 2);
+  create_pod("lost-edge-d", "edge-d");
+  run_until([&] { return count("edge-d") > 0; });
+  EXPECT_GT(count("edge-d"), 0) << "owned after the first round: audited in a later one";
+  EXPECT_EQ(count("edge-x"), 0) << "not owning: not audited";
+  scheduled.stop();
+  io_.poll();
 }
 
 TEST_F(Audit, ADeliveredPodIsNeverRepairedNorATerminalOne) {
