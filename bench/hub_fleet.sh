@@ -20,7 +20,7 @@
 #
 #   bench/hub_fleet.sh [BUILD_DIR]
 #   env: NODES=10000 HOLD=60 PODS=0 RATE=50 DRIVE=0 REGISTERED=0 IO_THREADS=0 NODESYNC_INTERVAL=5s
-#        LEASE_RENEW=0 HEAP_SNAPSHOT=<dir>
+#        LEASE_RENEW=0 HEAP_SNAPSHOT=<dir> SINGLE_THREAD=<true|false> LEASE_WRITE_INTERVAL=<duration>
 set -euo pipefail
 
 BUILD=${1:-build/release}
@@ -32,7 +32,8 @@ REGISTERED=${REGISTERED:-0}
 DRIVE=${DRIVE:-0}
 NODESYNC_INTERVAL=${NODESYNC_INTERVAL:-5s}
 LEASE_RENEW=${LEASE_RENEW:-0}
-HUB=$BUILD/edgehub
+HUB=${HUB:-$BUILD/edgehub}  # another build's replica: HUB=<path> (API server and simulator stay $BUILD's)
+API_HUB=$BUILD/edgehub
 SIM=$BUILD/edgehub-sim
 DRIVER=$BUILD/bench/pod_driver
 

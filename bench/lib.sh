@@ -52,8 +52,8 @@ free_port() {
 # API server alone (`edgehub devapi`; an `edgehub --dev` hub would also count as a replica,
 # and the replica under test would shed edges to it). Sets pid[api] and $api (its URL).
 start_api() {
-  "$HUB" certs init --dir "$work/certs" >/dev/null
-  "$HUB" devapi --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --log-level warn \
+  "${API_HUB:-$HUB}" certs init --dir "$work/certs" >/dev/null
+  "${API_HUB:-$HUB}" devapi --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" --log-level warn \
     >"$work/api.log" 2>&1 &
   pid[api]=$!
   for _ in $(seq 1 100); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
@@ -73,8 +73,8 @@ hub:
   certService: {enabled: false}
   maxConnections: 19500
   ioThreads: ${IO_THREADS:-0}
-  singleThread: ${SINGLE_THREAD:-false}
-  leaseWriteInterval: ${LEASE_WRITE_INTERVAL:-0s}
+$( [[ -n ${SINGLE_THREAD:-} ]] && echo "  singleThread: $SINGLE_THREAD")
+$( [[ -n ${LEASE_WRITE_INTERVAL:-} ]] && echo "  leaseWriteInterval: $LEASE_WRITE_INTERVAL")
 # One replica alone: nothing to rebalance towards.
 rebalance: {enabled: false}
 metrics: {listen: "127.0.0.1:0"}
