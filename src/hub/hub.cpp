@@ -290,7 +290,9 @@ void Hub::Impl::start() {
     options.edge_ca = shared_pki->ca();
     options.server_cert_pem = shared_pki->server_cert_pem();
     options.server_key_pem = shared_pki->server_key_pem();
-    options.edge_tls = shared_pki->edge_tls();
+    // Behind an ingress the edge port's TLS is proxy_tls() (built below from these), not the
+    // edges'.
+    if (!c.hub.proxy.enabled) options.edge_tls = shared_pki->edge_tls();
   }
   if (c.hub.proxy.enabled) options.edge_tls = proxy_tls();
   admission = NodeAdmission::make(
