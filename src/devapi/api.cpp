@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <set>
 
 #include "discovery.hpp"
 #include "protobuf.hpp"
@@ -257,7 +258,14 @@ json token_request(Store& store, const ResourcePath& path, const HttpRequest& re
 
 }  // namespace
 
-Api::Api(Store& store, const ServerOptions& options) : store_(store), options_(options) {
+Api::Api(Store& store, const ServerOptions& options)
+    : store_(store),
+      options_(options),
+      requests_(metrics_.counter(
+          "apiserver_request_total",
+          "Requests answered, as kube-apiserver counts them: by verb (GET, LIST, WATCH, POST, "
+          "PUT, PATCH, DELETE, DELETECOLLECTION), group, resource, subresource and HTTP code.",
+          {"verb", "group", "resource", "subresource", "code"})) {
   std::string path = options.request_log;
   if (const char* env = std::getenv("EDGEHUB_DEVAPI_REQUEST_LOG"); path.empty() && env != nullptr) {
     path = env;
@@ -281,6 +289,27 @@ std::string rbac_verb(http::verb method, bool named, bool watch) {
   }
 }
 
+// A subresource as a label: the path's text only when it is one Kubernetes has.
+std::string metric_subresource(const std::string& subresource) {
+  static const std::set<std::string, std::less<>> known = {
+      "",          "status",     "scale",   "token",       "binding",
+      "eviction",  "log",        "exec",    "attach",      "portforward",
+      "proxy",     "ephemeralcontainers",   "resize",      "approval"};
+  return known.contains(subresource) ? subresource : "other";
+}
+
+// The verb as kube-apiserver's metrics name it.
+std::string metric_verb(http::verb method, bool named, bool watch) {
+  switch (method) {
+    case http::verb::get: return named ? "GET" : watch ? "WATCH" : "LIST";
+    case http::verb::delete_: return named ? "DELETE" : "DELETECOLLECTION";
+    case http::verb::post:
+    case http::verb::put:
+    case http::verb::patch: return std::string(http::to_string(method));
+    default: return "OTHER";
+  }
+}
+
 }  // namespace
 
 void Api::log_request(const HttpRequest& request, const std::string& verb,
@@ -300,15 +329,27 @@ Reply Api::error_reply(const ApiError& error) {
 }
 
 Routed Api::handle(const HttpRequest& request, const std::string& server_address) {
+  Labels labels;
+  Routed routed;
   try {
-    return route(request, server_address);
+    routed = route(request, server_address, labels);
   } catch (const ApiError& error) {
-    return {error_reply(error), std::nullopt};
+    routed = {error_reply(error), std::nullopt};
   } catch (const std::exception& error) {
     spdlog::error("devapi: {} {} failed: {}", std::string(request.method_string()),
                   std::string(request.target()), error.what());
-    return {error_reply(ApiError::internal(error.what())), std::nullopt};
+    routed = {error_reply(ApiError::internal(error.what())), std::nullopt};
   }
+  count(labels, routed.watch ? 200 : routed.reply.status);
+  return routed;
+}
+
+void Api::count(const Labels& labels, unsigned code) {
+  // Labels are the method's verb and the names of resources the server knows, never a path's
+  // free text: an unknown resource is counted with the resource unset.
+  requests_.with({labels.verb, labels.group, labels.resource, labels.subresource,
+                  std::to_string(code)})
+      .inc();
 }
 
 namespace {
@@ -461,12 +502,18 @@ Routed object_request(Store& store, const HttpRequest& request, const Target& ta
 
 }  // namespace
 
-Routed Api::route(const HttpRequest& request, const std::string& server_address) {
+Routed Api::route(const HttpRequest& request, const std::string& server_address,
+                  Labels& labels) {
+  labels.verb = metric_verb(request.method(), true, false);
   if (!options_.bearer_token.empty()) {
     const std::string_view auth = request[http::field::authorization];
     if (auth != "Bearer " + options_.bearer_token) throw ApiError::unauthorized();
   }
   const Target target = parse_target(request.target());
+  if (target.path == "/metrics" && request.method() == http::verb::get) {
+    return {Reply{200, metrics_.expose(), "text/plain; version=0.0.4; charset=utf-8"},
+            std::nullopt};
+  }
   const auto parts = split_path(target.path);
   if (auto routed = discovery(request.method(), target, parts, server_address)) return *routed;
 
@@ -476,6 +523,8 @@ Routed Api::route(const HttpRequest& request, const std::string& server_address)
   const std::string version = core ? parts[1] : parts[2];
   const std::vector<std::string> rest(parts.begin() + (core ? 2 : 3), parts.end());
   const ResourcePath path = parse_resource_path(group, version, rest);
+  labels = {metric_verb(request.method(), !path.name.empty(), target.flag("watch")), group,
+            path.resource->resource, metric_subresource(path.subresource)};
   if (log_.is_open()) {
     log_request(request, rbac_verb(request.method(), !path.name.empty(), target.flag("watch")),
                 group, path.resource->resource, path.subresource, path.ns, path.name);

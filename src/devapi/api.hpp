@@ -9,6 +9,7 @@
 #include <mutex>
 #include <edgehub/devapi/server.hpp>
 #include <edgehub/devapi/store.hpp>
+#include <edgehub/metrics/metrics.hpp>
 #include <optional>
 #include <string>
 
@@ -47,13 +48,21 @@ class Api {
   static Reply error_reply(const ApiError& error);
 
  private:
-  Routed route(const HttpRequest& request, const std::string& server_address);
   void log_request(const HttpRequest& request, const std::string& verb, const std::string& group,
                    const std::string& resource, const std::string& subresource,
                    const std::string& ns, const std::string& name);
 
+  // What a request is, for apiserver_request_total: filled in as far as routing got.
+  struct Labels {
+    std::string verb, group, resource, subresource;
+  };
+  Routed route(const HttpRequest& request, const std::string& server_address, Labels& labels);
+  void count(const Labels& labels, unsigned code);
+
   Store& store_;
   const ServerOptions& options_;
+  metrics::Registry metrics_;
+  metrics::Family<metrics::Counter>& requests_;
   std::mutex log_mutex_;
   std::ofstream log_;  // open when request logging is on
 };

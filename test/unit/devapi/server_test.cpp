@@ -74,6 +74,35 @@ TEST_F(ServerTest, Discovery) {
 
 // Found by fuzzing (test/fuzz devapi_http): the Status message quotes the query value, and a
 // byte that is not UTF-8 made the JSON serializer throw while answering, out of the handler.
+// /metrics counts requests as kube-apiserver's apiserver_request_total does, by verb, group,
+// resource, subresource and code; a path's free text never becomes a label.
+TEST_F(ServerTest, MetricsCountRequestsByVerbResourceAndCode) {
+  ASSERT_EQ(post("/api/v1/namespaces/default/pods", pod_json("a")).status, 201);
+  EXPECT_EQ(post("/api/v1/namespaces/default/pods", pod_json("a")).status, 409);
+  EXPECT_EQ(http_get(port(), "/api/v1/namespaces/default/pods/a").status, 200);
+  EXPECT_EQ(http_get(port(), "/api/v1/pods").status, 200);
+  EXPECT_EQ(http_get(port(), "/api/v1/namespaces/default/pods/a/no-such-part").status, 404);
+  EXPECT_EQ(http_get(port(), "/apis/no.such.group/v1/things").status, 404);
+  const auto lease = json{{"metadata", {{"name", "n1"}}}, {"spec", {{"holderIdentity", "n1"}}}};
+  ASSERT_EQ(post("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", lease).status,
+            201);
+  const auto scraped = http_get(port(), "/metrics");
+  ASSERT_EQ(scraped.status, 200);
+  const auto& text = scraped.body;
+  const auto has = [&](const std::string& series) {
+    return text.find(series) != std::string::npos;
+  };
+  EXPECT_TRUE(has(R"(apiserver_request_total{verb="POST",group="",resource="pods",subresource="",code="201"} 1)"))
+      << text;
+  EXPECT_TRUE(has(R"(apiserver_request_total{verb="POST",group="",resource="pods",subresource="",code="409"} 1)"));
+  EXPECT_TRUE(has(R"(apiserver_request_total{verb="GET",group="",resource="pods",subresource="",code="200"} 1)"));
+  EXPECT_TRUE(has(R"(apiserver_request_total{verb="LIST",group="",resource="pods",subresource="",code="200"} 1)"));
+  EXPECT_TRUE(has(R"(apiserver_request_total{verb="POST",group="coordination.k8s.io",resource="leases",subresource="",code="201"} 1)"));
+  EXPECT_TRUE(has(R"(subresource="other",code="404"} 1)"));
+  EXPECT_FALSE(has("no-such-part"));
+  EXPECT_FALSE(has("no.such.group"));
+}
+
 TEST_F(ServerTest, ErrorQuotingBytesThatAreNotUtf8IsAnswered) {
   const auto bad = http_get(port(), "/api/v1/pods?resourceVersion=2\xbe&resourceVersionMatch=Exact");
   EXPECT_GE(bad.status, 400);
