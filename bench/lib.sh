@@ -71,7 +71,7 @@ hub:
   listen: "127.0.0.1:0"
   tls: {certFile: "$work/certs/server.crt", keyFile: "$work/certs/server.key", clientCAFile: "$work/certs/ca.crt"}
   certService: {enabled: false}
-  maxConnections: 19500
+  maxConnections: ${MAX_CONNECTIONS:-19500}
   ioThreads: ${IO_THREADS:-0}
 $( [[ -n ${SINGLE_THREAD:-} ]] && echo "  singleThread: $SINGLE_THREAD")
 $( [[ -n ${LEASE_WRITE_INTERVAL:-} ]] && echo "  leaseWriteInterval: $LEASE_WRITE_INTERVAL")

@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -35,6 +36,30 @@
 #include <thread>
 
 namespace edgehub::hub {
+
+namespace {
+
+// Raises the soft open-files limit to the hard one and returns how many descriptors edge
+// connections (pending and sessions) may hold: the limit less `kept` for the API client's
+// connections, the watches, the admin port, the certificate service and the process's own
+// files — at the limit those would fail first, and with them readiness. 0: no limit known.
+std::size_t edge_descriptor_budget(std::size_t kept) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur == RLIM_INFINITY) return 0;
+  const auto total = static_cast<std::size_t>(limit.rlim_cur);
+  const std::size_t budget = total > kept + 64 ? total - kept : 64;
+  spdlog::info("open files: limit {}; edge connections may hold {}, {} kept for the rest", total,
+               budget, total - std::min(total, budget));
+  return budget;
+}
+
+}  // namespace
 
 namespace asio = boost::asio;
 using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
@@ -385,6 +410,7 @@ void Hub::Impl::start() {
   lo.trusted_proxies = c.hub.proxy.trusted_addresses;
   if (lo.tls && c.hub.proxy.enabled) lo.proxy_client_names = c.hub.proxy.client_names;
   lo.max_connections = c.hub.max_connections;
+  lo.max_edge_descriptors = edge_descriptor_budget(c.hub.max_upstream_in_progress + 256);
   lo.max_concurrent_handshakes = c.hub.max_concurrent_handshakes;
   lo.handshake_timeout = c.hub.handshake_timeout;
   lo.hello_timeout = c.hub.hello_timeout;

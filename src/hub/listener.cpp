@@ -32,6 +32,7 @@ std::string_view to_string(Rejection r) {
     case Rejection::untrusted_proxy: return "untrusted_proxy";
     case Rejection::idle_timeout: return "idle_timeout";
     case Rejection::pending_limit: return "pending_limit";
+    case Rejection::descriptors: return "descriptors";
     case Rejection::address_limit: return "address_limit";
     case Rejection::revoked: return "revoked";
     case Rejection::not_edge_node: return "not_edge_node";
@@ -395,7 +396,7 @@ void Listener::Impl::accept(Worker& w) {
     if (self->stopped || ec == asio::error::operation_aborted) return;
     if (ec) {
       // EMFILE and friends: back off a little instead of spinning.
-      spdlog::warn("edge listener: accept failed: {}", ec.message());
+      if (self->log_limiter.allow()) spdlog::warn("edge listener: accept failed: {}", ec.message());
       auto timer = std::make_shared<asio::steady_timer>(w.executor, std::chrono::milliseconds(50));
       timer->async_wait([self, &w, timer](error_code) {
         if (!self->stopped) self->accept(w);
@@ -412,6 +413,11 @@ bool Listener::Impl::acquire_pending(const asio::ip::address& address, Rejection
   std::lock_guard lock(pending_mutex);
   if (pending >= options.max_pending) {
     why = Rejection::pending_limit;
+    return false;
+  }
+  if (options.max_edge_descriptors != 0 &&
+      pending + connections.load() >= options.max_edge_descriptors) {
+    why = Rejection::descriptors;
     return false;
   }
   auto& count = pending_by_address[address];
@@ -446,6 +452,9 @@ void Listener::Impl::admit(Worker& w, Socket socket) {
     return reject(why, peer, "",
                   why == Rejection::pending_limit
                       ? "too many connections not yet sessions (hub.maxPendingConnections)"
+                  : why == Rejection::descriptors
+                      ? "edge connections hold every file descriptor the process may spare "
+                        "(its open-files limit less those kept for the API and admin port)"
                       : "too many connections not yet sessions from this address "
                         "(hub.maxPendingPerAddress)");
   }

@@ -34,6 +34,9 @@ struct ListenerOptions {
   std::vector<std::string> trusted_proxies;  // IPs or CIDRs
   std::vector<std::string> proxy_client_names;
   std::size_t max_connections = 19000;
+  // File descriptors edge connections (pending and sessions) may hold at most, so that the
+  // process keeps some for the API client, the admin port and its files; 0: no limit.
+  std::size_t max_edge_descriptors = 0;
   std::size_t max_concurrent_handshakes = 256;
   // Accepted → first byte (the ClientHello). Idle sockets wait here without a handshake slot.
   std::chrono::milliseconds hello_timeout{5'000};
@@ -67,9 +70,10 @@ enum class Rejection {
   revoked,           // the node or its certificate serial is in the deny list (403)
   not_edge_node,     // a Node of that name exists and is not an edge node (403)
   unverifiable,      // the identity check could not reach the API (503)
+  descriptors,       // edge connections would leave the process too few file descriptors
 };
 std::string_view to_string(Rejection rejection);
-inline constexpr std::size_t kRejectionCount = 9;
+inline constexpr std::size_t kRejectionCount = 13;
 
 class Listener {
  public:

@@ -321,6 +321,25 @@ TEST_F(ListenerTest, PendingConnectionsAreCapped) {
   EXPECT_EQ(client.upgrade(client_io_, "edge-1"), 101);
 }
 
+// The process keeps file descriptors for the rest: edge connections (sessions and pending
+// ones) beyond max_edge_descriptors are closed at once, and places come back when they end.
+TEST_F(ListenerTest, EdgeConnectionsLeaveTheProcessItsDescriptors) {
+  start({.max_edge_descriptors = 2});
+  auto edge = tls_client(pki_.client_context());
+  ASSERT_EQ(edge.upgrade(client_io_, "edge-1"), 101);
+  std::vector<asio::ip::tcp::socket> silent;
+  for (int i = 0; i < 2; ++i) {
+    silent.emplace_back(client_io_);
+    silent.back().connect({asio::ip::make_address("127.0.0.1"), listener_->port()});
+  }
+  EXPECT_TRUE(host_.wait([&] { return rejected(Rejection::descriptors) == 1; }));
+  EXPECT_EQ(rejected(Rejection::pending_limit), 0u);
+  for (auto& s : silent) s.close();
+  EXPECT_TRUE(pending_drops_to_zero());
+  auto second = tls_client(pki_.client_context());
+  EXPECT_EQ(second.upgrade(client_io_, "edge-1"), 101);
+}
+
 TEST_F(ListenerTest, MissingKeepaliveClosesTheSession) {
   ListenerOptions o;
   o.session.keepalive_timeout = 100ms;
