@@ -454,7 +454,9 @@ void Listener::Impl::admit(Worker& w, Socket socket) {
                       ? "too many connections not yet sessions (hub.maxPendingConnections)"
                   : why == Rejection::descriptors
                       ? "edge connections hold every file descriptor the process may spare "
-                        "(its open-files limit less those kept for the API and admin port)"
+                        "(its open-files limit less hub.maxUpstreamInProgress + 256 kept for "
+                        "the API client and admin port): raise the limit (ulimit -n, the "
+                        "container runtime's nofile) or add replicas"
                       : "too many connections not yet sessions from this address "
                         "(hub.maxPendingPerAddress)");
   }

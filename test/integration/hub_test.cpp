@@ -3,6 +3,8 @@
 #include <edgehub/wire/builders.hpp>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -254,10 +256,13 @@ TEST_P(HubIntegration, MetricsPassPromtool) {
   auto edge = registered("edge-1");
   edge->request("query", "kube-node-lease/lease/edge-1", "null");
   const auto port = std::to_string(hub_->admin_port());
+  // One file per test process: both instances of this test may run at once.
+  const auto scraped = ::testing::TempDir() + "metrics-" + std::to_string(::getpid()) + ".txt";
   const auto r = test::run({"/bin/sh", "-c",
-                            "curl -sf http://127.0.0.1:" + port + "/metrics > " + ::testing::TempDir() +
-                                "m.txt && promtool check metrics < " + ::testing::TempDir() +
-                                "m.txt && grep -c '^edgehub_' " + ::testing::TempDir() + "m.txt"});
+                            "curl -sf http://127.0.0.1:" + port + "/metrics > " + scraped +
+                                " && promtool check metrics < " + scraped +
+                                " && grep -c '^edgehub_' " + scraped + "; s=$?; rm -f " +
+                                scraped + "; exit $s"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   const auto nodes = test::run({"/bin/sh", "-c", "curl -sf http://127.0.0.1:" + port + "/debug/nodes"});
   ASSERT_EQ(nodes.exit_code, 0);
