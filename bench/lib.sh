@@ -89,3 +89,31 @@ YAML
   admin=$(wait_for "$work/hub.log" 's/.*admin on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
   for _ in $(seq 1 600); do [[ $(curl -s "http://127.0.0.1:$admin/readyz") == ok ]] && break; sleep 0.1; done
 }
+
+# A real nginx in front of replicas: stream proxy, TLS passthrough, least connections, the way
+# an Ingress controller's TCP passthrough runs. Every process here may hold at most 20,000
+# descriptors and a proxied connection takes two, so there is one worker per 8,000 edges
+# (EDGES), the listening socket spread over them (reuseport).
+#   start_nginx EDGES PORT...: sets $nginx_port and pid[nginx].
+start_nginx() {
+  local edges=$1 module p nginx
+  shift
+  nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+  module=$("$nginx" -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')
+  nginx_port=$(free_port)
+  mkdir -p "$work/nginx"
+  {
+    [[ -f $module/ngx_stream_module.so ]] && echo "load_module $module/ngx_stream_module.so;"
+    echo "daemon off; worker_processes $(( edges / 8000 + 1 )); worker_rlimit_nofile 19900;"
+    echo "pid $work/nginx/nginx.pid; error_log $work/nginx/error.log warn;"
+    echo "events { worker_connections 19000; }"
+    echo "stream { upstream edgehub { least_conn;"
+    for p in "$@"; do echo "  server 127.0.0.1:$p max_fails=1 fail_timeout=1s;"; done
+    echo "} server { listen 127.0.0.1:$nginx_port reuseport; proxy_pass edgehub; proxy_connect_timeout 1s;"
+    echo "  proxy_timeout 1h; proxy_next_upstream on; } }"
+  } >"$work/nginx/nginx.conf"
+  ( ulimit -n "$(ulimit -Hn)"
+    exec "$nginx" -p "$work/nginx/" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" ) &
+  pid[nginx]=$!
+  wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$nginx_port" 2>/dev/null
+}

@@ -64,24 +64,8 @@ start_replica() {  # sets ready_s: start → ready seconds (not in a subshell: p
 }
 for id in "${ids[@]}"; do start_replica "$id"; echo "start → ready, empty cluster, $id: $ready_s s"; done
 
-module=$("$NGINX" -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')
-nginx_port=$(free_port)
-mkdir -p "$work/nginx"
-{
-  [[ -f $module/ngx_stream_module.so ]] && echo "load_module $module/ngx_stream_module.so;"
-  # Two descriptors per proxied connection, and no process may hold more than 20,000: one
-  # worker per 8,000 edges, the listening socket spread over them (reuseport).
-  echo "daemon off; worker_processes $(( NODES / 8000 + 1 )); worker_rlimit_nofile 19900;"
-  echo "pid $work/nginx/nginx.pid; error_log $work/nginx/error.log warn;"
-  echo "events { worker_connections 19000; }"
-  echo "stream { upstream edgehub { least_conn;"
-  for id in "${ids[@]}"; do echo "  server 127.0.0.1:${edge[$id]} max_fails=1 fail_timeout=1s;"; done
-  echo "} server { listen 127.0.0.1:$nginx_port reuseport; proxy_pass edgehub; proxy_connect_timeout 1s;"
-  echo "  proxy_timeout 1h; proxy_next_upstream on; } }"
-} >"$work/nginx/nginx.conf"
-ulimit -n "$(ulimit -Hn)"
-"$NGINX" -p "$work/nginx/" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
-pid[nginx]=$!
+ports=(); for id in "${ids[@]}"; do ports+=("${edge[$id]}"); done
+start_nginx "$NODES" "${ports[@]}"
 
 "$SIM" --server "127.0.0.1:$nginx_port" --nodes "$NODES" --ca "$work/pki/ca.crt" \
   --client-ca-key "$work/pki/ca.key" --source-addrs "$SOURCE_ADDRS" --reconnect-delay 1 \

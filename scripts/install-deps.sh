@@ -12,7 +12,7 @@ packages=(
   nginx-light libnginx-mod-stream
   prometheus gnuplot-nox
   kubernetes-client
-  curl procps bc
+  curl procps bc jq
   golang-go  # the TLS interop test runs a client on Go's crypto/tls (edgecore's TLS stack)
 )
 
