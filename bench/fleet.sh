@@ -15,13 +15,19 @@
 # second), the observer's summary (Lease age max; every Lease that was ever older than 40 s,
 # by name) and the simulators' connect and latency figures.
 #
+# OPS (e.g. "rolling lb-restart kill scale") then runs operations on the running fleet, each
+# measured until the fleet has converged again (below).
+#
 # Exits 1 when, at the end, an edge is not held or a Node not Ready, or when a Lease was ever
-# older than STALE_AFTER seconds: the run is then not one to quote.
+# older than STALE_AFTER seconds outside a load balancer restart (where every edge drops at
+# once, and each stale Lease is named): the run is then not one to quote.
 #
 #   bench/fleet.sh [BUILD_DIR]
 #   env: REPLICAS=6 NODES=100000 SIMS=6 HOLD=600 SAMPLE=30 LEASE_RENEW=10 CONNECT_LIMIT=1200
 #        STALE_AFTER=40 START_SPREAD=<NODES/500 s> SOURCE_ADDRS=<NODES/20000+1> KUBE_QPS=2000
+#        FLEET_QPS=0 (kube.fleetQps)
 #        SINGLE_THREAD=<true|false> LEASE_WRITE_INTERVAL=<duration> OUT=<dir: keep the logs>
+#        OPS="<lb-restart|kill|rolling|scale> ..." SCALE_LIMIT=600 PLOT=<dir: a PNG per operation>
 set -euo pipefail
 
 BUILD=${1:-build/release}
@@ -51,12 +57,11 @@ start_api
   --status "$work/observed" >"$work/observer.log" 2>&1 &
 pid[observer]=$!
 
-# Replicas: one logical cluster each, as the Deployment runs them.
+# Replicas: one logical cluster each, as the Deployment runs them. ids[] are the live ones.
 ids=()
 declare -A edge_port admin_port
-for (( r = 0; r < REPLICAS; r++ )); do
-  id=hub-$r
-  ids+=("$id")
+start_hub() {  # start_hub ID: configures, starts and waits for one replica
+  local id=$1
   edge_port[$id]=$(free_port)
   admin_port[$id]=$(free_port)
   cat >"$work/$id.yaml" <<YAML
@@ -68,19 +73,25 @@ hub:
   certService: {enabled: false}
 $( [[ -n ${SINGLE_THREAD:-} ]] && echo "  singleThread: $SINGLE_THREAD")
 $( [[ -n ${LEASE_WRITE_INTERVAL:-} ]] && echo "  leaseWriteInterval: $LEASE_WRITE_INTERVAL")
-kube: {kubeconfig: $work/kubeconfig, qps: $KUBE_QPS, burst: $(( KUBE_QPS * 2 ))}
+kube: {kubeconfig: $work/kubeconfig, qps: $KUBE_QPS, burst: $(( KUBE_QPS * 2 )), fleetQps: ${FLEET_QPS:-0}}
 metrics: {listen: 127.0.0.1:${admin_port[$id]}}
 log: {level: warn}
 YAML
-  "$HUB" --config "$work/$id.yaml" >"$work/$id.log" 2>&1 &
+  "$HUB" --config "$work/$id.yaml" >>"$work/$id.log" 2>&1 &
   pid[$id]=$!
-done
+  ids+=("$id")
+  wait_until 120 replica_ready "$id"
+}
 replica_ready() { [[ $(curl -s "http://127.0.0.1:${admin_port[$1]}/readyz") == ok ]]; }
-for id in "${ids[@]}"; do wait_until 120 replica_ready "$id"; done
-
-ports=()
-for id in "${ids[@]}"; do ports+=("${edge_port[$id]}"); done
-start_nginx "$NODES" "${ports[@]}"
+forget_hub() {  # forget_hub ID: it has exited
+  local id=$1 i kept=()
+  unset "pid[$id]"
+  for i in "${ids[@]}"; do [[ $i == "$id" ]] || kept+=("$i"); done
+  ids=("${kept[@]}")
+}
+upstreams() { local id; for id in "${ids[@]}"; do echo "${edge_port[$id]}"; done; }
+for (( r = 0; r < REPLICAS; r++ )); do start_hub "hub-$r"; done
+start_nginx "$NODES" $(upstreams)
 
 # Simulators: disjoint ranges, every one dialling through nginx.
 sims=()
@@ -113,7 +124,8 @@ backlog_drained() {
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-echo "fleet: $NODES edges in $SIMS simulators, $REPLICAS replicas behind nginx, Lease renewals every $LEASE_RENEW s"
+echo "fleet: $NODES edges in $SIMS simulators, $REPLICAS replicas behind nginx, Lease renewals every $LEASE_RENEW s;" \
+  "kube.qps $KUBE_QPS, kube.fleetQps ${FLEET_QPS:-0}"
 t0=$(now)
 if wait_until "$CONNECT_LIMIT" all_ready; then
   echo "all $NODES held and Ready: $(since "$t0") s"
@@ -185,6 +197,139 @@ echo "  API requests per second: $(awk '{n += $1} END {printf "%.1f", n}' "$work
   "($(awk -v e="$NODES" '{n += $1} END {printf "%.4f", n / e}' "$work/api-rates") per edge), by verb and resource:"
 awk '{printf "    %8.1f /s  %s %s\n", $1, $2, $3}' "$work/api-rates"
 
+# Operations, in the order OPS names them, each measured from its first step until every
+# edge is held again and every Node Ready: what it cost the API server (requests beyond the
+# steady renewals, per edge that had to reconnect), the replicas' peak RSS, and the Leases
+# that went stale on the way (the observer names each one).
+total_requests() { api_requests | awk '{n += $3} END {print n + 0}'; }
+# "<all requests> <Lease writes>" of the API server so far, for the plot of an operation.
+request_counts() { api_requests | awk '{n += $3} $1 == "PUT" && $2 == "leases" {l = $3} END {print n + 0, l + 0}'; }
+converge() {  # converge LIMIT: sets $waited (s since $op_t) and $peak_rss (KiB, all replicas)
+  local limit=$1 rss id
+  peak_rss=0
+  while :; do
+    rss=0
+    for id in "${ids[@]}"; do rss=$(( rss + $(rss_kib "${pid[$id]}") )); done
+    (( rss > peak_rss )) && peak_rss=$rss
+    echo "$(since "$op_t") $(request_counts)" >>"$work/op-$op.dat"
+    all_ready && break
+    if (( $(echo "$(since "$op_t") > $limit" | bc) )); then
+      waited="more than $limit"
+      echo "    not converged after $limit s: $(held_total) held, $(observed ready) Ready of $NODES"
+      return 1
+    fi
+    sleep 1
+  done
+  waited=$(since "$op_t")
+}
+op_begin() { op_t=$(now); op_requests=$(total_requests); op_stale=$(observed stale_ever); api_requests >"$work/api-op"; }
+op_end() {  # op_end RECONNECTING: the cost of the operation
+  local secs requests extra
+  secs=$(since "$op_t")
+  requests=$(( $(total_requests) - op_requests ))
+  extra=$(echo "$requests - $steady_rate * $secs" | bc -l)
+  echo "    API requests: $requests in $secs s, $(printf %.0f "$extra") beyond the hold's steady rate" \
+    "($(echo "$extra / $(( $1 > 0 ? $1 : 1 ))" | bc -l | awk '{printf "%.1f", $1}') per reconnecting edge);" \
+    "replicas' peak RSS $(( peak_rss / 1024 )) MiB; Leases gone stale: $(( $(observed stale_ever) - op_stale ))"
+  stale_in_ops=$(( stale_in_ops + $(observed stale_ever) - op_stale ))
+  api_requests >"$work/api-op-end"
+  echo "    most frequent: $(rates "$work/api-op" "$work/api-op-end" 1 | head -8 | awk '{printf "%s %s %.0f, ", $2, $3, $1}')"
+}
+dropped() { (( $(held_total) < NODES )); }
+settle() { wait_until 300 backlog_drained || true; sleep "$(( SAMPLE < 10 ? SAMPLE : 10 ))"; }
+next_hub=$REPLICAS
+stale_in_ops=0 lb_stale=0
+steady_rate=$(awk '{n += $1} END {print n + 0}' "$work/api-rates")
+for op in ${OPS:-}; do
+  settle
+  case $op in
+    lb-restart)  # nginx stopped and started again: every edge drops at once
+      echo "operation: load balancer restart (nginx stopped, started again)"
+      op_begin
+      kill -TERM "${pid[nginx]}"; wait "${pid[nginx]}" || true; unset 'pid[nginx]'
+      wait_until 60 dropped || true
+      start_nginx "$NODES" $(upstreams)
+      converge "$CONNECT_LIMIT" || true
+      echo "    all $NODES held and Ready again $waited s after nginx stopped"
+      before=$stale_in_ops; op_end "$NODES"; lb_stale=$(( stale_in_ops - before )); stale_in_ops=$before
+      ;;
+    kill)  # kill -9 of one replica; the Deployment starts a new one
+      victim=${ids[0]}
+      lost=$(held "$victim")
+      echo "operation: kill -9 $victim ($lost edges)"
+      op_begin
+      kill -9 "${pid[$victim]}"; wait "${pid[$victim]}" 2>/dev/null || true; forget_hub "$victim"
+      reload_nginx "$NODES" $(upstreams)
+      converge "$CONNECT_LIMIT" || true
+      echo "    its edges held by the others, all Ready: $waited s"
+      start_hub "hub-$(( next_hub++ ))"; reload_nginx "$NODES" $(upstreams)
+      echo "    replacement ${ids[-1]} ready after $(since "$op_t") s"
+      op_end "$lost"
+      ;;
+    rolling)  # kubectl rollout restart: maxSurge 1, maxUnavailable 0
+      echo "operation: rolling restart of ${#ids[@]} replicas (new one ready, old one drained, next)"
+      op_begin
+      for old in "${ids[@]}"; do
+        step=$(now)
+        start_hub "hub-$(( next_hub++ ))"; reload_nginx "$NODES" $(upstreams)
+        moved=$(held "$old")
+        kill -TERM "${pid[$old]}"; wait "${pid[$old]}" || true; forget_hub "$old"
+        reload_nginx "$NODES" $(upstreams)
+        converge "$CONNECT_LIMIT" || true
+        echo "    $old ($moved edges) → ${ids[-1]}: drained and all held again after $(since "$step") s"
+      done
+      echo "    whole rollout: $(since "$op_t") s"
+      op_end "$NODES"
+      ;;
+    scale)  # one replica more until it holds a fair share, then that one drained away
+      echo "operation: scale out ${#ids[@]} → $(( ${#ids[@]} + 1 )), then in again"
+      op_begin
+      start_hub "hub-$(( next_hub++ ))"; reload_nginx "$NODES" $(upstreams)
+      new=${ids[-1]}
+      fair=$(( NODES / ${#ids[@]} ))
+      fair_share() { (( $(held "$new") * 10 >= fair * 9 )); }
+      if wait_until "${SCALE_LIMIT:-600}" fair_share; then
+        echo "    $new holds $(held "$new") edges (a fair share is $fair) after $(since "$op_t") s"
+      else
+        echo "    $new holds $(held "$new") edges of a fair share of $fair after ${SCALE_LIMIT:-600} s"
+      fi
+      converge "$CONNECT_LIMIT" || true
+      moved=$(held "$new")
+      op_end "$moved"
+      op_begin
+      kill -TERM "${pid[$new]}"; wait "${pid[$new]}" || true; forget_hub "$new"
+      reload_nginx "$NODES" $(upstreams)
+      converge "$CONNECT_LIMIT" || true
+      echo "    scale in: $new drained, its $moved edges held by the others and all Ready after $waited s"
+      op_end "$moved"
+      ;;
+    *) echo "unknown operation $op (lb-restart, kill, rolling, scale)" >&2; exit 2 ;;
+  esac
+done
+
+# The API server's request rate through each operation, per second: docs/ plots (PNG).
+if [[ -n ${PLOT:-} ]]; then
+  mkdir -p "$PLOT"
+  for f in "$work"/op-*.dat; do
+    [[ -f $f ]] || continue
+    name=$(basename "$f" .dat)
+    awk 'NR > 1 && $1 > t {printf "%.1f %.0f %.0f\n", $1, ($2 - n) / ($1 - t), ($3 - l) / ($1 - t)}
+         {t = $1; n = $2; l = $3}' "$f" >"$work/$name.rate"
+    gnuplot <<GNUPLOT
+set terminal pngcairo size 900,420 noenhanced
+set output "$PLOT/fleet-$name.png"
+set title "API server requests per second: ${name#op-}, $NODES edges, ${#ids[@]} replicas"
+set xlabel "seconds since the operation began"
+set ylabel "requests / s"
+set grid
+set key top right
+plot "$work/$name.rate" using 1:2 with lines lw 2 title "all requests", \
+     "$work/$name.rate" using 1:3 with lines lw 2 title "Lease writes (PUT leases)"
+GNUPLOT
+    echo "plot: $PLOT/fleet-$name.png"
+  done
+fi
+
 # The observer's verdict, then the simulators' figures (they stop after it, so that their own
 # shutdown does not age any Lease).
 kill -TERM "${pid[observer]}"; wait "${pid[observer]}" || true; unset 'pid[observer]'
@@ -200,8 +345,10 @@ done
 
 ready_end=$(awk '/^observer end:/ {for (i = 1; i <= NF; i++) if ($i == "Ready,") print $(i - 1)}' "$work/observer.log" | head -1)
 stale=$(sed -n 's/.*Leases ever older than [0-9]* s: \([0-9]*\).*/\1/p' "$work/observer.log")
+stale_hold=$(( ${stale:-0} - stale_in_ops - lb_stale ))
 verdict="held $held_end / $NODES, Ready ${ready_end:-0} / $NODES, stale Leases ${stale:-?}"
-if (( held_end >= NODES && ${ready_end:-0} >= NODES )) && [[ ${stale:-} == 0 ]]; then
+verdict+=" (in the hold and the operations other than lb-restart: $(( stale_hold + stale_in_ops )))"
+if (( held_end >= NODES && ${ready_end:-0} >= NODES && stale_hold + stale_in_ops == 0 )) && [[ -n ${stale:-} ]]; then
   echo "verdict: ok — $verdict"
 else
   echo "verdict: FAILED — $verdict"

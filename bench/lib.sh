@@ -95,12 +95,12 @@ YAML
 # descriptors and a proxied connection takes two, so there is one worker per 8,000 edges
 # (EDGES), the listening socket spread over them (reuseport).
 #   start_nginx EDGES PORT...: sets $nginx_port and pid[nginx].
-start_nginx() {
-  local edges=$1 module p nginx
+#   reload_nginx EDGES PORT...: the same nginx with another set of replicas (SIGHUP: new
+#     workers take new connections, the old ones keep theirs until they close).
+nginx_conf() {
+  local edges=$1 module p
   shift
-  nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
   module=$("$nginx" -V 2>&1 | sed -n 's/.*--modules-path=\([^ ]*\).*/\1/p')
-  nginx_port=$(free_port)
   mkdir -p "$work/nginx"
   {
     [[ -f $module/ngx_stream_module.so ]] && echo "load_module $module/ngx_stream_module.so;"
@@ -112,8 +112,17 @@ start_nginx() {
     echo "} server { listen 127.0.0.1:$nginx_port reuseport; proxy_pass edgehub; proxy_connect_timeout 1s;"
     echo "  proxy_timeout 1h; proxy_next_upstream on; } }"
   } >"$work/nginx/nginx.conf"
+}
+nginx=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+start_nginx() {
+  [[ -n ${nginx_port:-} ]] || nginx_port=$(free_port)
+  nginx_conf "$@"
   ( ulimit -n "$(ulimit -Hn)"
     exec "$nginx" -p "$work/nginx/" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" ) &
   pid[nginx]=$!
   wait_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$nginx_port" 2>/dev/null
+}
+reload_nginx() {
+  nginx_conf "$@"
+  kill -HUP "${pid[nginx]}"
 }
