@@ -309,6 +309,13 @@ std::vector<Key> build() {
       int_key("kube.burst", EDGEHUB_FIELD(kube.burst), 1, 100'000,
               "Client-side API burst: requests allowed at once after a quiet time (2 s of "
               "kube.qps by default)."),
+      number_key("kube.fleetQps", EDGEHUB_FIELD(kube.fleet_qps), 0, 1'000'000,
+                 "API request rate for all live replicas together; 0 turns it off (each "
+                 "replica has kube.qps). A replica takes its own edges' Lease renewals (edges / "
+                 "10 per second) plus an equal part of what the fleet's renewals leave, never "
+                 "more than kube.qps, re-read from the membership Leases every "
+                 "rebalance.interval. At least edges / 5 keeps renewals first through a "
+                 "reconnect storm."),
       duration_key("kube.requestTimeout", EDGEHUB_FIELD(kube.request_timeout),
                    "Timeout of one API request (watches excepted)."),
       host_port_key("metrics.listen", EDGEHUB_FIELD(metrics.listen),
@@ -333,7 +340,8 @@ std::vector<Key> build() {
       number_key("rebalance.tolerance", EDGEHUB_FIELD(rebalance.tolerance), 0, 10,
                  "Fraction above the fleet average tolerated before shedding."),
       int_key("rebalance.sessionsPerRound", EDGEHUB_FIELD(rebalance.sessions_per_round), 1,
-              100'000, "Sessions shed per round at most."),
+              100'000, "Sessions shed per round at most (after a round that shed some, the replica waits two "
+              "rounds before it judges again)."),
       duration_key("rebalance.interval", EDGEHUB_FIELD(rebalance.interval),
                    "Time between rebalancing rounds; also how often the replica renews its "
                    "membership Lease and reads the fleet's."),

@@ -30,6 +30,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cmath>
 #include <condition_variable>
 #include <fstream>
 #include <future>
@@ -106,6 +107,7 @@ struct Hub::Impl : SessionHost {
   // node stays Ready while its agent reconnects elsewhere (drain, rebalance).
   asio::awaitable<void> hand_off(std::shared_ptr<Session> session);
   void on_fleet(const std::vector<ReplicaInfo>& live);
+  void take_fleet_share(const std::vector<ReplicaInfo>& live);
   void start_admin();
   // API thread, after each read of the deny list: sessions of revoked identities end.
   void close_revoked_sessions();
@@ -334,6 +336,7 @@ void Hub::Impl::start() {
                      .event_burst = static_cast<double>(c.hub.event_burst)});
   api_budget = std::make_unique<ApiBudget>(api_io.get_executor(), client->limiter(), metrics,
                                            [this] { return registry.size(); });
+  api_budget->fleet_budget(c.kube.fleet_qps > 0);
   if (c.delivery.node_sync) {
     node_sync = std::make_unique<NodeSync>(
         client, metrics,
@@ -770,6 +773,7 @@ void Hub::Impl::on_closed(Session& s, CloseReason r) {
 
 void Hub::Impl::on_fleet(const std::vector<ReplicaInfo>& live) {
   downstream_ready = watches_ready();
+  if (options.config.kube.fleet_qps > 0) take_fleet_share(live);
   const auto& r = options.config.rebalance;
   if (!r.enabled || stopping) return;
   // After a hand-off, wait until the others' Leases can show the agents that moved.
@@ -791,6 +795,24 @@ void Hub::Impl::on_fleet(const std::vector<ReplicaInfo>& live) {
     handed_off->with({"rebalance"}).inc();
     asio::co_spawn(api_io, hand_off(session), asio::detached);
   }
+}
+
+// kube.fleetQps: this replica's part, from the live replicas' connection counts (their
+// membership Leases) and its own count now.
+void Hub::Impl::take_fleet_share(const std::vector<ReplicaInfo>& live) {
+  const auto& k = options.config.kube;
+  std::vector<std::size_t> others;
+  for (const auto& replica : live) {
+    if (replica.name != options.config.hub.id) others.push_back(replica.connections);
+  }
+  const double qps = fleet_share(k.fleet_qps, k.qps, registry.size(), others);
+  auto& limiter = client->limiter();
+  if (std::abs(qps - limiter.qps()) >= 0.1 * limiter.qps()) {
+    spdlog::info("API budget: {:.0f} requests/s of kube.fleetQps {:g} ({} edges here, {} other "
+                 "live replicas)",
+                 qps, k.fleet_qps, registry.size(), others.size());
+  }
+  limiter.set_rate(qps, std::min(static_cast<double>(k.burst), std::max(1.0, 2 * qps)));
 }
 
 asio::awaitable<void> Hub::Impl::hand_off(std::shared_ptr<Session> session) {

@@ -41,6 +41,13 @@ void RateLimiter::refill() {
   last_ = t;
 }
 
+void RateLimiter::set_rate(double qps, double burst) {
+  refill();
+  qps_ = qps;
+  burst_ = std::max(1.0, burst);
+  tokens_ = std::min(tokens_, burst_);
+}
+
 double RateLimiter::tokens() {
   refill();
   return tokens_;

@@ -106,6 +106,9 @@ struct KubeConfig {
   // for registration, status and NodeSync (docs/operations.md, Sizing).
   double qps = 2500;
   std::uint32_t burst = 5000;
+  // A request rate for all replicas together (0: off). Each takes its edges' renewals plus an
+  // equal part of the rest, re-read every rebalance.interval (docs/operations.md).
+  double fleet_qps = 0;
   Duration request_timeout{30'000};
 };
 
@@ -129,7 +132,7 @@ struct DrainConfig {
 struct RebalanceConfig {
   bool enabled = true;
   double tolerance = 0.10;  // fraction above the fleet average before shedding
-  std::uint32_t sessions_per_round = 20;
+  std::uint32_t sessions_per_round = 200;
   Duration interval{10'000};
 };
 

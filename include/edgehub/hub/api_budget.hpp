@@ -15,6 +15,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace edgehub::hub {
 
@@ -23,8 +24,17 @@ inline constexpr std::chrono::seconds kLeaseRenewInterval{10};
 // Requests waiting longer than this in the rate limiter mean the budget falls behind.
 inline constexpr std::chrono::seconds kSaturatedWait{10};
 
+// This replica's part of a fleet-wide budget (kube.fleetQps) that the live replicas share:
+// the Lease renewals of its own edges (one per edge every 10 s) plus an equal part of what the
+// fleet's renewals leave, never more than `replica_qps` (kube.qps). When the fleet's renewals
+// alone exceed the budget, the parts are proportional to the replicas' edges. `mine` is this
+// replica's edge count, `others` the other live replicas' (from their membership Leases).
+double fleet_share(double fleet_qps, double replica_qps, std::size_t mine,
+                   const std::vector<std::size_t>& others);
+
 struct BudgetView {
-  double qps = 0;                 // kube.qps (<= 0: unlimited)
+  double qps = 0;                 // the rate in force: kube.qps or a share of kube.fleetQps
+  bool fleet = false;             // a share of kube.fleetQps
   std::size_t nodes = 0;          // edges connected to the replica
   std::size_t waiting = 0;        // requests waiting in the rate limiter
   double oldest_wait_seconds = 0; // the longest any of them waited
@@ -40,6 +50,8 @@ class ApiBudget {
   ApiBudget(boost::asio::any_io_executor ex, const kube::RateLimiter& limiter,
             metrics::Registry& registry, std::function<std::size_t()> nodes,
             std::chrono::milliseconds period = std::chrono::seconds(1));
+  // The limiter's rate is this replica's share of kube.fleetQps (the warning names it).
+  void fleet_budget(bool on) { fleet_ = on; }
   void start();
   void stop();
   // One check (the timer's; tests call it directly).
@@ -52,7 +64,9 @@ class ApiBudget {
   const kube::RateLimiter& limiter_;
   std::function<std::size_t()> nodes_;
   std::chrono::milliseconds period_;
+  bool fleet_ = false;
   metrics::Gauge& saturated_;
+  metrics::Gauge& qps_;
   metrics::Family<metrics::Gauge>& oldest_;
   std::chrono::steady_clock::time_point last_warned_{};
   bool stopped_ = false;

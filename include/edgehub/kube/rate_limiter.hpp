@@ -71,6 +71,10 @@ class RateLimiter {
     return oldest_[static_cast<std::size_t>(p)].load(std::memory_order_relaxed);
   }
   double qps() const { return qps_; }
+  // A new rate and burst from now on (kube.fleetQps: the replica's share changes with the
+  // fleet). Tokens earned so far are kept, up to the new burst. qps must be > 0 when the
+  // limiter was made with qps > 0.
+  void set_rate(double qps, double burst);
   double tokens();
 
  private:

@@ -31,6 +31,23 @@ TEST(KubeRateLimiter, BurstThenQps) {
   EXPECT_DOUBLE_EQ(rl.tokens(), 5.0);  // capped at burst
 }
 
+TEST(KubeRateLimiter, SetRateKeepsEarnedTokensUpToTheNewBurst) {
+  FakeClock clock;
+  RateLimiter rl(10, 20, clock.fn());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(rl.try_acquire(Priority::Bulk)) << i;
+  clock.advance(std::chrono::milliseconds(500));  // 5 tokens at the old rate
+  rl.set_rate(100, 4);
+  EXPECT_DOUBLE_EQ(rl.qps(), 100);
+  EXPECT_DOUBLE_EQ(rl.tokens(), 4.0);  // capped at the new burst
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(rl.try_acquire(Priority::Bulk)) << i;
+  EXPECT_FALSE(rl.try_acquire(Priority::Bulk));
+  clock.advance(std::chrono::milliseconds(20));  // 2 tokens at the new rate
+  EXPECT_DOUBLE_EQ(rl.tokens(), 2.0);
+  rl.set_rate(1, 4);
+  clock.advance(std::chrono::milliseconds(1000));
+  EXPECT_DOUBLE_EQ(rl.tokens(), 3.0);
+}
+
 TEST(KubeRateLimiter, LeaseOvertakesQueuedBulk) {
   FakeClock clock;
   RateLimiter rl(10, 1, clock.fn());
