@@ -50,6 +50,7 @@ struct FakeHub::Impl : std::enable_shared_from_this<FakeHub::Impl> {
   std::vector<std::string> common_names;
   std::map<std::string, std::weak_ptr<SessionBase>> sessions;
   std::map<std::string, std::pair<std::string, std::string>> leases;  // node → uid, rv
+  int conflicts_left = 0;
   std::map<std::string, std::string> nodes;                           // node → uid
   std::map<std::string, std::pair<std::string, std::string>> objects;  // resource → json, rv
 
@@ -239,6 +240,16 @@ void FakeHub::Impl::handle(const std::string& node, const wire::Message& m,
         return reply(wire::object_resp("null", not_found("coordination.k8s.io", "lease")));
       }
     } else {
+      if (op == wire::operation::kUpdate && conflicts_left > 0) {
+        // As after a hand-off: the hub renewed the Lease, the edge's resourceVersion is old.
+        --conflicts_left;
+        lease.second = next_version();
+        return reply(wire::object_resp(
+            "null", wire::status_error({"Conflict", 409,
+                                        "Operation cannot be fulfilled on leases.coordination.k8s.io \"" +
+                                            r.name + "\": the object has been modified",
+                                        r.name, "coordination.k8s.io", "leases"})));
+      }
       if (lease.first.empty()) lease.first = wire::new_message_id();
       lease.second = next_version();
     }
@@ -292,6 +303,7 @@ void FakeHub::Impl::handle(const std::string& node, const wire::Message& m,
 FakeHub::FakeHub(FakeHubOptions options, std::optional<net::TlsContext> tls)
     : impl_(std::make_shared<Impl>()) {
   impl_->options = std::move(options);
+  impl_->conflicts_left = impl_->options.conflicting_lease_updates;
   impl_->tls = std::move(tls);
 }
 

@@ -19,6 +19,7 @@ using Clock = std::chrono::steady_clock;
 namespace op = wire::operation;
 
 constexpr std::string_view kLeaseNamespace = "kube-node-lease";
+constexpr int kLeaseRetries = 5;  // kubelet's nodelease maxUpdateRetries
 constexpr std::string_view kStampAnnotation = "edgehub.io/stamp";
 
 std::string rfc3339_now(bool micro = false) {
@@ -443,6 +444,8 @@ void Node::keepalive_tick(std::uint32_t epoch) {
 
 void Node::lease_tick(std::uint32_t epoch) {
   if (!is_current(epoch) || !connected_) return;
+  lease_retries_ = 0;
+  lease_write_after_query_ = false;
   if (!lease_uid_.empty()) {
     send_lease_write(false);
   } else if (lease_missing_) {
@@ -653,7 +656,12 @@ void Node::handle_response(const wire::Message& message) {
         lease_uid_ = str(object["metadata"], "uid");
         lease_rv_ = str(object["metadata"], "resourceVersion");
         lease_missing_ = false;
+        if (lease_write_after_query_) {
+          lease_write_after_query_ = false;
+          send_lease_write(false);
+        }
       } else if (reason == "NotFound") {
+        lease_write_after_query_ = false;
         lease_missing_ = true;
         send_lease_write(true);
       }
@@ -665,8 +673,14 @@ void Node::handle_response(const wire::Message& message) {
         lease_rv_ = str(object["metadata"], "resourceVersion");
         lease_missing_ = false;
       } else {
-        lease_uid_.clear();  // conflict or gone: look again next round
+        // Conflict (the hub renewed the Lease when it handed the session off), gone, or
+        // refused: read it again and retry now, as kubelet does (maxUpdateRetries 5).
+        lease_uid_.clear();
         lease_missing_ = false;
+        if (++lease_retries_ <= kLeaseRetries) {
+          lease_write_after_query_ = true;
+          send_lease_query();
+        }
       }
       break;
     case Request::node_insert:

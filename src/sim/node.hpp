@@ -146,6 +146,10 @@ class Node {
   std::string lease_uid_;
   std::string lease_rv_;
   bool lease_missing_ = false;
+  // As kubelet's lease controller: a failed renewal reads the Lease again and retries at once,
+  // up to kLeaseRetries times per round (a conflict after a hand-off is the common case).
+  bool lease_write_after_query_ = false;
+  int lease_retries_ = 0;
   std::vector<Pending> pending_;
   std::vector<ObjectRecord> objects_;
   std::vector<SimDevice> devices_;

@@ -20,6 +20,7 @@ struct FakeHubOptions {
   bool record = true;             // keep every message received (tests); off for --serve
   bool answer_requests = true;    // reply to lease / node / patch / query requests
   bool node_exists = false;       // answer node inserts with AlreadyExists
+  int conflicting_lease_updates = 0;  // answer the first N lease updates 409 Conflict
   int backlog = 4096;
   std::string replica_header;     // non-empty: sent as X-Edgehub-Replica on the upgrade response
 };

@@ -200,6 +200,36 @@ TEST_F(FleetTest, RegistersRenewsLeaseAndReportsReady) {
   EXPECT_EQ(objects[0].kind, "Node");
 }
 
+// As kubelet's lease controller: a renewal answered 409 (the hub renewed the Lease when it
+// handed the session off) reads the Lease again and is retried in the same round, not the
+// next ones — two lost rounds took such a node's Lease past the 40 s grace period.
+TEST_F(FleetTest, AConflictingRenewalIsRetriedAtOnceWithTheNewVersion) {
+  FakeHubOptions hub_options;
+  hub_options.conflicting_lease_updates = 1;
+  start(1, [](SimOptions& o) { o.lease_renew = 2s; }, hub_options);
+  std::vector<wire::Message> lease;
+  ASSERT_TRUE(eventually([&] {
+    lease.clear();
+    for (auto& m : from("edge-0")) {
+      // Its requests (the hub's replies to them are ACKed: operation "response").
+      if (m.route.resource == "kube-node-lease/lease/edge-0" && m.route.operation != "response") {
+        lease.push_back(m);
+      }
+    }
+    return lease.size() >= 5;
+  }));
+  // query (404), insert, update (409), query, update
+  EXPECT_EQ(lease[0].route.operation, "query");
+  EXPECT_EQ(lease[1].route.operation, "insert");
+  EXPECT_EQ(lease[2].route.operation, "update");
+  EXPECT_EQ(lease[3].route.operation, "query");
+  EXPECT_EQ(lease[4].route.operation, "update");
+  EXPECT_NE(lease[4].content_json()["metadata"]["resourceVersion"],
+            lease[2].content_json()["metadata"]["resourceVersion"]);
+  // In the same round: before the next renewal is due (2 s later).
+  EXPECT_LT(lease[4].header.timestamp - lease[2].header.timestamp, 1000);
+}
+
 TEST_F(FleetTest, NodeAlreadyExistsStillReportsStatus) {
   FakeHubOptions ho;
   ho.node_exists = true;
