@@ -80,7 +80,7 @@ YAML
   "$HUB" --config "$work/$id.yaml" >>"$work/$id.log" 2>&1 &
   pid[$id]=$!
   ids+=("$id")
-  wait_until 120 replica_ready "$id"
+  wait_until 120 replica_ready "$id" || { echo "replica $id not ready after 120 s:"; tail -5 "$work/$id.log"; return 1; }
 }
 replica_ready() { [[ $(curl -s "http://127.0.0.1:${admin_port[$1]}/readyz") == ok ]]; }
 forget_hub() {  # forget_hub ID: it has exited
@@ -329,6 +329,17 @@ GNUPLOT
     echo "plot: $PLOT/fleet-$name.png"
   done
 fi
+
+# Every answer of the API server that was not a success, over the whole run.
+echo "API errors over the run (verb, resource, code: count):"
+curl -s --max-time 10 "$api/metrics" | awk '
+  /^apiserver_request_total\{/ && !/code="[23]/ {
+    match($0, /verb="[^"]*"/); verb = substr($0, RSTART + 6, RLENGTH - 7)
+    match($0, /resource="[^"]*"/); res = substr($0, RSTART + 10, RLENGTH - 11)
+    match($0, /code="[^"]*"/); code = substr($0, RSTART + 6, RLENGTH - 7)
+    printf "  %s %s %s: %d\n", verb, res, code, $NF; n++
+  }
+  END { if (n == 0) print "  none" }'
 
 # The observer's verdict, then the simulators' figures (they stop after it, so that their own
 # shutdown does not age any Lease).

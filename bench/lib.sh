@@ -40,10 +40,12 @@ now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc | awk '{printf "%.2f", $1}'; }
 
 free_port() {
-  # Bind port 0 via bash's /dev/tcp is not possible; ask the kernel's ephemeral range instead.
-  local p
+  # Bash cannot bind port 0. A port below the kernel's ephemeral range (where the fleet's own
+  # tens of thousands of outgoing connections take theirs) that nothing listens on.
+  local p low
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   while :; do
-    p=$(( 20000 + RANDOM % 30000 ))
+    p=$(( 10000 + RANDOM % (low - 10000) ))
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
