@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <future>
 #include <thread>
 
@@ -35,6 +36,7 @@ class Replicas : public ::testing::Test {
     options.config.rebalance.sessions_per_round = 2;
     options.config.drain.deadline = std::chrono::milliseconds(8000);
     options.config.drain.sessions_per_second = 20;
+    options.config.kube.fleet_qps = fleet_qps_;
     return hubs_.start(std::move(options));
   }
   // The API server holds its answers to node pod lists (a resync's) for
@@ -63,6 +65,8 @@ class Replicas : public ::testing::Test {
     };
     return options;
   }
+
+  double fleet_qps_ = 0;  // kube.fleetQps of the replicas started next
 
   devapi::Store& store() { return hubs_.store(); }
   std::string owner(const std::string& node) { return hubs_.owner(node); }
@@ -345,6 +349,26 @@ TEST_F(Replicas, ADeletedNodeLosesItsSessionAndItsRecord) {
   store().remove(devapi::resource_by_name("nodes"), "", "edge-1");
   EXPECT_TRUE(edge->wait_close(10s).has_value()) << "cloudcore closes a deleted node's session";
   EXPECT_TRUE(eventually([&] { return owner("edge-1").empty(); })) << "record removed";
+}
+
+// kube.fleetQps: the replicas share one budget, each its edges' renewals (an edge every 10 s)
+// plus half of the rest; a replica that drains gives its part back.
+TEST_F(Replicas, TheFleetBudgetIsSharedByTheLiveReplicas) {
+  fleet_qps_ = 100;
+  auto& a = start_hub("replica-a");
+  std::vector<std::unique_ptr<Edge>> edges;
+  for (int i = 0; i < 4; ++i) edges.push_back(connect(a, "edge-" + std::to_string(i)));
+  auto& b = start_hub("replica-b");
+  const double renewals = 0.4;  // a's four edges
+  const double a_share = renewals + (100 - renewals) / 2;
+  const double b_share = (100 - renewals) / 2;
+  EXPECT_TRUE(eventually([&] {
+    return std::abs(metric(a, "edgehub_api_qps") - a_share) < 1e-6 &&
+           std::abs(metric(b, "edgehub_api_qps") - b_share) < 1e-6;
+  })) << metric(a, "edgehub_api_qps") << " " << metric(b, "edgehub_api_qps");
+  b.drain();  // its membership Lease is deleted: a is alone
+  EXPECT_TRUE(eventually([&] { return std::abs(metric(a, "edgehub_api_qps") - 100) < 1e-6; }))
+      << metric(a, "edgehub_api_qps");
 }
 
 TEST_F(Replicas, StatusPrintsTheFleetFromTheMembershipLeases) {
