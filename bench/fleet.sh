@@ -28,6 +28,7 @@
 #        FLEET_QPS=0 (kube.fleetQps)
 #        SINGLE_THREAD=<true|false> LEASE_WRITE_INTERVAL=<duration> OUT=<dir: keep the logs>
 #        OPS="<lb-restart|kill|rolling|scale> ..." SCALE_LIMIT=600 PLOT=<dir: a PNG per operation>
+#        HUB_LOG_LEVEL=warn SIM_LOG_LEVEL=warn
 set -euo pipefail
 
 BUILD=${1:-build/release}
@@ -75,7 +76,7 @@ $( [[ -n ${SINGLE_THREAD:-} ]] && echo "  singleThread: $SINGLE_THREAD")
 $( [[ -n ${LEASE_WRITE_INTERVAL:-} ]] && echo "  leaseWriteInterval: $LEASE_WRITE_INTERVAL")
 kube: {kubeconfig: $work/kubeconfig, qps: $KUBE_QPS, burst: $(( KUBE_QPS * 2 )), fleetQps: ${FLEET_QPS:-0}}
 metrics: {listen: 127.0.0.1:${admin_port[$id]}}
-log: {level: warn}
+log: {level: ${HUB_LOG_LEVEL:-warn}}
 YAML
   "$HUB" --config "$work/$id.yaml" >>"$work/$id.log" 2>&1 &
   pid[$id]=$!
@@ -103,7 +104,7 @@ for (( s = 0; s < SIMS; s++ )); do
   "$SIM" --server "127.0.0.1:$nginx_port" --nodes "$count" --first-index "$first" \
     --ca "$work/certs/ca.crt" --client-ca-key "$work/certs/ca.key" --source-addrs "$SOURCE_ADDRS" \
     --lease-renew "$LEASE_RENEW" --reconnect-delay 1 --reconnect-max 8 --start-spread "$START_SPREAD" \
-    --progress-interval "$SAMPLE" --report "$work/sim-$s.json" --log-level warn \
+    --progress-interval "$SAMPLE" --report "$work/sim-$s.json" --log-level "${SIM_LOG_LEVEL:-warn}" \
     >"$work/sim-$s.log" 2>&1 &
   pid[sim-$s]=$!
   sims+=("sim-$s")
