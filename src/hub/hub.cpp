@@ -782,8 +782,9 @@ void Hub::Impl::on_fleet(const std::vector<ReplicaInfo>& live) {
   for (const auto& replica : live) {
     if (replica.ready || replica.name == options.config.hub.id) counts.push_back(replica.connections);
   }
-  const auto shed = rebalance_surplus(registry.size(), counts, r.tolerance, r.sessions_per_round,
-                                      client->limiter().waiting());
+  const std::size_t backlog = client->limiter().waiting() + (listener ? listener->pending() : 0);
+  const auto shed =
+      rebalance_surplus(registry.size(), counts, r.tolerance, r.sessions_per_round, backlog);
   if (shed == 0) return;
   auto sessions = registry.sessions();
   std::sort(sessions.begin(), sessions.end(),

@@ -52,9 +52,8 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view text) {
 }
 
 std::size_t rebalance_surplus(std::size_t mine, const std::vector<std::size_t>& live_counts,
-                              double tolerance, std::size_t per_round,
-                              std::size_t api_requests_waiting) {
-  if (live_counts.size() < 2 || api_requests_waiting > 0) return 0;
+                              double tolerance, std::size_t per_round, std::size_t backlog) {
+  if (live_counts.size() < 2 || backlog > 0) return 0;
   double total = 0;
   for (auto c : live_counts) total += static_cast<double>(c);
   const double average = total / static_cast<double>(live_counts.size());

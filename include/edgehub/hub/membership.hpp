@@ -40,11 +40,12 @@ boost::asio::awaitable<kube::Result<std::vector<ReplicaInfo>>> list_replicas(kub
 
 // Connections this replica should shed now: above the live fleet's average by more than
 // `tolerance` (a fraction), shed down to the average (never below), at most `per_round`.
-// None while API requests wait in the replica's rate limiter: the fleet is still connecting
-// (or reconnecting), every moved edge would register again, and the counts are moving.
+// None while the replica is busy with a (re)connecting fleet — `backlog` counts the API
+// requests waiting in its rate limiter and the edge connections not yet sessions: every moved
+// edge would register again behind the others (a chain of slow round trips that took
+// handed-off edges' Leases past 40 s), and the counts are still moving.
 std::size_t rebalance_surplus(std::size_t mine, const std::vector<std::size_t>& live_counts,
-                              double tolerance, std::size_t per_round,
-                              std::size_t api_requests_waiting = 0);
+                              double tolerance, std::size_t per_round, std::size_t backlog = 0);
 
 // MicroTime for leases: 2026-11-27T05:00:00.123456Z.
 std::string micro_time_now();

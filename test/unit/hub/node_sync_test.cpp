@@ -59,7 +59,7 @@ TEST(Rebalance, ShedsDownToTheAverageNeverBelowAndAFewAtATime) {
   EXPECT_EQ(rebalance_surplus(7, {7, 0}, 0.1, 100), 3u) << "ceil(3.5) = 4 stay";
   EXPECT_EQ(rebalance_surplus(0, {0, 0}, 0.1, 100), 0u);
   EXPECT_EQ(rebalance_surplus(300, {300, 300, 300, 0}, 0.1, 20, 1), 0u)
-      << "not while API requests wait (a fleet still connecting)";
+      << "not while API requests wait or edges connect (a fleet still connecting)";
 }
 
 TEST(Rebalance, LeaseTimesAreMicroTimeAndParse) {
