@@ -229,6 +229,9 @@ op_end() {  # op_end RECONNECTING: the cost of the operation
   secs=$(since "$op_t")
   requests=$(( $(total_requests) - op_requests ))
   extra=$(echo "$requests - $steady_rate * $secs" | bc -l)
+  # A reconnected edge renews on its own clock, up to one interval after it is back: Leases
+  # that go stale in that time belong to this operation.
+  sleep $(( ${LEASE_RENEW%.*} + 5 ))
   echo "    API requests: $requests in $secs s, $(printf %.0f "$extra") beyond the hold's steady rate" \
     "($(echo "$extra / $(( $1 > 0 ? $1 : 1 ))" | bc -l | awk '{printf "%.1f", $1}') per reconnecting edge);" \
     "replicas' peak RSS $(( peak_rss / 1024 )) MiB; Leases gone stale: $(( $(observed stale_ever) - op_stale ))"
